@@ -1,0 +1,14 @@
+//! # sea-gcp
+//!
+//! Google Cloud Storage for SeaORM applications.
+
+#![warn(missing_docs)]
+
+pub mod config;
+mod error;
+pub mod signing;
+pub mod storage;
+
+pub use config::{Settings, StoreConfig};
+pub use error::{BoxError, Error, Result};
+pub use storage::{ObjectMeta, Store};

@@ -1,0 +1,512 @@
+//! Value types shared by every [`Store`](super::Store) backend: object metadata, options and results.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Metadata of one object generation, as GCS reports it (`objects.get`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ObjectMeta {
+    /// Object name relative to the store's `location`.
+    pub name: String,
+    /// Size in bytes (of the stored, possibly gzip-encoded, bytes).
+    pub size: u64,
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// `Content-Encoding` (`gzip` when the store compressed it).
+    pub content_encoding: Option<String>,
+    /// `Content-Language`.
+    pub content_language: Option<String>,
+    /// `Cache-Control`.
+    pub cache_control: Option<String>,
+    /// `Content-Disposition`.
+    pub content_disposition: Option<String>,
+    /// CRC32C of the stored bytes, base64 of the big-endian value (GCS's format).
+    pub crc32c: Option<String>,
+    /// MD5 of the stored bytes, base64. `None` for composite objects.
+    pub md5: Option<String>,
+    /// Generation: changes on every content write. Never 0 for a live object.
+    pub generation: i64,
+    /// Metageneration: starts at 1, increments on every metadata patch of this generation.
+    pub metageneration: i64,
+    /// Storage class (`STANDARD`, `NEARLINE`, ...), when known.
+    pub storage_class: Option<String>,
+    /// Custom time (`customTime`), when set.
+    pub custom_time: Option<DateTime<Utc>>,
+    /// User metadata (`x-goog-meta-*`).
+    pub metadata: BTreeMap<String, String>,
+    /// Creation time of this generation.
+    pub created: Option<DateTime<Utc>>,
+    /// Last metadata or content update.
+    pub updated: Option<DateTime<Utc>>,
+}
+
+/// GCS request preconditions. The memory and local stores enforce them exactly as GCS does:
+/// a mismatch is [`Error::Precondition`](crate::Error::Precondition) (HTTP 412), and
+/// `if_generation_match = Some(0)` means "only if no live object exists" (create-only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Preconditions {
+    /// Succeed only if the live generation equals this (0: only if there is no live object).
+    pub if_generation_match: Option<i64>,
+    /// Succeed only if the live generation differs from this (0: only if a live object exists).
+    pub if_generation_not_match: Option<i64>,
+    /// Succeed only if the live metageneration equals this.
+    pub if_metageneration_match: Option<i64>,
+    /// Succeed only if the live metageneration differs from this.
+    pub if_metageneration_not_match: Option<i64>,
+}
+
+impl Preconditions {
+    /// Create-only: `if_generation_match = 0`.
+    pub fn create_only() -> Self {
+        Self { if_generation_match: Some(0), ..Self::default() }
+    }
+
+    /// Only if the live generation is `generation`.
+    pub fn generation(generation: i64) -> Self {
+        Self { if_generation_match: Some(generation), ..Self::default() }
+    }
+
+    /// True when no condition is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Check against the live object's `(generation, metageneration)`, or `None` when there is none.
+    /// Returns a description of the first failed condition. This is GCS's exact rule set.
+    pub fn check(&self, live: Option<(i64, i64)>) -> Result<(), String> {
+        let generation = live.map(|l| l.0).unwrap_or(0);
+        if let Some(want) = self.if_generation_match {
+            if want != generation {
+                return Err(if want == 0 {
+                    format!("ifGenerationMatch=0 (create-only) but the object exists at generation {generation}")
+                } else {
+                    format!("ifGenerationMatch={want} but the live generation is {generation}")
+                });
+            }
+        }
+        if let Some(not) = self.if_generation_not_match {
+            if not == generation {
+                return Err(format!("ifGenerationNotMatch={not} but the live generation is {generation}"));
+            }
+        }
+        if self.if_metageneration_match.is_some() || self.if_metageneration_not_match.is_some() {
+            let Some((_, meta)) = live else {
+                return Err("a metageneration precondition was given but the object does not exist".into());
+            };
+            if let Some(want) = self.if_metageneration_match {
+                if want != meta {
+                    return Err(format!("ifMetagenerationMatch={want} but the live metageneration is {meta}"));
+                }
+            }
+            if let Some(not) = self.if_metageneration_not_match {
+                if not == meta {
+                    return Err(format!("ifMetagenerationNotMatch={not} but the live metageneration is {meta}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Object parameters (django-gcp's `object_parameters`): applied to every write, merged with per-call
+/// values. Field names match django-gcp / `google.cloud.storage.Blob` attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObjectParameters {
+    /// Predefined ACL (`publicRead`, `private`, `projectPrivate`, ...). Overrides `default_acl`.
+    pub acl: Option<String>,
+    /// `Cache-Control`.
+    pub cache_control: Option<String>,
+    /// `Content-Disposition`.
+    pub content_disposition: Option<String>,
+    /// `Content-Encoding`. Set by the store to `gzip` when it compresses.
+    pub content_encoding: Option<String>,
+    /// `Content-Language`.
+    pub content_language: Option<String>,
+    /// `Content-Type`. Guessed from the name with `mime_guess` when unset.
+    pub content_type: Option<String>,
+    /// User metadata. Merged key by key: a per-call key wins over the store's.
+    pub metadata: BTreeMap<String, String>,
+    /// Storage class (`STANDARD`, `NEARLINE`, `COLDLINE`, `ARCHIVE`).
+    pub storage_class: Option<String>,
+    /// Custom time (RFC 3339).
+    pub custom_time: Option<DateTime<Utc>>,
+}
+
+impl ObjectParameters {
+    /// `self` with every value set in `over` taking precedence; metadata merged key by key
+    /// (django-gcp replaces the whole metadata map and so loses the store-level keys; we do not).
+    pub fn merged_with(&self, over: &ObjectParameters) -> ObjectParameters {
+        let mut metadata = self.metadata.clone();
+        metadata.extend(over.metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+        ObjectParameters {
+            acl: over.acl.clone().or_else(|| self.acl.clone()),
+            cache_control: over.cache_control.clone().or_else(|| self.cache_control.clone()),
+            content_disposition: over.content_disposition.clone().or_else(|| self.content_disposition.clone()),
+            content_encoding: over.content_encoding.clone().or_else(|| self.content_encoding.clone()),
+            content_language: over.content_language.clone().or_else(|| self.content_language.clone()),
+            content_type: over.content_type.clone().or_else(|| self.content_type.clone()),
+            metadata,
+            storage_class: over.storage_class.clone().or_else(|| self.storage_class.clone()),
+            custom_time: over.custom_time.or(self.custom_time),
+        }
+    }
+}
+
+/// Options for [`Store::put`](super::Store::put).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct PutOptions {
+    /// Per-call object parameters, merged over the store's `object_parameters`.
+    pub params: ObjectParameters,
+    /// Preconditions on the destination (create-only: `if_generation_match = Some(0)`).
+    pub preconditions: Preconditions,
+    /// Override the store's `gzip` setting for this write.
+    pub gzip: Option<bool>,
+}
+
+impl PutOptions {
+    /// Create-only write: fails with a precondition error when the object exists.
+    pub fn create_only() -> Self {
+        Self { preconditions: Preconditions::create_only(), ..Self::default() }
+    }
+
+    /// Set the content type.
+    pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.params.content_type = Some(content_type.into());
+        self
+    }
+
+    /// Set the preconditions.
+    pub fn with_preconditions(mut self, preconditions: Preconditions) -> Self {
+        self.preconditions = preconditions;
+        self
+    }
+
+    /// Set the per-call object parameters.
+    pub fn with_params(mut self, params: ObjectParameters) -> Self {
+        self.params = params;
+        self
+    }
+}
+
+/// A byte range to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `start..end` (end exclusive).
+    Bounded {
+        /// First byte.
+        start: u64,
+        /// One past the last byte.
+        end: u64,
+    },
+    /// From `start` to the end of the object.
+    From(u64),
+    /// The last `n` bytes.
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// Resolve against an object of `size` bytes into `start..end`, or `None` if unsatisfiable
+    /// (GCS's 416 rules: a start at or beyond the end is unsatisfiable, an end past it is clamped).
+    pub fn resolve(&self, size: u64) -> Option<std::ops::Range<u64>> {
+        match *self {
+            ByteRange::Bounded { start, end } if start < end && start < size => Some(start..end.min(size)),
+            ByteRange::From(start) if start < size => Some(start..size),
+            ByteRange::Suffix(n) if n > 0 && size > 0 => Some(size.saturating_sub(n)..size),
+            _ => None,
+        }
+    }
+
+    /// The HTTP `Range` header value.
+    pub fn to_header(&self) -> String {
+        match *self {
+            ByteRange::Bounded { start, end } => {
+                format!("bytes={}-{}", start, end.saturating_sub(1))
+            }
+            ByteRange::From(start) => format!("bytes={start}-"),
+            ByteRange::Suffix(n) => format!("bytes=-{n}"),
+        }
+    }
+}
+
+impl std::fmt::Display for ByteRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_header())
+    }
+}
+
+impl From<std::ops::Range<u64>> for ByteRange {
+    fn from(r: std::ops::Range<u64>) -> Self {
+        ByteRange::Bounded { start: r.start, end: r.end }
+    }
+}
+
+/// Options for [`Store::get`](super::Store::get) and [`Store::head`](super::Store::head).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct GetOptions {
+    /// Read only this range (of the stored bytes; ranges are not combined with gzip decoding).
+    pub range: Option<ByteRange>,
+    /// Read this generation instead of the live one (versioned buckets, or the live generation pinned).
+    pub generation: Option<i64>,
+    /// Preconditions on the live object.
+    pub preconditions: Preconditions,
+    /// Return the stored bytes as they are, without undoing the store's gzip.
+    pub raw: bool,
+}
+
+impl GetOptions {
+    /// Read a range.
+    pub fn with_range(mut self, range: impl Into<ByteRange>) -> Self {
+        self.range = Some(range.into());
+        self
+    }
+
+    /// Pin a generation.
+    pub fn with_generation(mut self, generation: i64) -> Self {
+        self.generation = Some(generation);
+        self
+    }
+}
+
+/// Options for [`Store::delete`](super::Store::delete).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct DeleteOptions {
+    /// Delete this (possibly noncurrent) generation instead of the live one.
+    pub generation: Option<i64>,
+    /// Preconditions on the live object (e.g. only delete the generation we wrote).
+    pub preconditions: Preconditions,
+}
+
+impl DeleteOptions {
+    /// Delete only if the live generation is `generation`.
+    pub fn if_generation(generation: i64) -> Self {
+        Self { preconditions: Preconditions::generation(generation), ..Self::default() }
+    }
+}
+
+/// Options for [`Store::copy`](super::Store::copy).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct CopyOptions {
+    /// Copy this generation of the source.
+    pub source_generation: Option<i64>,
+    /// Copy only if the source's live generation is this (`ifSourceGenerationMatch`).
+    pub if_source_generation_match: Option<i64>,
+    /// Copy only if the source's live metageneration is this (`ifSourceMetagenerationMatch`).
+    pub if_source_metageneration_match: Option<i64>,
+    /// Preconditions on the destination (`if_generation_match = Some(0)`: must not exist).
+    pub destination: Preconditions,
+    /// Destination metadata. `None` keeps the source's metadata; `Some` replaces content type,
+    /// cache control, etc. with these values where set, and merges custom metadata over the source's.
+    pub params: Option<ObjectParameters>,
+}
+
+/// Options for [`Store::list`](super::Store::list).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ListOptions {
+    /// Only names starting with this (relative to the store's location).
+    pub prefix: Option<String>,
+    /// Group names by this delimiter (usually `/`) into [`ListPage::prefixes`].
+    pub delimiter: Option<String>,
+    /// Continue after a previous page.
+    pub page_token: Option<String>,
+    /// Page size (GCS caps it at 1,000; the default is 1,000).
+    pub max_results: Option<u32>,
+    /// Include noncurrent generations (versioned buckets).
+    pub versions: bool,
+}
+
+impl ListOptions {
+    /// List under `prefix`.
+    pub fn prefix(prefix: impl Into<String>) -> Self {
+        Self { prefix: Some(prefix.into()), ..Self::default() }
+    }
+
+    /// Group by `/`.
+    pub fn with_delimiter(mut self) -> Self {
+        self.delimiter = Some("/".into());
+        self
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListPage {
+    /// Objects on this page, in name order (then generation order when listing versions).
+    pub objects: Vec<ObjectMeta>,
+    /// "Directories" (common prefixes ending in the delimiter), relative to the store's location.
+    pub prefixes: Vec<String>,
+    /// Token for the next page, if there is one.
+    pub next_page_token: Option<String>,
+}
+
+/// A metadata patch (`objects.patch`). Only fields set to `Some` change. In `metadata`, a key mapped to
+/// `None` is removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MetadataPatch {
+    /// New `Content-Type`.
+    pub content_type: Option<String>,
+    /// New `Cache-Control`.
+    pub cache_control: Option<String>,
+    /// New `Content-Disposition`.
+    pub content_disposition: Option<String>,
+    /// New `Content-Language`.
+    pub content_language: Option<String>,
+    /// New `Content-Encoding`.
+    pub content_encoding: Option<String>,
+    /// New custom time.
+    pub custom_time: Option<DateTime<Utc>>,
+    /// Metadata keys to set (`Some`) or remove (`None`).
+    pub metadata: BTreeMap<String, Option<String>>,
+    /// Preconditions (typically `if_metageneration_match`).
+    pub preconditions: Preconditions,
+}
+
+impl MetadataPatch {
+    /// Apply to `meta` (the caller bumps metageneration and `updated`).
+    pub fn apply_to(&self, meta: &mut ObjectMeta) {
+        fn set(slot: &mut Option<String>, v: &Option<String>) {
+            if let Some(v) = v {
+                *slot = if v.is_empty() { None } else { Some(v.clone()) };
+            }
+        }
+        set(&mut meta.content_type, &self.content_type);
+        set(&mut meta.cache_control, &self.cache_control);
+        set(&mut meta.content_disposition, &self.content_disposition);
+        set(&mut meta.content_language, &self.content_language);
+        set(&mut meta.content_encoding, &self.content_encoding);
+        if let Some(t) = self.custom_time {
+            meta.custom_time = Some(t);
+        }
+        for (k, v) in &self.metadata {
+            match v {
+                Some(v) => meta.metadata.insert(k.clone(), v.clone()),
+                None => meta.metadata.remove(k),
+            };
+        }
+    }
+}
+
+/// HTTP method of a signed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    /// GET
+    #[default]
+    Get,
+    /// HEAD
+    Head,
+    /// PUT
+    Put,
+    /// POST
+    Post,
+    /// DELETE
+    Delete,
+}
+
+impl HttpMethod {
+    /// The method as sent on the wire.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Post => "POST",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
+}
+
+impl std::str::FromStr for HttpMethod {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.to_ascii_uppercase().as_str() {
+            "GET" => HttpMethod::Get,
+            "HEAD" => HttpMethod::Head,
+            "PUT" => HttpMethod::Put,
+            "POST" => HttpMethod::Post,
+            "DELETE" => HttpMethod::Delete,
+            other => {
+                return Err(crate::Error::InvalidArgument(format!(
+                    "unknown HTTP method `{other}`: use GET, HEAD, PUT, POST or DELETE"
+                )));
+            }
+        })
+    }
+}
+
+/// Options for [`Store::url`](super::Store::url).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct UrlOptions {
+    /// Lifetime of a signed URL; defaults to the store's `expiration` (1 day). At most 7 days.
+    pub expires_in: Option<Duration>,
+    /// Method the URL is for (GET by default).
+    pub method: HttpMethod,
+    /// `response-content-disposition` to force (e.g. `attachment; filename="a.pdf"`).
+    pub response_content_disposition: Option<String>,
+    /// `response-content-type` to force.
+    pub response_content_type: Option<String>,
+    /// Pin the URL to this generation.
+    pub generation: Option<i64>,
+    /// Sign even when the store would give a public URL.
+    pub force_signed: bool,
+}
+
+/// A request the caller must send exactly as described: OpenDAL's "presigned request".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresignedRequest {
+    /// HTTP method.
+    pub method: HttpMethod,
+    /// Full URL.
+    pub url: String,
+    /// Headers the request must carry (they are part of the signature).
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Options for [`Store::signed_upload`](super::Store::signed_upload).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SignedUploadOptions {
+    /// The content type the upload must carry.
+    pub content_type: String,
+    /// Largest accepted body (`x-goog-content-length-range: 0,<max>`).
+    pub max_size: u64,
+    /// Refuse to overwrite (`x-goog-if-generation-match: 0`). On by default.
+    pub create_only: bool,
+    /// Lifetime of the URL; defaults to 1 hour.
+    pub expires_in: Duration,
+    /// Start a resumable session (server-side) instead of a single signed PUT.
+    pub resumable: bool,
+    /// The browser's `Origin`, required for a resumable session used from a browser (CORS).
+    pub origin: Option<String>,
+    /// Size of the upload, when known (resumable sessions).
+    pub size: Option<u64>,
+    /// Custom metadata the object gets (resumable sessions only; a signed PUT binds none).
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Default for SignedUploadOptions {
+    fn default() -> Self {
+        Self {
+            content_type: "application/octet-stream".into(),
+            max_size: 5 * 1024 * 1024 * 1024 * 1024,
+            create_only: true,
+            expires_in: Duration::from_secs(3600),
+            resumable: false,
+            origin: None,
+            size: None,
+            metadata: BTreeMap::new(),
+        }
+    }
+}
