@@ -1,0 +1,85 @@
+//! The shared behaviour suite ([`sea_gcp::storage::conformance`]) against every backend.
+
+use std::sync::Arc;
+
+use sea_gcp::StoreConfig;
+use sea_gcp::storage::memory::MemoryStore;
+use sea_gcp::storage::{Store, conformance, open};
+
+#[tokio::test]
+async fn memory_store_behaves_like_gcs() {
+    conformance::run_all(|config: StoreConfig| async move {
+        let config =
+            StoreConfig { backend: sea_gcp::config::BackendConfig::Memory, bucket_name: "memory".into(), ..config };
+        Arc::new(MemoryStore::new("media", config).unwrap()) as Arc<dyn Store>
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn local_store_behaves_like_gcs() {
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().to_path_buf();
+    conformance::run_all(|config: StoreConfig| {
+        let dir = base.join(uuid::Uuid::new_v4().to_string());
+        async move {
+            let config = StoreConfig {
+                backend: sea_gcp::config::BackendConfig::Local,
+                root: Some(dir),
+                bucket_name: "local".into(),
+                ..config
+            };
+            open("media", config).await.unwrap()
+        }
+    })
+    .await;
+}
+
+/// The emulator's address, or `None` (after saying so loudly) when it is not running.
+fn emulator() -> Option<String> {
+    match std::env::var("STORAGE_EMULATOR_HOST") {
+        Ok(host) if !host.is_empty() => Some(host),
+        _ if std::env::var("SEA_GCP_REQUIRE_ALL").as_deref() == Ok("1") => {
+            panic!("STORAGE_EMULATOR_HOST is not set but SEA_GCP_REQUIRE_ALL=1: run scripts/test.sh")
+        }
+        _ => {
+            // Written to the real stderr (not the captured one) so that the skip is visible.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: GCS behaviour suite — STORAGE_EMULATOR_HOST is not set (scripts/test.sh starts fake-gcs-server)"
+            );
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn gcs_store_behaves_like_gcs_on_the_emulator() {
+    let Some(host) = emulator() else { return };
+    let bucket = format!("behaviour-{}", uuid::Uuid::new_v4().simple());
+    create_bucket(&host, &bucket).await;
+    conformance::run_all(|config: StoreConfig| {
+        let bucket = bucket.clone();
+        let host = host.clone();
+        async move {
+            // A unique prefix per check isolates the checks on one bucket.
+            let isolation = uuid::Uuid::new_v4().simple().to_string();
+            let location =
+                if config.location.is_empty() { isolation } else { format!("{isolation}/{}", config.location) };
+            let config = StoreConfig { bucket_name: bucket, api_endpoint: Some(host), location, ..config };
+            open("media", config).await.unwrap()
+        }
+    })
+    .await;
+}
+
+async fn create_bucket(host: &str, bucket: &str) {
+    let resp = reqwest::Client::new()
+        .post(format!("{host}/storage/v1/b?project=test"))
+        .json(&serde_json::json!({ "name": bucket }))
+        .send()
+        .await
+        .expect("emulator reachable");
+    assert!(resp.status().is_success(), "creating bucket: {}", resp.status());
+}
