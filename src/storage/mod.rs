@@ -17,6 +17,7 @@ pub mod memory;
 pub mod naming;
 mod payload;
 pub mod policy;
+pub mod retry;
 mod types;
 
 use std::sync::Arc;

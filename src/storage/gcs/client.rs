@@ -1,0 +1,182 @@
+//! Building the connection to GCS: endpoint, authentication, HTTP client.
+//!
+//! The JSON API endpoint is, in order: the store's `api_endpoint`, the `STORAGE_EMULATOR_HOST`
+//! environment variable (an emulator such as fake-gcs-server; `http://` is assumed when it has no
+//! scheme), Google's `https://storage.googleapis.com`. Requests are anonymous when the endpoint comes
+//! from `STORAGE_EMULATOR_HOST` or is plain `http://` (emulators speak plain HTTP; Google never does);
+//! otherwise they carry an access token from Application Default Credentials.
+//!
+//! Most calls go through `gcloud-storage`'s client; the few it cannot express (a media download that
+//! must send `Accept-Encoding: gzip`, a copy with `destinationPredefinedAcl`, a metadata patch that
+//! removes keys, a resumable session that answers CORS for a browser `Origin`) are sent with
+//! [`Connection::request`] over the same HTTP client and credentials, so instrumentation sees them all.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gcloud_storage::client::google_cloud_auth;
+use gcloud_storage::client::{Client, ClientConfig};
+use reqwest_middleware::{ClientWithMiddleware, RequestBuilder};
+use token_source::{TokenSource, TokenSourceProvider};
+
+use crate::config::StoreConfig;
+use crate::{Error, Result};
+
+/// Google's JSON API and public download host.
+pub(crate) const GOOGLE_ENDPOINT: &str = "https://storage.googleapis.com";
+
+/// Where API calls go and whether they are authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Endpoint {
+    /// Base URL without a trailing `/` (`https://storage.googleapis.com`, `http://127.0.0.1:4443`).
+    pub url: String,
+    /// Set when the endpoint is an emulator (`STORAGE_EMULATOR_HOST` or a plain-HTTP `api_endpoint`):
+    /// the same URL, used as the signing library's `emulator_host`.
+    pub emulator: Option<String>,
+}
+
+impl Endpoint {
+    /// Resolve the endpoint for `config`, reading `STORAGE_EMULATOR_HOST` from `env`.
+    pub(crate) fn resolve(config: &StoreConfig, env: Option<String>) -> Endpoint {
+        let trim = |s: &str| s.trim().trim_end_matches('/').to_string();
+        if let Some(api) = config.api_endpoint.as_deref().filter(|s| !s.trim().is_empty()) {
+            let url = trim(api);
+            let emulator = url.starts_with("http://").then(|| url.clone());
+            return Endpoint { url, emulator };
+        }
+        if let Some(host) = env.as_deref().filter(|s| !s.trim().is_empty()) {
+            let host = trim(host);
+            let url = if host.contains("://") { host } else { format!("http://{host}") };
+            return Endpoint { emulator: Some(url.clone()), url };
+        }
+        Endpoint { url: GOOGLE_ENDPOINT.to_string(), emulator: None }
+    }
+}
+
+/// The default HTTP client: connect and per-read timeouts, no overall timeout (uploads can be long).
+pub(crate) fn default_http_client() -> Result<ClientWithMiddleware> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(120))
+        .build()
+        .map_err(|e| Error::config(None, format!("cannot build the HTTP client: {e}")))?;
+    Ok(reqwest_middleware::ClientBuilder::new(client).build())
+}
+
+/// An authenticated connection to one GCS endpoint.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    /// `gcloud-storage`'s client.
+    pub client: Client,
+    /// The HTTP client every request goes through (the same one `client` uses).
+    pub http: ClientWithMiddleware,
+    /// Where requests go.
+    pub endpoint: Endpoint,
+    store: String,
+    token: Option<Arc<dyn TokenSource>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("endpoint", &self.endpoint)
+            .field("authenticated", &self.token.is_some())
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Connect for store `store` over `http`.
+    pub(crate) async fn new(store: &str, config: &StoreConfig, http: ClientWithMiddleware) -> Result<Self> {
+        let endpoint = Endpoint::resolve(config, std::env::var("STORAGE_EMULATOR_HOST").ok());
+        let base =
+            ClientConfig { http: Some(http.clone()), storage_endpoint: endpoint.url.clone(), ..Default::default() };
+        let (client_config, token) = if endpoint.emulator.is_some() {
+            (base.anonymous(), None)
+        } else {
+            let auth = google_cloud_auth::project::Config::default()
+                .with_scopes(&gcloud_storage::http::storage_client::SCOPES);
+            let provider = google_cloud_auth::token::DefaultTokenSourceProvider::new(auth).await.map_err(|e| {
+                Error::config(
+                    Some(store.to_string()),
+                    format!(
+                        "no Google credentials for the GCS store ({e}); set GOOGLE_APPLICATION_CREDENTIALS to a \
+                         service-account key, run `gcloud auth application-default login`, run on Google Cloud, \
+                         or set STORAGE_EMULATOR_HOST to use an emulator"
+                    ),
+                )
+            })?;
+            let token = provider.token_source();
+            (ClientConfig { token_source_provider: Some(Box::new(provider)), ..base }, Some(token))
+        };
+        Ok(Self { client: Client::new(client_config), http, endpoint, store: store.to_string(), token })
+    }
+
+    /// `{endpoint}/storage/v1`.
+    pub(crate) fn api_base(&self) -> String {
+        format!("{}/storage/v1", self.endpoint.url)
+    }
+
+    /// `{endpoint}/upload/storage/v1`.
+    pub(crate) fn upload_base(&self) -> String {
+        format!("{}/upload/storage/v1", self.endpoint.url)
+    }
+
+    /// A request to `url` carrying the connection's credentials.
+    pub(crate) async fn request(&self, method: reqwest::Method, url: &str) -> Result<RequestBuilder> {
+        let builder = self.http.request(method, url).header("x-goog-api-client", "rust sea-gcp");
+        match &self.token {
+            None => Ok(builder),
+            Some(token) => {
+                let value = token.token().await.map_err(|e| Error::Backend {
+                    backend: "gcs",
+                    store: self.store.clone(),
+                    status: None,
+                    retryable: true,
+                    source: format!("cannot get an access token: {e}").into(),
+                })?;
+                Ok(builder.header(reqwest::header::AUTHORIZATION, value))
+            }
+        }
+    }
+}
+
+/// Percent-encode one path segment of a JSON API URL (object names: `/` becomes `%2F`).
+pub(crate) fn encode_segment(s: &str) -> String {
+    const SET: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SET).to_string()
+}
+
+/// Percent-encode an object key for a download URL path (`/` kept, like Python's `quote(safe="/~")`).
+pub(crate) fn encode_path(key: &str) -> String {
+    const SET: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    percent_encoding::utf8_percent_encode(key, SET).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_order() {
+        let mut config = StoreConfig::gcs("b");
+        assert_eq!(Endpoint::resolve(&config, None), Endpoint { url: GOOGLE_ENDPOINT.into(), emulator: None });
+        let from_env = Endpoint::resolve(&config, Some("localhost:4443/".into()));
+        assert_eq!(from_env.url, "http://localhost:4443");
+        assert_eq!(from_env.emulator.as_deref(), Some("http://localhost:4443"));
+        config.api_endpoint = Some("https://storage.example.com/".into());
+        let explicit = Endpoint::resolve(&config, Some("http://127.0.0.1:1".into()));
+        assert_eq!(explicit, Endpoint { url: "https://storage.example.com".into(), emulator: None });
+        config.api_endpoint = Some("http://127.0.0.1:9000".into());
+        assert!(Endpoint::resolve(&config, None).emulator.is_some());
+    }
+
+    #[test]
+    fn segments() {
+        assert_eq!(encode_segment("a/b c~.txt"), "a%2Fb%20c~.txt");
+        assert_eq!(encode_segment("ünï"), "%C3%BCn%C3%AF");
+        assert_eq!(encode_path("a/b c#?.txt"), "a/b%20c%23%3F.txt");
+    }
+}

@@ -1,0 +1,212 @@
+//! Conversions between `gcloud-storage`'s types and ours: objects to [`ObjectMeta`], object parameters to
+//! upload metadata, and HTTP / client errors to [`crate::Error`].
+//!
+//! Status mapping: 404 → [`Error::NotFound`], 412 → [`Error::Precondition`], 304 →
+//! [`Error::NotModified`], 416 → [`Error::InvalidRange`]; 408, 429 and 5xx, and failures without a
+//! response (connection refused, reset, timeouts) → [`Error::Backend`] with `retryable: true`; every
+//! other status → [`Error::Backend`] with `retryable: false`.
+
+use chrono::{DateTime, Utc};
+use gcloud_storage::http::object_access_controls::PredefinedObjectAcl;
+use gcloud_storage::http::objects::Object;
+
+use crate::Error;
+use crate::storage::naming::Keyspace;
+use crate::storage::{ObjectMeta, ObjectParameters};
+
+/// Which store and object an error is about.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    /// Store key.
+    pub store: &'a str,
+    /// Object name relative to the location (or a bucket-level description).
+    pub name: &'a str,
+}
+
+impl Ctx<'_> {
+    /// The error for an HTTP `status` answered with `message`.
+    pub(crate) fn status(&self, status: u16, message: String) -> Error {
+        match status {
+            404 => Error::NotFound { store: self.store.to_string(), name: self.name.to_string() },
+            412 => Error::Precondition {
+                store: self.store.to_string(),
+                name: self.name.to_string(),
+                message: if message.is_empty() { "HTTP 412 Precondition Failed".into() } else { message },
+            },
+            304 => Error::NotModified { name: self.name.to_string() },
+            416 => Error::InvalidRange { name: self.name.to_string(), range: message, size: 0 },
+            _ => Error::Backend {
+                backend: "gcs",
+                store: self.store.to_string(),
+                status: Some(status),
+                retryable: is_retryable_status(status),
+                source: format!("`{}`: {}", self.name, if message.is_empty() { "no details" } else { &message }).into(),
+            },
+        }
+    }
+
+    /// An error with no HTTP response (connection, timeout, body, decoding).
+    fn transport(&self, retryable: bool, source: crate::BoxError) -> Error {
+        Error::Backend { backend: "gcs", store: self.store.to_string(), status: None, retryable, source }
+    }
+
+    /// Convert a `reqwest` error.
+    pub(crate) fn reqwest(&self, err: reqwest::Error) -> Error {
+        if let Some(status) = err.status() {
+            return self.status(status.as_u16(), err.to_string());
+        }
+        let retryable = err.is_connect() || err.is_timeout() || err.is_request() || err.is_body();
+        self.transport(retryable, Box::new(err))
+    }
+
+    /// Convert a `reqwest-middleware` error.
+    pub(crate) fn middleware(&self, err: reqwest_middleware::Error) -> Error {
+        match err {
+            reqwest_middleware::Error::Reqwest(e) => self.reqwest(e),
+            reqwest_middleware::Error::Middleware(e) => self.transport(false, e.into()),
+        }
+    }
+
+    /// Convert a `gcloud-storage` error.
+    pub(crate) fn gcloud(&self, err: gcloud_storage::http::Error) -> Error {
+        use gcloud_storage::http::Error as E;
+        match err {
+            E::Response(r) => self.status(r.code, r.message),
+            E::HttpClient(e) => self.reqwest(e),
+            E::HttpMiddleware(e) => self.transport(false, e.into()),
+            E::TokenSource(e) => self.transport(true, format!("cannot get an access token: {e}").into()),
+            E::RawResponse(e, detail) => match e.status() {
+                Some(s) => self.status(s.as_u16(), detail),
+                None => self.reqwest(e),
+            },
+            other => self.transport(false, Box::new(other)),
+        }
+    }
+
+    /// Turn a non-success response into an error (reading GCS's JSON error message when present).
+    pub(crate) async fn check(&self, response: reqwest::Response) -> crate::Result<reqwest::Response> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| body.chars().take(500).collect());
+        Err(self.status(status.as_u16(), message))
+    }
+}
+
+/// 408, 429 and 5xx may succeed when repeated.
+pub(crate) fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500..=599)
+}
+
+pub(crate) fn to_chrono(t: time::OffsetDateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond())
+}
+
+pub(crate) fn to_time(t: DateTime<Utc>) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(t.timestamp_nanos_opt()? as i128).ok()
+}
+
+/// GCS object resource → [`ObjectMeta`] with the name relative to the store's location.
+pub(crate) fn to_meta(keyspace: &Keyspace, object: Object) -> ObjectMeta {
+    let none_if_empty = |s: Option<String>| s.filter(|v| !v.is_empty());
+    ObjectMeta {
+        name: keyspace.relative(&object.name).to_string(),
+        size: object.size.max(0) as u64,
+        content_type: none_if_empty(object.content_type),
+        content_encoding: none_if_empty(object.content_encoding),
+        content_language: none_if_empty(object.content_language),
+        cache_control: none_if_empty(object.cache_control),
+        content_disposition: none_if_empty(object.content_disposition),
+        crc32c: none_if_empty(object.crc32c),
+        md5: none_if_empty(object.md5_hash),
+        generation: object.generation,
+        metageneration: object.metageneration,
+        storage_class: none_if_empty(object.storage_class),
+        custom_time: object.custom_time.and_then(to_chrono),
+        metadata: object.metadata.unwrap_or_default().into_iter().collect(),
+        created: object.time_created.and_then(to_chrono),
+        updated: object.updated.and_then(to_chrono),
+    }
+}
+
+/// Object parameters → the object resource sent with an upload or a copy (ACL excluded: it is a query
+/// parameter, see [`predefined_acl`]).
+pub(crate) fn to_object(key: &str, params: &ObjectParameters) -> Object {
+    Object {
+        name: key.to_string(),
+        content_type: params.content_type.clone(),
+        content_encoding: params.content_encoding.clone(),
+        content_language: params.content_language.clone(),
+        cache_control: params.cache_control.clone(),
+        content_disposition: params.content_disposition.clone(),
+        metadata: (!params.metadata.is_empty())
+            .then(|| params.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        storage_class: params.storage_class.clone(),
+        custom_time: params.custom_time.and_then(to_time),
+        ..Default::default()
+    }
+}
+
+/// A predefined ACL name (validated by `StoreConfig::validate`) as `gcloud-storage`'s enum.
+pub(crate) fn predefined_acl(acl: Option<&str>) -> Option<PredefinedObjectAcl> {
+    Some(match acl? {
+        "authenticatedRead" => PredefinedObjectAcl::AuthenticatedRead,
+        "bucketOwnerFullControl" => PredefinedObjectAcl::BucketOwnerFullControl,
+        "bucketOwnerRead" => PredefinedObjectAcl::BucketOwnerRead,
+        "private" => PredefinedObjectAcl::Private,
+        "projectPrivate" => PredefinedObjectAcl::ProjectPrivate,
+        "publicRead" => PredefinedObjectAcl::PublicRead,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        let ctx = Ctx { store: "media", name: "a.txt" };
+        assert!(ctx.status(404, String::new()).is_not_found());
+        assert!(ctx.status(412, "ifGenerationMatch".into()).is_precondition());
+        assert!(matches!(ctx.status(304, String::new()), Error::NotModified { .. }));
+        assert!(matches!(ctx.status(416, String::new()), Error::InvalidRange { .. }));
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(ctx.status(s, String::new()).is_retryable(), "{s}");
+        }
+        for s in [400, 401, 403, 409] {
+            assert!(!ctx.status(s, String::new()).is_retryable(), "{s}");
+        }
+    }
+
+    #[test]
+    fn objects_round_trip() {
+        let keyspace = Keyspace::new("media", "uploads").unwrap();
+        let now = DateTime::from_timestamp(1_764_201_600, 123_000_000).unwrap();
+        let params = ObjectParameters {
+            content_type: Some("text/plain".into()),
+            cache_control: Some("no-cache".into()),
+            metadata: BTreeMap::from([("k".to_string(), "v".to_string())]),
+            custom_time: Some(now),
+            ..Default::default()
+        };
+        let mut object = to_object("uploads/a.txt", &params);
+        object.generation = 5;
+        object.metageneration = 1;
+        object.size = 3;
+        let meta = to_meta(&keyspace, object);
+        assert_eq!(meta.name, "a.txt");
+        assert_eq!(meta.custom_time, Some(now));
+        assert_eq!(meta.metadata["k"], "v");
+        assert_eq!((meta.generation, meta.size), (5, 3));
+        assert_eq!(predefined_acl(Some("publicRead")), Some(PredefinedObjectAcl::PublicRead));
+        assert_eq!(predefined_acl(None), None);
+    }
+}
