@@ -445,16 +445,22 @@ impl Store for LocalStore {
             if opts.page_token.as_deref().is_some_and(|t| rel <= t) {
                 continue;
             }
-            items.push((rel, key));
+            items.push((rel, ()));
         }
-        // Read sidecars lazily: only for names that end up on the page.
-        let mut metas = Vec::new();
-        let names: Vec<(&str, Vec<ObjectMeta>)> = items.iter().map(|(rel, _)| (*rel, Vec::new())).collect();
-        let _ = &names;
-        for (rel, key) in &items {
-            metas.push((*rel, self.read_meta(key).await?.into_iter().collect::<Vec<_>>()));
+        // Page on names first, then read sidecars only for the objects on the page.
+        let placeholders =
+            items.iter().map(|(rel, _)| (*rel, vec![ObjectMeta { name: rel.to_string(), ..Default::default() }]));
+        let mut page = super::memory::list_sorted(placeholders, &prefix, &opts);
+        let mut objects = Vec::with_capacity(page.objects.len());
+        for placeholder in &page.objects {
+            let key = format!("{}{}", self.keyspace.prefix(), placeholder.name);
+            // A concurrent delete may have removed it since the walk; skip it as GCS's listing would.
+            if let Some(meta) = self.read_meta(&key).await? {
+                objects.push(meta);
+            }
         }
-        Ok(super::memory::list_sorted(metas.into_iter(), &prefix, &opts))
+        page.objects = objects;
+        Ok(page)
     }
 
     async fn patch_metadata(&self, name: &str, patch: MetadataPatch) -> Result<ObjectMeta> {
