@@ -8,6 +8,7 @@ pub mod config;
 mod error;
 pub mod signing;
 pub mod storage;
+pub mod upload;
 
 pub use config::{Settings, StoreConfig};
 pub use error::{BoxError, Error, Result};

@@ -1,0 +1,39 @@
+//! Direct browser uploads: tickets, signed PUTs and resumable sessions, the axum routes, and the widget.
+//!
+//! The flow (see `docs/direct-uploads.md`):
+//!
+//! 1. The widget (`GET /uploads/widget.js`) enhances `<input type=file data-sea-gcp-field="entity.column">`
+//!    and asks `POST /uploads` for a ticket with `{field, filename, size, content_type}`.
+//! 2. [`UploadRouter`] checks the field's limits ([`UploadField`]) and the application's [`Authorize`]
+//!    hook, chooses the temp name (`<ingress prefix><uuid v7>/<sanitised filename>`), and answers with a
+//!    signed [`TicketClaims`] ticket plus `{method, url, headers}` for a signed PUT or a resumable session.
+//! 3. The browser sends the bytes straight to the bucket (or, on a [`LocalStore`](crate::storage::local::LocalStore),
+//!    to [`local_store_routes`]) and puts the ticket into a hidden input named after the field.
+//! 4. The form posts the ticket, never a path. [`UploadVerifier`] checks signature, expiry, field binding
+//!    and the temp object, and yields a [`PendingUpload`] for the save protocol, which claims the temp name
+//!    once ([`TicketLedger`]) so that a ticket promotes at most once.
+//!
+//! [`doctor::check_bucket`] says what a bucket needs for this flow (CORS, lifecycle on the ingress prefix).
+
+pub mod doctor;
+mod field;
+mod filename;
+mod local;
+mod refusal;
+mod router;
+mod ticket;
+mod verify;
+
+pub use field::{
+    DEFAULT_CHUNK_SIZE, DEFAULT_INGRESS_PREFIX, DEFAULT_RESUMABLE_THRESHOLD, UploadField, UploadFields,
+    content_type_matches,
+};
+pub use filename::{FALLBACK_NAME, sanitize_filename, temp_name};
+pub use local::local_store_routes;
+pub use refusal::{AllowAll, Authorize, AuthorizeFn, Refusal};
+pub use router::{DEFAULT_BASE, TicketRequest, TicketResponse, UploadRouter, WIDGET_CSS, WIDGET_JS};
+pub use ticket::{
+    MAX_TICKET_LEN, TICKET_VERSION, TicketClaims, TicketLedger, TicketProblem, TicketRejection, TicketSigner,
+    UsedTickets,
+};
+pub use verify::{CLEAR_SUFFIX, PendingUpload, Submission, UploadVerifier};

@@ -1,0 +1,160 @@
+//! Turning a posted form value into a verified upload the save protocol can promote.
+//!
+//! The form posts, per upload field, the ticket in an input named after the field (empty: no change)
+//! and, for blankable fields, `<name>__clear=1` to clear it. [`Submission::parse`] reads that;
+//! [`UploadVerifier::verify`] checks the ticket (signature, expiry, field binding), then `head`s the
+//! temp object: it must exist, be within the ticket's size limit and carry the bound content type. The
+//! result, [`PendingUpload`], names the exact generation to promote. A raw object path is never
+//! accepted: it fails as a malformed ticket.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::field::UploadFields;
+use super::ticket::{TicketClaims, TicketLedger, TicketProblem, TicketRejection, TicketSigner};
+use crate::storage::GetOptions;
+
+/// Suffix of the hidden input that asks to clear a blankable field.
+pub const CLEAR_SUFFIX: &str = "__clear";
+
+/// What the form asked for one upload field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submission {
+    /// Nothing posted: keep the current value.
+    Keep,
+    /// Clear the field (blankable fields only).
+    Clear,
+    /// A new upload: the ticket, still unverified.
+    Ticket(String),
+}
+
+impl Submission {
+    /// From the posted value of the field's input and of `<name>__clear`.
+    pub fn parse(value: Option<&str>, clear: Option<&str>) -> Self {
+        match value.map(str::trim).filter(|v| !v.is_empty()) {
+            Some(ticket) => Submission::Ticket(ticket.to_string()),
+            None if clear.is_some_and(|c| matches!(c, "1" | "on" | "true")) => Submission::Clear,
+            None => Submission::Keep,
+        }
+    }
+}
+
+/// A verified upload, ready for promotion: the temp object at an exact generation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingUpload {
+    /// Store key.
+    pub store: String,
+    /// Field id (`entity.column`).
+    pub field: String,
+    /// Temp object name (relative to the store's location).
+    pub temp_name: String,
+    /// The temp object's generation (promote with `if_source_generation_match`).
+    pub generation: Option<i64>,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its content type.
+    pub content_type: String,
+    /// The file name the user picked.
+    pub original_name: String,
+    /// The ticket's claims.
+    pub claims: TicketClaims,
+}
+
+/// Verifies posted tickets against the field registry and the stores.
+#[derive(Debug, Clone)]
+pub struct UploadVerifier {
+    signer: TicketSigner,
+    fields: Arc<UploadFields>,
+}
+
+impl UploadVerifier {
+    /// A verifier using the router's signer and fields.
+    pub fn new(signer: TicketSigner, fields: Arc<UploadFields>) -> Self {
+        Self { signer, fields }
+    }
+
+    /// Verify `ticket` for `field` now.
+    pub async fn verify(&self, field: &str, ticket: &str) -> Result<PendingUpload, TicketRejection> {
+        self.verify_at(field, ticket, Utc::now().timestamp()).await
+    }
+
+    /// Verify `ticket` for `field` at `now_unix`: signature, expiry and binding, then the temp object's
+    /// existence, size and content type.
+    pub async fn verify_at(&self, field: &str, ticket: &str, now_unix: i64) -> Result<PendingUpload, TicketRejection> {
+        let spec = self.fields.get(field).ok_or_else(|| {
+            TicketRejection::new(TicketProblem::WrongField, field, format!("`{field}` is not an upload field"))
+        })?;
+        let claims = self.signer.verify(ticket, spec.store.key(), field, now_unix)?;
+        let bad = |m: String| TicketRejection::new(TicketProblem::BadUpload, field, m);
+        if !claims.name.starts_with(&spec.ingress_prefix) {
+            return Err(bad(format!("the ticket's object is outside the ingress prefix {:?}", spec.ingress_prefix)));
+        }
+        let meta = spec.store.head(&claims.name, GetOptions::default()).await.map_err(|e| {
+            if e.is_not_found() {
+                bad(format!("no file was uploaded for `{field}` with this ticket; upload it again"))
+            } else {
+                bad(format!("the uploaded file for `{field}` could not be checked: {e}"))
+            }
+        })?;
+        if meta.size > claims.max_size {
+            return Err(bad(format!(
+                "the uploaded file is {} bytes; `{field}` accepts at most {} bytes",
+                meta.size, claims.max_size
+            )));
+        }
+        let stored_type = meta.content_type.clone().unwrap_or_default();
+        if !stored_type.eq_ignore_ascii_case(&claims.content_type) {
+            return Err(bad(format!(
+                "the uploaded file has content type {stored_type:?}, but the ticket allows {:?}",
+                claims.content_type
+            )));
+        }
+        Ok(PendingUpload {
+            store: claims.store.clone(),
+            field: field.to_string(),
+            temp_name: claims.name.clone(),
+            generation: Some(meta.generation),
+            size: meta.size,
+            content_type: stored_type,
+            original_name: claims.original_name.clone(),
+            claims,
+        })
+    }
+
+    /// Verify, then claim the temp name in `ledger` so that the ticket promotes at most once.
+    pub async fn verify_and_claim(
+        &self,
+        field: &str,
+        ticket: &str,
+        ledger: &dyn TicketLedger,
+    ) -> Result<PendingUpload, TicketRejection> {
+        let pending = self.verify(field, ticket).await?;
+        match ledger.claim(&pending.store, &pending.temp_name).await {
+            Ok(true) => Ok(pending),
+            Ok(false) => Err(TicketRejection::new(
+                TicketProblem::Replayed,
+                field,
+                format!("this upload for `{field}` was already saved once; upload the file again"),
+            )),
+            Err(e) => Err(TicketRejection::new(
+                TicketProblem::BadUpload,
+                field,
+                format!("could not record the upload for `{field}`: {e}"),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_submissions() {
+        assert_eq!(Submission::parse(None, None), Submission::Keep);
+        assert_eq!(Submission::parse(Some("  "), None), Submission::Keep);
+        assert_eq!(Submission::parse(Some(""), Some("1")), Submission::Clear);
+        assert_eq!(Submission::parse(Some("t.s"), Some("1")), Submission::Ticket("t.s".into()));
+    }
+}
