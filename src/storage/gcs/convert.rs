@@ -134,6 +134,57 @@ pub(crate) fn to_meta(keyspace: &Keyspace, object: Object) -> ObjectMeta {
     }
 }
 
+/// A JSON object resource (from a request sent directly) → [`ObjectMeta`]. Lenient: numbers may be
+/// strings or numbers, and fields the API may omit are optional.
+pub(crate) fn json_to_meta(keyspace: &Keyspace, v: &serde_json::Value) -> ObjectMeta {
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).filter(|s| !s.is_empty()).map(str::to_string);
+    let int = |k: &str| match v.get(k) {
+        Some(serde_json::Value::String(s)) => s.parse::<i64>().unwrap_or(0),
+        Some(serde_json::Value::Number(n)) => n.as_i64().unwrap_or(0),
+        _ => 0,
+    };
+    // Year-1 timestamps are Go's zero time, which some emulators send for "unset".
+    let when = |k: &str| {
+        text(k)
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .filter(|t| t.timestamp() > 0)
+    };
+    let metadata = v
+        .get("metadata")
+        .and_then(|m| m.as_object())
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
+        .unwrap_or_default();
+    ObjectMeta {
+        name: keyspace.relative(&text("name").unwrap_or_default()).to_string(),
+        size: int("size").max(0) as u64,
+        content_type: text("contentType"),
+        content_encoding: text("contentEncoding"),
+        content_language: text("contentLanguage"),
+        cache_control: text("cacheControl"),
+        content_disposition: text("contentDisposition"),
+        crc32c: text("crc32c"),
+        md5: text("md5Hash"),
+        generation: int("generation"),
+        metageneration: int("metageneration"),
+        storage_class: text("storageClass"),
+        custom_time: when("customTime"),
+        metadata,
+        created: when("timeCreated"),
+        updated: when("updated"),
+    }
+}
+
+/// Read a JSON object resource from a response.
+pub(crate) async fn read_meta(
+    ctx: &Ctx<'_>,
+    keyspace: &Keyspace,
+    response: reqwest::Response,
+) -> crate::Result<ObjectMeta> {
+    let value: serde_json::Value = response.json().await.map_err(|e| ctx.reqwest(e))?;
+    Ok(json_to_meta(keyspace, &value))
+}
+
 /// Object parameters → the object resource sent with an upload or a copy (ACL excluded: it is a query
 /// parameter, see [`predefined_acl`]).
 pub(crate) fn to_object(key: &str, params: &ObjectParameters) -> Object {
@@ -206,6 +257,14 @@ mod tests {
         assert_eq!(meta.custom_time, Some(now));
         assert_eq!(meta.metadata["k"], "v");
         assert_eq!((meta.generation, meta.size), (5, 3));
+        let json = serde_json::json!({
+            "name": "uploads/b.txt", "size": "42", "generation": "17", "metageneration": 2,
+            "contentType": "text/plain", "metadata": {"a": "1"}, "updated": "2026-11-27T05:00:00.5Z"
+        });
+        let meta = json_to_meta(&keyspace, &json);
+        assert_eq!((meta.name.as_str(), meta.size, meta.generation, meta.metageneration), ("b.txt", 42, 17, 2));
+        assert_eq!(meta.metadata["a"], "1");
+        assert!(meta.updated.is_some() && meta.content_type.is_some() && meta.cache_control.is_none());
         assert_eq!(predefined_acl(Some("publicRead")), Some(PredefinedObjectAcl::PublicRead));
         assert_eq!(predefined_acl(None), None);
     }

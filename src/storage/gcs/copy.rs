@@ -63,7 +63,7 @@ pub(super) async fn copy(store: &GcsStore, from: &str, to: &str, opts: CopyOptio
         encode_segment(&dst_key)
     );
     let ctx = store.ctx(&dst_rel);
-    let object: gcloud_storage::http::objects::Object = store
+    store
         .retry
         .run("gcs.copy", Idempotency::for_write(d), || async {
             let mut request = store.conn.request(reqwest::Method::POST, &url).await?.query(&query);
@@ -72,16 +72,14 @@ pub(super) async fn copy(store: &GcsStore, from: &str, to: &str, opts: CopyOptio
                 None => request.header(reqwest::header::CONTENT_LENGTH, "0"),
             };
             let response = request.send().await.map_err(|e| ctx.middleware(e))?;
-            let response = ctx.check(response).await?;
-            response.json().await.map_err(|e| ctx.reqwest(e))
+            convert::read_meta(&ctx, &store.keyspace, ctx.check(response).await?).await
         })
         .await
         .map_err(|e| match e {
             // A 404 names the source: the destination need not exist.
             crate::Error::NotFound { store, .. } => crate::Error::NotFound { store, name: src_rel.clone() },
             other => other,
-        })?;
-    Ok(convert::to_meta(&store.keyspace, object))
+        })
 }
 
 /// The source's metadata with `params` laid over it (the memory store's rule).

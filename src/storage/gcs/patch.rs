@@ -55,16 +55,14 @@ pub(super) async fn patch_metadata(store: &GcsStore, name: &str, patch: Metadata
     .collect();
     let url = format!("{}/b/{}/o/{}", store.conn.api_base(), encode_segment(store.bucket()), encode_segment(&key));
     let body = patch_body(&patch);
-    let object: gcloud_storage::http::objects::Object = store
+    store
         .retry
         .run("gcs.patch_metadata", Idempotency::for_patch(p), || async {
             let request = store.conn.request(reqwest::Method::PATCH, &url).await?.query(&query).json(&body);
             let response = request.send().await.map_err(|e| ctx.middleware(e))?;
-            let response = ctx.check(response).await?;
-            response.json().await.map_err(|e| ctx.reqwest(e))
+            convert::read_meta(&ctx, &store.keyspace, ctx.check(response).await?).await
         })
-        .await?;
-    Ok(convert::to_meta(&store.keyspace, object))
+        .await
 }
 
 #[cfg(test)]

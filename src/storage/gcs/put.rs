@@ -11,7 +11,10 @@ use gcloud_storage::http::objects::Object;
 use gcloud_storage::http::objects::upload::{UploadObjectRequest, UploadType};
 use gcloud_storage::http::resumable_upload_client::{ChunkSize, ResumableUploadClient, UploadStatus};
 
+use reqwest::header::CONTENT_TYPE;
+
 use super::GcsStore;
+use super::client::encode_segment;
 use super::convert::{self, Ctx};
 use crate::config::CHUNK_GRANULARITY;
 use crate::storage::retry::Idempotency;
@@ -33,6 +36,7 @@ struct Target<'a> {
     ctx: Ctx<'a>,
     object: Object,
     request: UploadObjectRequest,
+    acl: Option<String>,
     idempotency: Idempotency,
 }
 
@@ -52,19 +56,20 @@ pub(super) async fn put(store: &GcsStore, name: &str, payload: PutPayload, opts:
             predefined_acl: convert::predefined_acl(write.params.acl.as_deref()),
             ..Default::default()
         },
+        acl: write.params.acl.clone(),
         idempotency: Idempotency::for_write(p),
     };
     let chunk_size = store.config.blob_chunk_size;
-    let object = match payload {
+    match payload {
         PutPayload::Bytes(data) => {
             let data = if write.gzip { gzip_bytes(data).await? } else { data };
             match chunk_size {
                 Some(chunk) if data.len() as u64 > chunk => {
                     let size = data.len() as u64;
                     let stream = futures::stream::once(async move { Ok(data) }).boxed();
-                    resumable(store, &target, stream, Some(size), chunk).await?
+                    resumable(store, &target, stream, Some(size), chunk).await
                 }
-                _ => multipart(store, &target, data).await?,
+                _ => multipart(store, &target, data).await,
             }
         }
         payload => {
@@ -81,13 +86,12 @@ pub(super) async fn put(store: &GcsStore, name: &str, payload: PutPayload, opts:
             match (chunk_size, size) {
                 (None, Some(size)) if size <= SINGLE_REQUEST_LIMIT => {
                     let data = PutPayload::stream(stream, Some(size)).into_bytes().await?;
-                    multipart(store, &target, data).await?
+                    multipart(store, &target, data).await
                 }
-                _ => resumable(store, &target, stream, size, chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE)).await?,
+                _ => resumable(store, &target, stream, size, chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE)).await,
             }
         }
-    };
-    Ok(convert::to_meta(&store.keyspace, object))
+    }
 }
 
 async fn gzip_bytes(data: Bytes) -> Result<Bytes> {
@@ -95,18 +99,54 @@ async fn gzip_bytes(data: Bytes) -> Result<Bytes> {
     PutPayload::stream(stream, None).into_bytes().await
 }
 
-/// One `uploadType=multipart` request (metadata + bytes).
-async fn multipart(store: &GcsStore, target: &Target<'_>, data: Bytes) -> Result<Object> {
-    let upload_type = UploadType::Multipart(Box::new(target.object.clone()));
+/// One `uploadType=multipart` request: a `multipart/related` body of the JSON object resource and the
+/// bytes, as Google's client libraries send it. (`gcloud-storage` sends `multipart/form-data` without a
+/// media content type, which fake-gcs-server stores without the metadata's content type.) The body is
+/// built in memory: this path only carries payloads up to [`SINGLE_REQUEST_LIMIT`] or already in memory.
+async fn multipart(store: &GcsStore, target: &Target<'_>, data: Bytes) -> Result<ObjectMeta> {
+    let boundary = format!("sea_gcp_{}", uuid::Uuid::new_v4().simple());
+    let metadata = serde_json::to_vec(&target.object)
+        .map_err(|e| Error::InvalidArgument(format!("object metadata cannot be encoded: {e}")))?;
+    let media_type = target.object.content_type.as_deref().unwrap_or("application/octet-stream");
+    let mut body = BytesMut::with_capacity(data.len() + metadata.len() + 256);
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n").as_bytes());
+    body.extend_from_slice(&metadata);
+    body.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Type: {media_type}\r\n\r\n").as_bytes());
+    body.extend_from_slice(&data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let body = body.freeze();
+    drop(data);
+    let url = format!("{}/b/{}/o", store.conn.upload_base(), encode_segment(store.bucket()));
+    let mut query: Vec<(&str, String)> = vec![("uploadType", "multipart".into())];
+    let r = &target.request;
+    for (k, v) in [
+        ("ifGenerationMatch", r.if_generation_match),
+        ("ifGenerationNotMatch", r.if_generation_not_match),
+        ("ifMetagenerationMatch", r.if_metageneration_match),
+        ("ifMetagenerationNotMatch", r.if_metageneration_not_match),
+    ] {
+        if let Some(v) = v {
+            query.push((k, v.to_string()));
+        }
+    }
+    if let Some(acl) = &target.acl {
+        query.push(("predefinedAcl", acl.clone()));
+    }
+    let ctx = target.ctx;
     store
         .retry
         .run("gcs.put", target.idempotency, || async {
-            store
+            let response = store
                 .conn
-                .client
-                .upload_object(&target.request, data.clone(), &upload_type)
+                .request(reqwest::Method::POST, &url)
+                .await?
+                .query(&query)
+                .header(CONTENT_TYPE, format!("multipart/related; boundary={boundary}"))
+                .body(body.clone())
+                .send()
                 .await
-                .map_err(|e| target.ctx.gcloud(e))
+                .map_err(|e| ctx.middleware(e))?;
+            convert::read_meta(&ctx, &store.keyspace, ctx.check(response).await?).await
         })
         .await
 }
@@ -118,7 +158,7 @@ async fn resumable(
     stream: ByteStream,
     total: Option<u64>,
     chunk_size: u64,
-) -> Result<Object> {
+) -> Result<ObjectMeta> {
     let upload_type = UploadType::Multipart(Box::new(target.object.clone()));
     // Opening a session writes nothing: always safe to repeat.
     let session = store
@@ -139,7 +179,7 @@ async fn resumable(
         let end = offset + data.len() as u64;
         let total = if last { Some(end) } else { total };
         match send_chunk(store, target.ctx, &session, data, offset, total, last).await? {
-            Some(object) => return Ok(object),
+            Some(object) => return Ok(convert::to_meta(&store.keyspace, object)),
             None if last => {
                 return Err(Error::Backend {
                     backend: "gcs",
