@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod config;
 mod error;
 pub mod signing;
