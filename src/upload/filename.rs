@@ -10,6 +10,10 @@ use crate::storage::naming::MAX_NAME_BYTES;
 /// What an empty or fully stripped file name becomes.
 pub const FALLBACK_NAME: &str = "file";
 
+/// Longest sanitised file name, in bytes: one path segment that every filesystem (the local store keeps
+/// a sidecar per object) and every browser download dialog can hold.
+pub const MAX_FILENAME_BYTES: usize = 200;
+
 /// Longest extension (in bytes, dot included) kept when a name must be shortened.
 const MAX_KEPT_EXTENSION: usize = 16;
 
@@ -50,11 +54,12 @@ fn shorten(name: &str, max_bytes: usize) -> String {
 }
 
 /// The temp name for a new upload: `<ingress_prefix><uuid v7>/<sanitised filename>`, with the
-/// filename trimmed so that `location_prefix` + the whole name fits in 1,024 bytes.
+/// filename trimmed to [`MAX_FILENAME_BYTES`] and so that `location_prefix` + the whole name fits in
+/// 1,024 bytes.
 pub fn temp_name(ingress_prefix: &str, location_prefix: &str, filename: &str) -> String {
     let id = uuid::Uuid::now_v7();
     let fixed = location_prefix.len() + ingress_prefix.len() + 36 + 1;
-    let budget = MAX_NAME_BYTES.saturating_sub(fixed);
+    let budget = MAX_NAME_BYTES.saturating_sub(fixed).min(MAX_FILENAME_BYTES);
     format!("{ingress_prefix}{id}/{}", sanitize_filename(filename, budget))
 }
 
@@ -90,6 +95,9 @@ mod tests {
         let b = temp_name("ingress/", "media/", &long);
         assert_ne!(a, b);
         assert!(a.len() + "media/".len() <= MAX_NAME_BYTES, "{}", a.len());
+        assert!(a.rsplit('/').next().unwrap().len() <= MAX_FILENAME_BYTES);
+        let deep = temp_name(&"p/".repeat(450), "", "name.txt");
+        assert!(deep.len() <= MAX_NAME_BYTES, "{}", deep.len());
         assert!(crate::storage::naming::normalize(&a).is_ok());
     }
 }

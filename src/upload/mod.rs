@@ -28,7 +28,7 @@ pub use field::{
     DEFAULT_CHUNK_SIZE, DEFAULT_INGRESS_PREFIX, DEFAULT_RESUMABLE_THRESHOLD, UploadField, UploadFields,
     content_type_matches,
 };
-pub use filename::{FALLBACK_NAME, sanitize_filename, temp_name};
+pub use filename::{FALLBACK_NAME, MAX_FILENAME_BYTES, sanitize_filename, temp_name};
 pub use local::local_store_routes;
 pub use refusal::{AllowAll, Authorize, AuthorizeFn, Refusal};
 pub use router::{DEFAULT_BASE, TicketRequest, TicketResponse, UploadRouter, WIDGET_CSS, WIDGET_JS};

@@ -1,0 +1,391 @@
+//! The direct-upload routes on a local store, over real HTTP: tickets, refusals, resumable sessions,
+//! downloads and 100 concurrent uploads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sea_gcp::StoreConfig;
+use sea_gcp::storage::local::LocalStore;
+use sea_gcp::storage::{GetOptions, ListOptions, Store, UrlOptions};
+use sea_gcp::upload::{
+    AuthorizeFn, Refusal, TicketClaims, TicketProblem, TicketResponse, TicketSigner, UploadField, UploadFields,
+    UploadRouter, UploadVerifier, UsedTickets, local_store_routes,
+};
+use serde_json::{Value, json};
+
+const MAX: u64 = 1000;
+const THRESHOLD: u64 = 600;
+
+struct App {
+    base: String,
+    store: Arc<LocalStore>,
+    verifier: UploadVerifier,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = StoreConfig::local(dir.path());
+    config.base_url = Some(format!("{base}/storage/media"));
+    let store = Arc::new(LocalStore::new("media", config).await.unwrap().with_url_secret("url-secret"));
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let fields = UploadFields::new()
+        .register(
+            UploadField::new("doc.file", dyn_store.clone())
+                .max_size(MAX)
+                .accept(["text/plain", "image/*"])
+                .resumable_threshold(THRESHOLD),
+        )
+        .unwrap()
+        .register(UploadField::new("doc.cover", dyn_store.clone()).max_size(MAX))
+        .unwrap();
+    let router = UploadRouter::new(fields, TicketSigner::new("ticket-secret")).authorize(AuthorizeFn(
+        |parts: &axum::http::request::Parts, _field: &UploadField| {
+            if parts.headers.get("x-user").is_some_and(|u| u == "mallory") {
+                Err(Refusal::forbidden("mallory may not upload"))
+            } else {
+                Ok(())
+            }
+        },
+    ));
+    let verifier = router.verifier();
+    let routes = router.router().merge(local_store_routes(store.clone()));
+    tokio::spawn(async move { axum::serve(listener, routes).await.unwrap() });
+    App { base, store, verifier, http: reqwest::Client::new(), _dir: dir }
+}
+
+impl App {
+    async fn ticket(&self, body: Value) -> (u16, Value) {
+        let r = self.http.post(format!("{}/uploads", self.base)).json(&body).send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    async fn grant(&self, field: &str, filename: &str, bytes: &[u8], ct: &str) -> TicketResponse {
+        let (status, body) =
+            self.ticket(json!({"field": field, "filename": filename, "size": bytes.len(), "content_type": ct})).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    async fn put(&self, grant: &TicketResponse, bytes: Vec<u8>) -> reqwest::Response {
+        let mut req = self.http.put(&grant.url).body(bytes);
+        for (k, v) in &grant.headers {
+            req = req.header(k, v);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn object_names(&self) -> Vec<String> {
+        self.store.list(ListOptions::default()).await.unwrap().objects.into_iter().map(|o| o.name).collect()
+    }
+}
+
+fn claims_of(ticket: &str) -> TicketClaims {
+    let payload = ticket.split_once('.').unwrap().0;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn upload_verify_and_promote_once() {
+    let app = app().await;
+    let grant = app.grant("doc.file", "notes.txt", b"hello", "text/plain").await;
+    assert!(!grant.resumable);
+    assert_eq!(grant.headers.get("x-goog-if-generation-match").map(String::as_str), Some("0"));
+    assert_eq!(grant.headers.get("x-goog-content-length-range").map(String::as_str), Some("0,1000"));
+    assert_eq!(app.put(&grant, b"hello".to_vec()).await.status(), 200);
+    let ledger = UsedTickets::new();
+    let pending = app.verifier.verify_and_claim("doc.file", &grant.ticket, &ledger).await.unwrap();
+    assert_eq!(
+        (pending.size, pending.content_type.as_str(), pending.original_name.as_str()),
+        (5, "text/plain", "notes.txt")
+    );
+    assert!(pending.temp_name.starts_with("ingress/") && pending.temp_name.ends_with("/notes.txt"));
+    assert_eq!(app.store.get_bytes(&pending.temp_name).await.unwrap().as_ref(), b"hello");
+    let replay = app.verifier.verify_and_claim("doc.file", &grant.ticket, &ledger).await.unwrap_err();
+    assert_eq!(replay.problem, TicketProblem::Replayed);
+    assert_eq!(ledger.len(), 1);
+    // The URL is create-only: a second PUT to it cannot overwrite the upload.
+    let again = app.put(&grant, b"HELLO".to_vec()).await;
+    assert_eq!(again.status(), 412);
+    assert_eq!(app.store.get_bytes(&pending.temp_name).await.unwrap().as_ref(), b"hello");
+}
+
+#[tokio::test]
+async fn bad_tickets_are_refused_and_nothing_is_promoted_or_deleted() {
+    let app = app().await;
+    let grant = app.grant("doc.file", "a.txt", b"abc", "text/plain").await;
+    assert_eq!(app.put(&grant, b"abc".to_vec()).await.status(), 200);
+    let name = claims_of(&grant.ticket).name;
+    let ledger = UsedTickets::new();
+    let refuse = |ticket: String, field: &'static str| {
+        let v = app.verifier.clone();
+        let ledger = &ledger;
+        async move { v.verify_and_claim(field, &ticket, ledger).await.unwrap_err() }
+    };
+
+    // Forged: same claims, signed with another secret.
+    let forged = TicketSigner::new("not-the-server").issue(&claims_of(&grant.ticket));
+    let r = refuse(forged, "doc.file").await;
+    assert_eq!((r.problem, r.problem.status()), (TicketProblem::BadSignature, 403));
+    // Tampered: another object name under the original signature.
+    let mut claims = claims_of(&grant.ticket);
+    claims.name = "reports/secret.pdf".into();
+    let sig = grant.ticket.split_once('.').unwrap().1;
+    let tampered = format!("{}.{sig}", URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap()));
+    assert_eq!(refuse(tampered, "doc.file").await.problem, TicketProblem::BadSignature);
+    // Wrong field.
+    let r = refuse(grant.ticket.clone(), "doc.cover").await;
+    assert_eq!(r.problem, TicketProblem::WrongField);
+    assert!(r.message.contains("doc.file"), "{}", r.message);
+    // A raw path posted instead of a ticket, and garbage.
+    for raw in [name.clone(), "../../etc/passwd".into(), "ingress/x/a.txt".into(), "a.b.c".into(), String::new()] {
+        let r = refuse(raw.clone(), "doc.file").await;
+        assert_eq!(r.problem, TicketProblem::Malformed, "{raw:?}: {r:?}");
+        assert_eq!(r.problem.status(), 400);
+    }
+    // Expired.
+    let later = chrono::Utc::now().timestamp() + 2 * 3600;
+    let r = app.verifier.verify_at("doc.file", &grant.ticket, later).await.unwrap_err();
+    assert_eq!((r.problem, r.problem.status()), (TicketProblem::Expired, 410));
+    // Nothing promoted, nothing deleted.
+    assert!(ledger.is_empty());
+    assert_eq!(app.object_names().await, vec![name.clone()]);
+    // The genuine ticket still works once.
+    assert!(app.verifier.verify_and_claim("doc.file", &grant.ticket, &ledger).await.is_ok());
+}
+
+#[tokio::test]
+async fn ticket_requests_are_checked() {
+    let app = app().await;
+    let cases = [
+        (
+            json!({"field": "doc.file", "filename": "a.txt", "size": 1, "path": "reports/x.txt"}),
+            400,
+            "raw_path_refused",
+        ),
+        (json!({"field": "doc.file", "filename": "a.txt", "size": 1, "name": "ingress/x"}), 400, "raw_path_refused"),
+        (json!({"field": "ingress/../doc", "filename": "a.txt", "size": 1}), 404, "unknown_field"),
+        (
+            json!({"field": "doc.file", "filename": "a.txt", "size": MAX + 1, "content_type": "text/plain"}),
+            413,
+            "too_large",
+        ),
+        (
+            json!({"field": "doc.file", "filename": "a.exe", "size": 10, "content_type": "application/x-msdownload"}),
+            415,
+            "content_type_refused",
+        ),
+        (json!({"field": "doc.file", "filename": "a.bin", "size": 10}), 415, "content_type_refused"),
+        (
+            json!({"field": "doc.file", "filename": "a.txt", "size": 10, "content_type": "text/plain\r\nx: y"}),
+            400,
+            "invalid_content_type",
+        ),
+        (json!({"field": "doc.file", "size": 10}), 400, "invalid_request"),
+    ];
+    for (body, status, code) in cases {
+        let (got, answer) = app.ticket(body.clone()).await;
+        assert_eq!((got, answer["error"].as_str().unwrap()), (status, code), "{body}: {answer}");
+        assert!(!answer["message"].as_str().unwrap().is_empty());
+    }
+    let r = app.http.post(format!("{}/uploads", app.base)).body("not json").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = app
+        .http
+        .post(format!("{}/uploads", app.base))
+        .header("x-user", "mallory")
+        .json(&json!({"field": "doc.file", "filename": "a.txt", "size": 1, "content_type": "text/plain"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "forbidden");
+    // Content type guessed from the name when the browser sends none; wildcard accepted.
+    let grant = app.grant("doc.file", "cat.png", b"png", "").await;
+    assert_eq!(grant.content_type, "image/png");
+    assert!(app.object_names().await.is_empty(), "a refused request stored nothing");
+}
+
+#[tokio::test]
+async fn hostile_filenames_stay_inside_the_ingress_prefix() {
+    let app = app().await;
+    let long = "x".repeat(2000) + ".txt";
+    let cases: Vec<(&str, Box<dyn Fn(&str) -> bool>)> = vec![
+        ("../../etc/passwd.txt", Box::new(|n| n == "passwd.txt")),
+        ("a/b/../c.txt", Box::new(|n| n == "c.txt")),
+        (r"..\..\win.txt", Box::new(|n| n == "win.txt")),
+        ("nul\0byte.txt", Box::new(|n| n == "nulbyte.txt")),
+        ("..", Box::new(|n| n == "file")),
+        (&long, Box::new(|n| n.ends_with(".txt") && n.len() <= sea_gcp::upload::MAX_FILENAME_BYTES)),
+        ("🐈‍⬛ café ünïcode.txt", Box::new(|n| n == "🐈‍⬛ café ünïcode.txt")),
+    ];
+    let mut names = Vec::new();
+    for (filename, expect) in &cases {
+        let grant = app.grant("doc.file", filename, b"data", "text/plain").await;
+        let claims = claims_of(&grant.ticket);
+        let (dir, leaf) = claims.name.rsplit_once('/').unwrap();
+        assert!(dir.starts_with("ingress/") && !dir["ingress/".len()..].contains('/'), "{}", claims.name);
+        assert!(expect(leaf), "{filename:?} -> {leaf:?}");
+        assert!(!claims.name.contains("..") && !claims.name.contains('\0') && claims.name.len() <= 1024);
+        assert_eq!(app.put(&grant, b"data".to_vec()).await.status(), 200, "{filename:?}");
+        names.push(claims.name);
+    }
+    let mut stored = app.object_names().await;
+    stored.sort();
+    names.sort();
+    assert_eq!(stored, names, "every upload landed exactly at its temp name");
+}
+
+#[tokio::test]
+async fn signed_put_limits_are_enforced() {
+    let app = app().await;
+    let grant = app.grant("doc.file", "a.txt", b"small", "text/plain").await;
+    // Wrong content type on the PUT.
+    let mut req = app.http.put(&grant.url).body("small");
+    req = req.header("content-type", "text/html");
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "content_type_mismatch");
+    // More bytes than the signed length range: by Content-Length ...
+    let r = app.put(&grant, vec![b'x'; MAX as usize + 1]).await;
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "too_large");
+    // ... and streamed without a Content-Length.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..20).map(|_| Ok(vec![b'y'; 100])).collect();
+    let mut req = app.http.put(&grant.url).body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)));
+    for (k, v) in &grant.headers {
+        req = req.header(k, v);
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 413);
+    // Tampered URL (a larger max).
+    let r = app
+        .http
+        .put(grant.url.replace("max=1000", "max=100000"))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(app.object_names().await.is_empty(), "nothing stored by refused uploads");
+    assert_eq!(
+        app.verifier.verify("doc.file", &grant.ticket).await.unwrap_err().problem,
+        TicketProblem::BadUpload,
+        "a ticket whose upload failed does not verify"
+    );
+}
+
+#[tokio::test]
+async fn resumable_sessions_resume_like_gcs() {
+    let app = app().await;
+    let data: Vec<u8> = (0..900u32).map(|i| (i % 251) as u8).collect();
+    let grant = app.grant("doc.file", "big.txt", &data, "text/plain").await;
+    assert!(grant.resumable, "above the threshold a resumable session is issued");
+    let send = |range: String, body: Vec<u8>| {
+        let mut req = app.http.put(&grant.url).header("content-range", range).body(body);
+        for (k, v) in &grant.headers {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    let r = send("bytes */900".into(), vec![]).await.unwrap();
+    assert_eq!(r.status(), 308);
+    assert!(r.headers().get("range").is_none(), "nothing received yet");
+    let r = send("bytes 0-299/900".into(), data[..300].to_vec()).await.unwrap();
+    assert_eq!(r.status(), 308);
+    assert_eq!(r.headers()["range"], "bytes=0-299");
+    // A client that lost the answer asks, then continues from there.
+    let r = send("bytes */900".into(), vec![]).await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers()["range"].to_str().unwrap()), (308, "bytes=0-299"));
+    // Re-sending an overlapping chunk is harmless.
+    let r = send("bytes 200-599/900".into(), data[200..600].to_vec()).await.unwrap();
+    assert_eq!(r.headers()["range"], "bytes=0-599");
+    let r = send("bytes 600-899/900".into(), data[600..].to_vec()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = send("bytes */900".into(), vec![]).await.unwrap();
+    assert_eq!(r.status(), 200, "a finished session says so");
+    let pending = app.verifier.verify("doc.file", &grant.ticket).await.unwrap();
+    assert_eq!(app.store.get_bytes(&pending.temp_name).await.unwrap().as_ref(), &data[..]);
+
+    // A session cannot grow past the signed maximum.
+    let grant2 = app.grant("doc.file", "big2.txt", &data, "text/plain").await;
+    let mut req =
+        app.http.put(&grant2.url).header("content-range", format!("bytes 0-1000/{}", MAX + 1)).body(vec![0u8; 1001]);
+    for (k, v) in &grant2.headers {
+        req = req.header(k, v);
+    }
+    assert_eq!(req.send().await.unwrap().status(), 413);
+    let mut req = app.http.put(&grant2.url).header("content-range", "bytes 0-9/*").body(vec![0u8; 50]);
+    for (k, v) in &grant2.headers {
+        req = req.header(k, v);
+    }
+    assert_eq!(req.send().await.unwrap().status(), 400, "a body longer than its range is refused");
+    assert_eq!(app.object_names().await, vec![pending.temp_name]);
+}
+
+#[tokio::test]
+async fn downloads_check_signatures_and_serve_ranges() {
+    let app = app().await;
+    let grant = app.grant("doc.file", "r.txt", b"0123456789", "text/plain").await;
+    assert_eq!(app.put(&grant, b"0123456789".to_vec()).await.status(), 200);
+    let name = claims_of(&grant.ticket).name;
+    let mut opts = UrlOptions::default();
+    opts.response_content_disposition = Some("attachment; filename=\"r.txt\"".into());
+    let url = app.store.url(&name, opts).await.unwrap();
+    let r = app.http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/plain");
+    assert_eq!(r.headers()["content-disposition"], "attachment; filename=\"r.txt\"");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"0123456789");
+    let r = app.http.get(&url).header("range", "bytes=2-4").send().await.unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"], "bytes 2-4/10");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"234");
+    let r = app.http.get(&url).header("range", "bytes=50-").send().await.unwrap();
+    assert_eq!(r.status(), 416);
+    let r = app.http.get(url.replace("r.txt%22", "evil.html%22")).send().await.unwrap();
+    assert_eq!(r.status(), 403, "a changed parameter breaks the signature");
+    let unsigned = url.split('?').next().unwrap().to_string();
+    assert_eq!(app.http.get(&unsigned).send().await.unwrap().status(), 403);
+    // An upload URL is not a download URL.
+    assert_eq!(app.http.get(&grant.url).send().await.unwrap().status(), 403);
+    // The widget is served.
+    let js = app.http.get(format!("{}/uploads/widget.js", app.base)).send().await.unwrap();
+    assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert!(js.text().await.unwrap().contains("data-sea-gcp-field"));
+    let css = app.http.get(format!("{}/uploads/widget.css", app.base)).send().await.unwrap();
+    assert!(css.text().await.unwrap().contains(".sea-gcp-upload"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_concurrent_uploads_do_not_cross() {
+    let app = Arc::new(app().await);
+    let mut tasks = Vec::new();
+    for i in 0..100u32 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = format!("upload number {i} ").repeat((i as usize % 7) + 1).into_bytes();
+            let grant = app.grant("doc.file", "same-name.txt", &body, "text/plain").await;
+            let r = app.put(&grant, body.clone()).await;
+            assert_eq!(r.status(), 200, "upload {i}");
+            (grant.ticket, body)
+        }));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let ledger = UsedTickets::new();
+    for task in tasks {
+        let (ticket, body) = tokio::time::timeout(Duration::from_secs(60), task).await.unwrap().unwrap();
+        let pending = app.verifier.verify_and_claim("doc.file", &ticket, &ledger).await.unwrap();
+        assert!(seen.insert(pending.temp_name.clone()), "temp names are distinct");
+        let stored = app.store.get(&pending.temp_name, GetOptions::default()).await.unwrap().bytes().await.unwrap();
+        assert_eq!(stored.as_ref(), &body[..], "no cross-talk for {}", pending.temp_name);
+    }
+    assert_eq!(ledger.len(), 100);
+    assert_eq!(app.object_names().await.len(), 100);
+}
