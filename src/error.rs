@@ -114,6 +114,29 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A blob field refused a change (validation matrix, upload limits, a callback's refusal). The message
+    /// says what to send instead.
+    #[error("invalid value for blob field `{field}`: {message}")]
+    Validation {
+        /// The field, as `table.column`.
+        field: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+
+    /// A blob column holds a value that is not a blob value (not JSON, wrong shape, unknown version).
+    #[error("corrupt value in `{table}.{column}` for row {row}: {message}")]
+    CorruptColumn {
+        /// Table name.
+        table: String,
+        /// Column name.
+        column: String,
+        /// The row's primary key, as text.
+        row: String,
+        /// What is wrong with the value.
+        message: String,
+    },
+
     /// A database error (blob fields, outbox, migrations).
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),

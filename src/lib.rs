@@ -7,6 +7,8 @@
 pub mod cli;
 pub mod config;
 mod error;
+pub mod field;
+pub mod promote;
 pub mod signing;
 pub mod storage;
 pub mod upload;

@@ -11,6 +11,8 @@
 //! request is sent. Store-wide options (gzip, object parameters, content-type guessing) are applied by
 //! [`policy`], shared by every backend, so that they behave the same everywhere.
 
+pub mod counting;
+pub mod fault;
 pub mod gcs;
 pub mod local;
 pub mod memory;

@@ -1,0 +1,27 @@
+//! Blob fields: a SeaORM column that names an object in a [`Store`](crate::Store) and caches its
+//! metadata.
+//!
+//! * [`BlobValue`]: the column's value and its versioned JSON shape ([`value`]), usable as a
+//!   `DeriveEntityModel` field, `Option<BlobValue>` for blankable columns ([`column`]).
+//! * [`BlobFieldSpec`]: how a column behaves on save: store, ingress prefix, overwrite mode, limits,
+//!   delete policy and callbacks ([`spec`]).
+//! * [`BlobChanges`]: what a save changes: attach a [`PendingUpload`], blank, or a raw value
+//!   ([`change`]), checked against django-gcp's matrix ([`validate`]).
+//!
+//! Saving is done by [`promote::BlobSaver`](crate::promote::BlobSaver), which runs the crash-safe
+//! promotion protocol.
+
+pub mod change;
+pub mod column;
+pub mod spec;
+pub mod validate;
+pub mod value;
+
+pub use change::{BlobChange, BlobChanges, PendingUpload, UploadBinding, VerifiedUpload};
+pub use column::{CorruptRow, RawCell, find_checked, scan_column};
+pub use spec::{
+    AttributesContext, BlobFieldSpec, ChangeEvent, DeletePolicy, DestinationContext, OverwriteMode,
+    default_destination, safe_file_name,
+};
+pub use validate::Scenario;
+pub use value::{BlobValue, Drift};

@@ -1,0 +1,64 @@
+//! The sea-orm-migration that creates the outbox table (`sea_gcp_outbox`).
+//!
+//! Add it to your application's migrator:
+//!
+//! ```ignore
+//! impl MigratorTrait for Migrator {
+//!     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+//!         vec![Box::new(sea_gcp::promote::migration::CreateOutbox::default()), /* yours */]
+//!     }
+//! }
+//! ```
+//!
+//! or run [`OutboxMigrator`] on its own (`OutboxMigrator::up(&db, None)`).
+
+use sea_orm_migration::prelude::*;
+
+use super::outbox::Outbox;
+
+/// Creates the outbox table and its `updated_at` index (`down` drops the table).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOutbox {
+    outbox: Outbox,
+}
+
+impl CreateOutbox {
+    /// A migration for an outbox with a non-default table name.
+    pub fn with_table(table: impl Into<String>) -> Self {
+        Self { outbox: Outbox::new(table) }
+    }
+}
+
+impl MigrationName for CreateOutbox {
+    fn name(&self) -> &str {
+        "m20260101_000001_create_sea_gcp_outbox"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateOutbox {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.create_table(self.outbox.create_table_statement()).await?;
+        manager.create_index(self.outbox.create_index_statement().if_not_exists().to_owned()).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table(Alias::new(self.outbox.table())).if_exists().to_owned()).await
+    }
+}
+
+/// A migrator holding only [`CreateOutbox`], for applications that do not use sea-orm-migration
+/// themselves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutboxMigrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for OutboxMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(CreateOutbox::default())]
+    }
+
+    fn migration_table_name() -> sea_orm::DynIden {
+        "sea_gcp_seaql_migrations".into_iden()
+    }
+}

@@ -1,0 +1,11 @@
+//! The save protocol: promotion from temporary ingress to destination, the outbox, and replay.
+
+pub mod migration;
+pub mod outbox;
+pub mod replay;
+pub mod saver;
+pub mod steps;
+
+pub use outbox::{Intent, IntentState, ObjectRef, Outbox};
+pub use replay::{ReplayReport, replay, replay_outbox};
+pub use saver::{BlobSave, BlobSaver, CommitReport, RowOp, Saved};

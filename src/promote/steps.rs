@@ -1,0 +1,151 @@
+//! The storage steps of the protocol, shared by the saver and replay. Each is idempotent and guarded by
+//! a precondition, so running it twice (a retry, or replay after a crash) is harmless.
+
+use crate::storage::{CopyOptions, DeleteOptions, GetOptions, MetadataPatch, ObjectMeta, ObjectParameters, Store};
+use crate::{Error, Result};
+
+use super::outbox::Intent;
+
+/// Metadata key naming the intent that claimed a temporary object or created a destination.
+pub const TAG_INTENT: &str = "sea-gcp-intent";
+/// Metadata key, on a claimed temporary object, naming the destination it is being promoted to.
+pub const TAG_DESTINATION: &str = "sea-gcp-destination";
+
+/// Claim the temporary object for `intent_id` (the "head" step): one metadata patch that records the
+/// destination on the object itself (so replay can find a copy made before a crash, even when the
+/// destination was computed inside a transaction that never committed) and returns the object's
+/// metadata (size, content type, generation) for the limit checks. With `generation`, the patch
+/// applies only to that generation.
+pub async fn claim(
+    store: &dyn Store,
+    temp: &str,
+    generation: Option<i64>,
+    intent_id: &str,
+    destination: &str,
+) -> Result<ObjectMeta> {
+    let mut patch = MetadataPatch::default();
+    patch.metadata.insert(TAG_INTENT.into(), Some(intent_id.into()));
+    patch.metadata.insert(TAG_DESTINATION.into(), Some(destination.into()));
+    if let Some(g) = generation {
+        patch.preconditions.if_generation_match = Some(g);
+    }
+    store.patch_metadata(temp, patch).await
+}
+
+/// Copy `temp` (exactly `temp_generation`) to `destination` with `params`, tagged with the intent.
+/// `expect_destination` is the destination precondition: `Some(0)` for create-only.
+pub async fn copy(
+    store: &dyn Store,
+    temp: &str,
+    temp_generation: i64,
+    destination: &str,
+    params: ObjectParameters,
+    expect_destination: Option<i64>,
+) -> Result<ObjectMeta> {
+    let mut opts = CopyOptions::default();
+    opts.if_source_generation_match = Some(temp_generation);
+    opts.destination.if_generation_match = expect_destination;
+    opts.params = Some(params);
+    store.copy(temp, destination, opts).await
+}
+
+/// Delete `name` at `generation` (any generation when `None`). Already gone, or replaced by a newer
+/// generation (not ours to delete), counts as done. Returns whether this call deleted it.
+pub async fn delete_quietly(store: &dyn Store, name: &str, generation: Option<i64>) -> Result<bool> {
+    let opts = match generation {
+        Some(g) => DeleteOptions::if_generation(g),
+        None => DeleteOptions::default(),
+    };
+    match store.delete(name, opts).await {
+        Ok(()) => Ok(true),
+        Err(Error::NotFound { .. } | Error::Precondition { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Undo a promotion that did not commit: delete the destination if (and only if) this intent created
+/// it. With a `known_generation` (from the copy response) that generation is deleted; otherwise the
+/// destination is read and deleted only when it carries the intent's tag. Returns whether it deleted.
+pub async fn undo_destination(
+    store: &dyn Store,
+    destination: &str,
+    intent_id: &str,
+    known_generation: Option<i64>,
+) -> Result<bool> {
+    if let Some(g) = known_generation {
+        return delete_quietly(store, destination, Some(g)).await;
+    }
+    match store.head(destination, GetOptions::default()).await {
+        Ok(meta) if meta.metadata.get(TAG_INTENT).map(String::as_str) == Some(intent_id) => {
+            delete_quietly(store, destination, Some(meta.generation)).await
+        }
+        Ok(_) | Err(Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// What the temporary object of a pending intent says about the intent's copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimState {
+    /// The object was claimed by this intent for this destination (a copy may exist there).
+    Claimed(String),
+    /// The object exists but this intent never claimed it: nothing was copied.
+    NotClaimed,
+    /// The object is gone: a copy, if one was made, cannot be located from it.
+    TempGone,
+}
+
+/// Read a pending intent's temporary object to learn whether (and where) it may have been copied.
+pub async fn claim_state(store: &dyn Store, intent: &Intent) -> Result<ClaimState> {
+    let Some(temp) = intent.temp_name.as_deref() else { return Ok(ClaimState::NotClaimed) };
+    match store.head(temp, GetOptions::default()).await {
+        Ok(meta) if meta.metadata.get(TAG_INTENT).map(String::as_str) == Some(intent.id.as_str()) => {
+            Ok(meta.metadata.get(TAG_DESTINATION).cloned().map(ClaimState::Claimed).unwrap_or(ClaimState::NotClaimed))
+        }
+        Ok(_) => Ok(ClaimState::NotClaimed),
+        Err(Error::NotFound { .. }) => Ok(ClaimState::TempGone),
+        Err(e) => Err(e),
+    }
+}
+
+/// After-commit work of a `done` intent: the deferred overwrite copy (if any), then deleting the
+/// temporary object and the obsolete objects. Returns the deferred copy's metadata when one was made
+/// (or found already made).
+pub async fn finish(store: &dyn Store, intent: &Intent) -> Result<Option<ObjectMeta>> {
+    let mut deferred = None;
+    if intent.overwrite {
+        if let (Some(temp), Some(dest)) = (intent.temp_name.as_deref(), intent.destination.as_deref()) {
+            deferred = Some(deferred_copy(store, intent, temp, dest).await?);
+        }
+    }
+    if let Some(temp) = intent.temp_name.as_deref() {
+        delete_quietly(store, temp, intent.temp_generation).await?;
+    }
+    for obj in &intent.obsolete {
+        if Some(obj.name.as_str()) == intent.destination.as_deref() {
+            continue;
+        }
+        delete_quietly(store, &obj.name, obj.generation).await?;
+    }
+    Ok(deferred)
+}
+
+/// The in-place overwrite, after the commit: skipped when the destination already carries this
+/// intent's tag (done before a crash); otherwise guarded by the destination's current generation so a
+/// concurrent writer is not silently overwritten.
+async fn deferred_copy(store: &dyn Store, intent: &Intent, temp: &str, dest: &str) -> Result<ObjectMeta> {
+    let current = match store.head(dest, GetOptions::default()).await {
+        Ok(meta) if meta.metadata.get(TAG_INTENT).map(String::as_str) == Some(intent.id.as_str()) => {
+            return Ok(meta);
+        }
+        Ok(meta) => meta.generation,
+        Err(Error::NotFound { .. }) => 0,
+        Err(e) => return Err(e),
+    };
+    let generation = intent
+        .temp_generation
+        .ok_or_else(|| Error::InvalidArgument(format!("intent {} has no temporary generation to copy", intent.id)))?;
+    let mut params = intent.attributes.clone().unwrap_or_default();
+    params.metadata.insert(TAG_INTENT.into(), intent.id.clone());
+    copy(store, temp, generation, dest, params, Some(current)).await
+}

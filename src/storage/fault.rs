@@ -1,0 +1,228 @@
+//! [`FaultStore`]: a decorator that fails chosen calls, for crash-safety tests.
+//!
+//! A fault targets one [`StoreOp`] and a call number of that operation (counted from 1 since the store
+//! was created or [`FaultStore::reset`] was called), or every call of it. Two kinds exist:
+//!
+//! * [`FaultKind::Before`]: the call fails without reaching the wrapped store (the request never left).
+//! * [`FaultKind::After`]: the call reaches the wrapped store and takes effect, then fails (the response
+//!   was lost). This is the nastier case for a protocol: the object was copied or deleted, but the caller
+//!   does not know it.
+//!
+//! Injected failures are [`Error::Backend`] with status 503 and `retryable = true`, like a GCS outage.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::counting::StoreOp;
+use super::{
+    BackendKind, CopyOptions, DeleteOptions, GetOptions, GetResult, ListOptions, ListPage, MetadataPatch, ObjectMeta,
+    PresignedRequest, PutOptions, PutPayload, SignedUploadOptions, Store, UrlOptions,
+};
+use crate::config::StoreConfig;
+use crate::{Error, Result};
+
+/// When an injected failure happens relative to the real call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Fail without performing the call.
+    Before,
+    /// Perform the call, then report a failure (the effect happened; the response was lost).
+    After,
+}
+
+/// Which calls of an operation a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultWhen {
+    /// Only the n-th call (1-based).
+    Nth(u64),
+    /// Every call from the n-th on (1-based).
+    From(u64),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    op: StoreOp,
+    when: FaultWhen,
+    kind: FaultKind,
+}
+
+/// A [`Store`] that forwards to `inner` except where a fault has been injected.
+pub struct FaultStore {
+    inner: Arc<dyn Store>,
+    calls: [AtomicU64; 11],
+    rules: Mutex<Vec<Rule>>,
+    fired: AtomicU64,
+}
+
+impl fmt::Debug for FaultStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FaultStore")
+            .field("inner", &self.inner)
+            .field("rules", &*self.rules.lock().unwrap_or_else(|p| p.into_inner()))
+            .finish()
+    }
+}
+
+impl FaultStore {
+    /// Wrap `inner` with no faults.
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        Self { inner, calls: Default::default(), rules: Mutex::new(Vec::new()), fired: AtomicU64::new(0) }
+    }
+
+    /// Fail the `nth` call (1-based) of `op` in the way `kind` says.
+    pub fn fail(&self, op: StoreOp, nth: u64, kind: FaultKind) -> &Self {
+        self.add(Rule { op, when: FaultWhen::Nth(nth.max(1)), kind })
+    }
+
+    /// Fail every call of `op` from the `nth` (1-based) on.
+    pub fn fail_from(&self, op: StoreOp, nth: u64, kind: FaultKind) -> &Self {
+        self.add(Rule { op, when: FaultWhen::From(nth.max(1)), kind })
+    }
+
+    /// Remove every fault (call counts are kept).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// Remove every fault and set the call counts back to zero.
+    pub fn reset(&self) {
+        self.clear();
+        for c in &self.calls {
+            c.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// How many calls of `op` were made (failed ones included).
+    pub fn calls(&self, op: StoreOp) -> u64 {
+        self.calls[op as usize].load(Ordering::SeqCst)
+    }
+
+    /// How many injected failures have fired.
+    pub fn fired(&self) -> u64 {
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &Arc<dyn Store> {
+        &self.inner
+    }
+
+    fn add(&self, rule: Rule) -> &Self {
+        self.lock().push(rule);
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Rule>> {
+        self.rules.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Count the call and return the fault that applies to it, if any.
+    fn check(&self, op: StoreOp) -> (u64, Option<FaultKind>) {
+        let n = self.calls[op as usize].fetch_add(1, Ordering::SeqCst) + 1;
+        let kind = self
+            .lock()
+            .iter()
+            .find(|r| {
+                r.op == op
+                    && match r.when {
+                        FaultWhen::Nth(k) => k == n,
+                        FaultWhen::From(k) => n >= k,
+                    }
+            })
+            .map(|r| r.kind);
+        if kind.is_some() {
+            self.fired.fetch_add(1, Ordering::SeqCst);
+        }
+        (n, kind)
+    }
+
+    fn injected(&self, op: StoreOp, n: u64, kind: FaultKind) -> Error {
+        let when = match kind {
+            FaultKind::Before => "before",
+            FaultKind::After => "after",
+        };
+        Error::Backend {
+            backend: "fault",
+            store: self.inner.key().to_string(),
+            status: Some(503),
+            retryable: true,
+            source: format!("injected fault {when} {op} call #{n}").into(),
+        }
+    }
+
+    async fn run<T, F>(&self, op: StoreOp, call: F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        match self.check(op) {
+            (_, None) => call.await,
+            (n, Some(FaultKind::Before)) => Err(self.injected(op, n, FaultKind::Before)),
+            (n, Some(FaultKind::After)) => {
+                let _ = call.await;
+                Err(self.injected(op, n, FaultKind::After))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for FaultStore {
+    fn key(&self) -> &str {
+        self.inner.key()
+    }
+
+    fn kind(&self) -> BackendKind {
+        self.inner.kind()
+    }
+
+    fn config(&self) -> &StoreConfig {
+        self.inner.config()
+    }
+
+    async fn put(&self, name: &str, payload: PutPayload, opts: PutOptions) -> Result<ObjectMeta> {
+        self.run(StoreOp::Put, self.inner.put(name, payload, opts)).await
+    }
+
+    async fn get(&self, name: &str, opts: GetOptions) -> Result<GetResult> {
+        self.run(StoreOp::Get, self.inner.get(name, opts)).await
+    }
+
+    async fn head(&self, name: &str, opts: GetOptions) -> Result<ObjectMeta> {
+        self.run(StoreOp::Head, self.inner.head(name, opts)).await
+    }
+
+    async fn delete(&self, name: &str, opts: DeleteOptions) -> Result<()> {
+        self.run(StoreOp::Delete, self.inner.delete(name, opts)).await
+    }
+
+    async fn copy(&self, from: &str, to: &str, opts: CopyOptions) -> Result<ObjectMeta> {
+        self.run(StoreOp::Copy, self.inner.copy(from, to, opts)).await
+    }
+
+    async fn list(&self, opts: ListOptions) -> Result<ListPage> {
+        self.run(StoreOp::List, self.inner.list(opts)).await
+    }
+
+    async fn patch_metadata(&self, name: &str, patch: MetadataPatch) -> Result<ObjectMeta> {
+        self.run(StoreOp::PatchMetadata, self.inner.patch_metadata(name, patch)).await
+    }
+
+    async fn list_generations(&self, name: &str) -> Result<Vec<ObjectMeta>> {
+        self.run(StoreOp::ListGenerations, self.inner.list_generations(name)).await
+    }
+
+    async fn url(&self, name: &str, opts: UrlOptions) -> Result<String> {
+        self.run(StoreOp::Url, self.inner.url(name, opts)).await
+    }
+
+    async fn signed_upload(&self, name: &str, opts: SignedUploadOptions) -> Result<PresignedRequest> {
+        self.run(StoreOp::SignedUpload, self.inner.signed_upload(name, opts)).await
+    }
+
+    async fn versioning_enabled(&self) -> Result<bool> {
+        self.run(StoreOp::VersioningEnabled, self.inner.versioning_enabled()).await
+    }
+}

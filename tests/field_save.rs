@@ -1,0 +1,547 @@
+//! Blob fields on SeaORM: the save scenarios, validation, the column's JSON, metadata and versions, on
+//! SQLite always and PostgreSQL/MariaDB when reachable, against the memory store (and the GCS emulator
+//! when `STORAGE_EMULATOR_HOST` is set).
+
+mod field_support;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use field_support::*;
+use sea_gcp::Error;
+use sea_gcp::field::{BlobChanges, BlobFieldSpec, BlobValue, DeletePolicy, OverwriteMode, PendingUpload, find_checked};
+use sea_gcp::promote::{BlobSaver, replay_outbox};
+use sea_gcp::storage::counting::{CountingStore, StoreOp};
+use sea_gcp::storage::{GetOptions, ObjectParameters, Store, UrlOptions};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel};
+
+fn new_doc(title: &str) -> docs::ActiveModel {
+    docs::ActiveModel { title: Set(title.into()), ..Default::default() }
+}
+
+/// The seven scenarios, with call counts and the invariants checked after each step.
+async fn scenarios(db: &DatabaseConnection, store: Arc<dyn Store>, label: &str) {
+    let tables = Tables::create(db).await;
+    let counting = Arc::new(CountingStore::new(store.clone()));
+    let changes: Arc<Mutex<Vec<(Option<String>, Option<String>)>>> = Arc::default();
+    let seen = changes.clone();
+    let saver = BlobSaver::new(db.clone())
+        .store(counting.clone())
+        .outbox(tables.outbox.clone())
+        .field(file_spec().on_change(move |ev| {
+            seen.lock()
+                .unwrap()
+                .push((ev.old.as_ref().map(|v| v.name.clone()), ev.new.as_ref().map(|v| v.name.clone())))
+        }))
+        .field(cover_spec());
+    let check = |ctx: String| {
+        let store = store.clone();
+        let outbox = tables.outbox.clone();
+        async move {
+            assert_references_live(db, store.as_ref(), &ctx).await;
+            assert_no_orphans(db, store.as_ref(), &outbox, &BTreeSet::new(), &ctx).await;
+            assert!(temp_objects(store.as_ref()).await.is_empty(), "{ctx}: temporary objects left");
+        }
+    };
+
+    // add blank
+    let saved = saver.insert(new_doc("blank"), BlobChanges::new().blank(docs::Column::File)).await.unwrap();
+    assert_eq!(saved.model.file, None);
+    check(format!("{label}: add blank")).await;
+
+    // add valid: the destination uses the database-generated id
+    let up = upload(store.as_ref(), "a.txt", b"first", "text/plain").await;
+    counting.reset();
+    let saved = saver.insert(new_doc("valid"), BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
+    let calls = counting.counts();
+    assert!(calls.remote() <= 3, "{label}: a new upload took {calls}");
+    let id = saved.model.id;
+    let file = saved.model.file.clone().expect("file set");
+    assert!(file.name.starts_with(&format!("docs/{id}/")), "{label}: {}", file.name);
+    assert_eq!(file.size(), Some(5));
+    assert_eq!(file.content_type(), Some("text/plain"));
+    assert_eq!(file.original_name(), Some("a.txt"));
+    assert!(file.is_cached());
+    assert_eq!(store.get_bytes(&file.name).await.unwrap().as_ref(), b"first");
+    check(format!("{label}: add valid")).await;
+
+    // reading size, type and URL from a loaded row: zero storage calls (URL formatting is local)
+    let loaded = docs::Entity::find_by_id(id).one(db).await.unwrap().unwrap();
+    counting.reset();
+    let f = loaded.file.clone().unwrap();
+    assert_eq!((f.size(), f.content_type()), (Some(5), Some("text/plain")));
+    let url = f.pinned_url(counting.as_ref(), UrlOptions::default()).await.unwrap();
+    assert!(url.contains(&f.generation.unwrap().to_string()) || store.kind() != sea_gcp::storage::BackendKind::Memory);
+    assert_eq!(counting.counts().remote(), 0, "{label}: reading a cached value made storage calls");
+
+    // unchanged: a plain field update makes no storage call
+    counting.reset();
+    let mut am = loaded.clone().into_active_model();
+    am.title = Set("renamed".into());
+    let saved = saver.update(am, BlobChanges::new()).await.unwrap();
+    assert_eq!(counting.counts().remote(), 0, "{label}: unchanged save made storage calls");
+    assert_eq!(saved.model.file, loaded.file);
+    check(format!("{label}: unchanged")).await;
+
+    // valid -> valid: new object, old one deleted after commit (policy Delete)
+    let up = upload(store.as_ref(), "b.txt", b"second!", "text/plain").await;
+    let saved =
+        saver.update(saved.model.into_active_model(), BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
+    let second = saved.model.file.clone().unwrap();
+    assert_ne!(second.name, file.name);
+    assert!(!store.exists(&file.name).await.unwrap(), "{label}: replaced object kept");
+    check(format!("{label}: valid->valid")).await;
+
+    // valid -> blank
+    let saved =
+        saver.update(saved.model.into_active_model(), BlobChanges::new().blank(docs::Column::File)).await.unwrap();
+    assert_eq!(saved.model.file, None);
+    assert!(!store.exists(&second.name).await.unwrap(), "{label}: blanked object kept");
+    check(format!("{label}: valid->blank")).await;
+
+    // blank -> valid
+    let up = upload(store.as_ref(), "c.bin", b"third", "application/octet-stream").await;
+    let saved =
+        saver.update(saved.model.into_active_model(), BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
+    let third = saved.model.file.clone().unwrap();
+    check(format!("{label}: blank->valid")).await;
+
+    // row delete
+    let report = saver.delete(saved.model).await.unwrap();
+    assert!(report.left_for_replay.is_empty(), "{report:?}");
+    assert!(!store.exists(&third.name).await.unwrap(), "{label}: deleted row's object kept");
+    check(format!("{label}: row delete")).await;
+
+    let seen = changes.lock().unwrap().clone();
+    assert_eq!(seen.len(), 6, "{label}: on_change calls {seen:?}");
+    assert_eq!(seen[0], (None, None));
+    assert_eq!(seen.last().unwrap(), &(Some(third.name.clone()), None));
+
+    let report = replay_outbox(db, &tables.outbox, &[store.clone()], Duration::ZERO).await.unwrap();
+    assert_eq!(report.examined, 0, "{label}: {report}");
+    tables.drop(db).await;
+}
+
+#[tokio::test]
+async fn scenarios_on_every_database_with_the_memory_store() {
+    for db in databases().await {
+        scenarios(&db.conn, memory(false), db.name).await;
+    }
+}
+
+#[tokio::test]
+async fn scenarios_on_the_gcs_emulator() {
+    let Some(store) = emulator_store().await else { return };
+    for db in databases().await {
+        scenarios(&db.conn, store.clone(), &format!("{} + emulator", db.name)).await;
+    }
+}
+
+/// A GCS store on the emulator (a fresh bucket), or `None` after a loud skip.
+async fn emulator_store() -> Option<Arc<dyn Store>> {
+    let host = match std::env::var("STORAGE_EMULATOR_HOST") {
+        Ok(h) if !h.is_empty() => h,
+        _ if std::env::var("SEA_GCP_REQUIRE_ALL").as_deref() == Ok("1") => {
+            panic!("STORAGE_EMULATOR_HOST is not set but SEA_GCP_REQUIRE_ALL=1")
+        }
+        _ => {
+            use std::io::Write;
+            let _ =
+                writeln!(std::io::stderr(), "SKIPPED: blob field scenarios on GCS — STORAGE_EMULATOR_HOST is not set");
+            return None;
+        }
+    };
+    let bucket = format!("fields-{}", uuid::Uuid::new_v4().simple());
+    let resp = reqwest::Client::new()
+        .post(format!("{host}/storage/v1/b?project=test"))
+        .json(&serde_json::json!({ "name": bucket }))
+        .send()
+        .await
+        .expect("emulator reachable");
+    assert!(resp.status().is_success(), "creating bucket: {}", resp.status());
+    let config =
+        sea_gcp::StoreConfig { bucket_name: bucket, api_endpoint: Some(host), ..sea_gcp::StoreConfig::gcs("x") };
+    Some(sea_gcp::storage::open("media", config).await.expect("GCS store on the emulator"))
+}
+
+#[tokio::test]
+async fn validation_matrix_and_limits_reach_the_caller() {
+    for db in databases().await {
+        let store = memory(false);
+        let db = &db.conn;
+        let tables = Tables::create(db).await;
+        let required = BlobSaver::<docs::Entity>::new(db.clone())
+            .store(store.clone())
+            .outbox(tables.outbox.clone())
+            .field(BlobFieldSpec::new(docs::Column::File, "media").max_size(4).accept(["image/*"]));
+        // adding without a value, blank not allowed
+        let err = required.insert(new_doc("x"), BlobChanges::new()).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Validation { field, message } if field.ends_with(".file") && message.contains("required")),
+            "{err}"
+        );
+        // too large / wrong type: refused, nothing left behind
+        let up = upload(store.as_ref(), "big.png", b"12345", "image/png").await;
+        let err = required.insert(new_doc("x"), BlobChanges::new().attach(docs::Column::File, up)).await.unwrap_err();
+        assert!(err.to_string().contains("at most 4 bytes"), "{err}");
+        let up = upload(store.as_ref(), "t.txt", b"123", "text/plain").await;
+        let err = required.insert(new_doc("x"), BlobChanges::new().attach(docs::Column::File, up)).await.unwrap_err();
+        assert!(err.to_string().contains("not accepted"), "{err}");
+        // an upload outside the ingress prefix cannot be attached
+        let err = required
+            .insert(
+                new_doc("x"),
+                BlobChanges::new().attach(docs::Column::File, PendingUpload::trusted("docs/1/x", None, "x")),
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("ingress prefix"), "{err}");
+        // a ticket bound to another field is refused
+        let up = upload(store.as_ref(), "ok.png", b"1", "image/png").await.bound_to("media", "other.col");
+        let err = required.insert(new_doc("x"), BlobChanges::new().attach(docs::Column::File, up)).await.unwrap_err();
+        assert!(err.to_string().contains("issued for `other.col`"), "{err}");
+        // an upload that never arrived
+        let ghost = PendingUpload::trusted("_tmp/nope/x.png", None, "x.png");
+        let err =
+            required.insert(new_doc("x"), BlobChanges::new().attach(docs::Column::File, ghost)).await.unwrap_err();
+        assert!(err.to_string().contains("upload incomplete"), "{err}");
+        assert!(docs::Entity::find().all(db).await.unwrap().is_empty(), "refused saves wrote rows");
+        assert!(permanent_objects(store.as_ref()).await.is_empty());
+
+        // not editable: set on insert, refused on update
+        let fixed = BlobSaver::<docs::Entity>::new(db.clone())
+            .store(store.clone())
+            .outbox(tables.outbox.clone())
+            .field(BlobFieldSpec::new(docs::Column::File, "media").editable(false));
+        let up = upload(store.as_ref(), "a.txt", b"a", "text/plain").await;
+        let saved = fixed.insert(new_doc("x"), BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
+        let up = upload(store.as_ref(), "b.txt", b"b", "text/plain").await;
+        let err = fixed
+            .update(saved.model.clone().into_active_model(), BlobChanges::new().attach(docs::Column::File, up))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not editable"), "{err}");
+        // not blankable: refused blank on update
+        let err = fixed
+            .update(saved.model.clone().into_active_model(), BlobChanges::new().blank(docs::Column::File))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot be blank"), "{err}");
+        // writing the column directly on the ActiveModel is refused; the raw escape hatch is allowed
+        let mut am = saved.model.clone().into_active_model();
+        am.file = Set(Some(BlobValue::uncached("somewhere/else")));
+        let err = fixed.update(am, BlobChanges::new()).await.unwrap_err();
+        assert!(err.to_string().contains("cannot be set directly"), "{err}");
+        let raw = BlobValue::uncached("fixtures/a.txt");
+        let saved = fixed
+            .update(
+                saved.model.clone().into_active_model(),
+                BlobChanges::new().raw(docs::Column::File, Some(raw.clone())),
+            )
+            .await
+            .unwrap();
+        assert_eq!(saved.model.file.as_ref().map(|v| v.name.as_str()), Some("fixtures/a.txt"));
+
+        // a callback's refusal reaches the caller as a validation error
+        let picky = BlobSaver::<docs::Entity>::new(db.clone())
+            .store(store.clone())
+            .outbox(tables.outbox.clone())
+            .field(BlobFieldSpec::new(docs::Column::File, "media").blank(true).destination(|ctx| {
+                if ctx.original_name.ends_with(".exe") {
+                    Err(Error::Validation { field: "docs.file".into(), message: "no executables".into() })
+                } else {
+                    Ok((format!("ok/{}", ctx.original_name), false))
+                }
+            }));
+        let up = upload(store.as_ref(), "evil.exe", b"MZ", "application/octet-stream").await;
+        let temp = up.temp_name.clone();
+        let err = picky.insert(new_doc("x"), BlobChanges::new().attach(docs::Column::File, up)).await.unwrap_err();
+        assert!(matches!(&err, Error::Validation { message, .. } if message == "no executables"), "{err}");
+        assert!(store.exists(&temp).await.unwrap(), "a refused upload stays for a retry");
+        assert!(tables.outbox.list(db, None).await.unwrap().is_empty(), "refused save left intents");
+        tables.drop(db).await;
+    }
+}
+
+#[tokio::test]
+async fn a_temporary_upload_is_promoted_at_most_once() {
+    for db in databases().await {
+        let store = memory(false);
+        let db = &db.conn;
+        let tables = Tables::create(db).await;
+        let saver = saver(db, &tables, store.clone());
+        let up = upload(store.as_ref(), "once.txt", b"1", "text/plain").await;
+        // Two saves race for the same upload: the outbox admits one intent per temporary object.
+        let first = saver.prepare_insert(BlobChanges::new().attach(docs::Column::File, up.clone())).await.unwrap();
+        let err = saver
+            .insert(new_doc("second"), BlobChanges::new().attach(docs::Column::File, up.clone()))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("already being promoted"), "{err}");
+        drop(first);
+        replay_outbox(db, &tables.outbox, &[store.clone() as Arc<dyn Store>], Duration::ZERO).await.unwrap();
+        // After a completed promotion the temporary object is gone: a replayed form cannot promote it again.
+        saver.insert(new_doc("first"), BlobChanges::new().attach(docs::Column::File, up.clone())).await.unwrap();
+        let err = saver.insert(new_doc("again"), BlobChanges::new().attach(docs::Column::File, up)).await.unwrap_err();
+        assert!(err.to_string().contains("upload incomplete"), "{err}");
+        assert_eq!(docs::Entity::find().all(db).await.unwrap().len(), 1);
+        tables.drop(db).await;
+    }
+}
+
+#[tokio::test]
+async fn overwrite_modes_read_the_buckets_versioning() {
+    for db in databases().await {
+        let db = &db.conn;
+        for versioning in [false, true] {
+            let store = memory(versioning);
+            let counting = Arc::new(CountingStore::new(store.clone()));
+            let tables = Tables::create(db).await;
+            let fixed_path = |mode: OverwriteMode| {
+                BlobFieldSpec::<docs::Entity>::new(docs::Column::File, "media")
+                    .blank(true)
+                    .overwrite_mode(mode)
+                    .update_attributes(|_| {
+                        let mut p = ObjectParameters::default();
+                        p.cache_control = Some("max-age=60".into());
+                        Ok(p)
+                    })
+                    .destination(|ctx| Ok((format!("fixed/{}.txt", ctx.model.id), ctx.allow_overwrite)))
+            };
+            let never = BlobSaver::new(db.clone())
+                .store(counting.clone())
+                .outbox(tables.outbox.clone())
+                .field(fixed_path(OverwriteMode::Never));
+            let up = upload(store.as_ref(), "v1.txt", b"v1", "text/plain").await;
+            let saved = never.insert(new_doc("x"), BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
+            let v1 = saved.model.file.clone().unwrap();
+            assert_eq!(v1.name, format!("fixed/{}.txt", saved.model.id));
+            // never: replacing at the same path is refused, nothing changes
+            let up = upload(store.as_ref(), "v2.txt", b"v2", "text/plain").await;
+            let err = never
+                .update(saved.model.clone().into_active_model(), BlobChanges::new().attach(docs::Column::File, up))
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("overwrite mode `never`"), "{err}");
+            assert_eq!(store.get_bytes(&v1.name).await.unwrap().as_ref(), b"v1");
+
+            // update-versioned: allowed only on a versioned bucket (read from the store, once)
+            let versioned = BlobSaver::new(db.clone())
+                .store(counting.clone())
+                .outbox(tables.outbox.clone())
+                .field(fixed_path(OverwriteMode::UpdateVersioned));
+            counting.reset();
+            let up = upload(store.as_ref(), "v2.txt", b"v2!", "text/plain").await;
+            let result = versioned
+                .update(saved.model.clone().into_active_model(), BlobChanges::new().attach(docs::Column::File, up))
+                .await;
+            assert_eq!(counting.counts().get(StoreOp::VersioningEnabled), 1);
+            if versioning {
+                let saved = result.unwrap();
+                let v2 = saved.model.file.clone().unwrap();
+                assert_eq!(v2.name, v1.name);
+                assert_eq!(store.get_bytes(&v2.name).await.unwrap().as_ref(), b"v2!");
+                // the deferred overwrite refreshed the cache in the row
+                let row = docs::Entity::find_by_id(saved.model.id).one(db).await.unwrap().unwrap();
+                let cached = row.file.unwrap();
+                let live = store.head(&v1.name, GetOptions::default()).await.unwrap();
+                assert_eq!(cached.generation, Some(live.generation));
+                assert_eq!(live.cache_control.as_deref(), Some("max-age=60"));
+                // generations: both kept on the versioned bucket
+                let gens = cached.generations(store.as_ref()).await.unwrap();
+                assert_eq!(gens.len(), 2);
+                assert_eq!(gens[0].generation, v1.generation.unwrap());
+            } else {
+                let err = result.unwrap_err();
+                assert!(err.to_string().contains("no object versioning"), "{err}");
+                assert_eq!(store.get_bytes(&v1.name).await.unwrap().as_ref(), b"v1");
+            }
+            assert!(tables.outbox.list(db, None).await.unwrap().is_empty());
+            tables.drop(db).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_column_json_legacy_values_and_garbage() {
+    for db in databases().await {
+        let store = memory(false);
+        let name = db.name;
+        let db = &db.conn;
+        let tables = Tables::create(db).await;
+        let saver = saver(db, &tables, store.clone());
+        let up = upload(store.as_ref(), "r.pdf", b"%PDF", "application/pdf").await;
+        let saved = saver.insert(new_doc("json"), BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
+        // the stored JSON is the documented shape
+        let sql = format!("SELECT file FROM {} WHERE id = {}", tables.docs, saved.model.id);
+        let row =
+            db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
+        let raw = sea_gcp::field::column::read_raw(&row, "file").unwrap().unwrap();
+        let json = match raw {
+            sea_gcp::field::RawCell::Json(j) => j,
+            sea_gcp::field::RawCell::Text(t) => serde_json::from_str(&t).unwrap(),
+        };
+        assert_eq!(json["v"], 1, "{name}: {json}");
+        assert!(json["generation"].is_string(), "{name}: generation must be a string: {json}");
+        assert_eq!(json["size"], 4);
+        assert_eq!(json["content_type"], "application/pdf");
+        assert_eq!(json["original_name"], "r.pdf");
+
+        // django-gcp's legacy shape reads, with no cache; refresh() fills it and reports the drift
+        let legacy_name = saved.model.file.as_ref().unwrap().name.clone();
+        let legacy = format!(r#"{{"path": "{legacy_name}"}}"#);
+        exec(db, &format!("UPDATE {} SET file = '{legacy}' WHERE id = {}", tables.docs, saved.model.id)).await;
+        let row = docs::Entity::find_by_id(saved.model.id).one(db).await.unwrap().unwrap();
+        let mut value = row.file.unwrap();
+        assert!(value.legacy && !value.is_cached() && value.size().is_none());
+        let drift = value.refresh(store.as_ref()).await.unwrap();
+        assert!(drift.changed.contains(&"generation") && drift.changed.contains(&"size"), "{drift:?}");
+        assert_eq!(value.size(), Some(4));
+
+        // garbage: a typed error naming table, column and row; never blank, never a panic
+        let bad = [r#"{"v": 7, "name": "x"}"#, r#"{"v": 1, "name": 3}"#, r#"[1, 2]"#];
+        for garbage in bad {
+            exec(db, &format!("UPDATE {} SET file = '{garbage}' WHERE id = {}", tables.docs, saved.model.id)).await;
+            let err = docs::Entity::find().all(db).await.unwrap_err();
+            assert!(err.to_string().contains("corrupt blob column `file`"), "{name}: {err}");
+            let err = find_checked(db, docs::Entity::find()).await.unwrap_err();
+            match err {
+                Error::CorruptColumn { table, column, row, .. } => {
+                    assert_eq!(
+                        (table.as_str(), column.as_str(), row.clone()),
+                        (tables.docs, "file", saved.model.id.to_string())
+                    );
+                }
+                other => panic!("{name}: expected CorruptColumn, got {other}"),
+            }
+            // saving through the saver reports it too
+            let err = saver.update(saved.model.clone().into_active_model(), BlobChanges::new()).await.unwrap_err();
+            assert!(matches!(err, Error::CorruptColumn { .. }), "{name}: {err}");
+        }
+        if name == "sqlite" {
+            // SQLite stores text: not even JSON
+            exec(db, &format!("UPDATE {} SET file = 'not json at all' WHERE id = {}", tables.docs, saved.model.id))
+                .await;
+            let err = find_checked(db, docs::Entity::find()).await.unwrap_err();
+            assert!(matches!(&err, Error::CorruptColumn { message, .. } if message.contains("not JSON")), "{err}");
+            let bad_rows = sea_gcp::field::scan_column::<docs::Entity, _>(db, docs::Column::File).await.unwrap();
+            assert_eq!(bad_rows.len(), 1);
+        }
+        tables.drop(db).await;
+    }
+}
+
+async fn exec(db: &DatabaseConnection, sql: &str) {
+    db.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_saves_do_not_cross_talk() {
+    for db in databases().await {
+        let store = memory(false);
+        let name = db.name;
+        let db = &db.conn;
+        let tables = Tables::create(db).await;
+        let saver = saver(db, &tables, store.clone());
+        let mut uploads = Vec::new();
+        for i in 0..100 {
+            let body = format!("body of upload {i}");
+            uploads.push((i, upload(store.as_ref(), &format!("f{i}.txt"), body.as_bytes(), "text/plain").await));
+        }
+        let saves = uploads.into_iter().map(|(i, up)| {
+            let saver = saver.clone();
+            async move {
+                let saved = saver
+                    .insert(new_doc(&format!("doc {i}")), BlobChanges::new().attach(docs::Column::File, up))
+                    .await
+                    .unwrap();
+                (i, saved.model)
+            }
+        });
+        let results = futures::future::join_all(saves).await;
+        for (i, model) in &results {
+            assert_eq!(model.title, format!("doc {i}"));
+            let file = model.file.as_ref().unwrap();
+            assert!(file.name.starts_with(&format!("docs/{}/", model.id)), "{name}: {}", file.name);
+            let bytes = store.get_bytes(&file.name).await.unwrap();
+            assert_eq!(
+                bytes.as_ref(),
+                format!("body of upload {i}").as_bytes(),
+                "{name}: cross-talk on row {}",
+                model.id
+            );
+        }
+        let names: BTreeSet<_> = results.iter().map(|(_, m)| m.file.as_ref().unwrap().name.clone()).collect();
+        assert_eq!(names.len(), 100);
+        let report =
+            replay_outbox(db, &tables.outbox, &[store.clone() as Arc<dyn Store>], Duration::ZERO).await.unwrap();
+        assert!(report.is_clean(), "{report}");
+        assert_references_live(db, store.as_ref(), name).await;
+        assert_no_orphans(db, store.as_ref(), &tables.outbox, &BTreeSet::new(), name).await;
+        assert!(temp_objects(store.as_ref()).await.is_empty());
+        exec(db, &format!("DELETE FROM {}", tables.docs)).await;
+        for n in &names {
+            store.delete(n, Default::default()).await.unwrap();
+        }
+        tables.drop(db).await;
+    }
+}
+
+#[tokio::test]
+async fn keep_policy_leaves_replaced_objects() {
+    for db in databases().await {
+        let store = memory(false);
+        let db = &db.conn;
+        let tables = Tables::create(db).await;
+        let saver = BlobSaver::new(db.clone())
+            .store(store.clone())
+            .outbox(tables.outbox.clone())
+            .field(file_spec().delete_policy(DeletePolicy::Keep));
+        let up = upload(store.as_ref(), "a", b"a", "text/plain").await;
+        let saved = saver.insert(new_doc("k"), BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
+        let first = saved.model.file.clone().unwrap().name;
+        let saved =
+            saver.update(saved.model.into_active_model(), BlobChanges::new().blank(docs::Column::File)).await.unwrap();
+        assert!(store.exists(&first).await.unwrap());
+        saver.delete(saved.model).await.unwrap();
+        assert!(store.exists(&first).await.unwrap());
+        store.delete(&first, Default::default()).await.unwrap();
+        tables.drop(db).await;
+    }
+}
+
+#[tokio::test]
+async fn the_explicit_steps_inside_a_callers_transaction() {
+    use sea_orm::TransactionTrait;
+    for db in databases().await {
+        let store = memory(false);
+        let db = &db.conn;
+        let tables = Tables::create(db).await;
+        let saver = saver(db, &tables, store.clone());
+        let up = upload(store.as_ref(), "t.txt", b"t", "text/plain").await;
+        let mut save = saver.prepare_insert(BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
+        let txn = db.begin().await.unwrap();
+        let model = save.apply(&txn, new_doc("in txn")).await.unwrap();
+        // the caller's own work in the same transaction
+        let mut other = new_doc("sibling").insert(&txn).await.unwrap().into_active_model();
+        other.title = Set("sibling 2".into());
+        other.update(&txn).await.unwrap();
+        txn.commit().await.unwrap();
+        let report = save.committed().await;
+        assert_eq!(report.finished, 1, "{report:?}");
+        assert_references_live(db, store.as_ref(), "explicit").await;
+        assert_no_orphans(db, store.as_ref(), &tables.outbox, &BTreeSet::new(), "explicit").await;
+        assert!(model.file.is_some());
+        // and a caller's rollback leaves nothing behind
+        let up = upload(store.as_ref(), "r.txt", b"r", "text/plain").await;
+        let mut save = saver.prepare_insert(BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
+        let txn = db.begin().await.unwrap();
+        save.apply(&txn, new_doc("rolled back")).await.unwrap();
+        txn.rollback().await.unwrap();
+        assert_eq!(save.abort().await, 1);
+        assert_no_orphans(db, store.as_ref(), &tables.outbox, &BTreeSet::new(), "rollback").await;
+        assert_eq!(docs::Entity::find().all(db).await.unwrap().len(), 2);
+        tables.drop(db).await;
+    }
+}
