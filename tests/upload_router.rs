@@ -104,7 +104,7 @@ async fn upload_verify_and_promote_once() {
         (pending.size, pending.content_type.as_str(), pending.original_name.as_str()),
         (5, "text/plain", "notes.txt")
     );
-    assert!(pending.temp_name.starts_with("ingress/") && pending.temp_name.ends_with("/notes.txt"));
+    assert!(pending.temp_name.starts_with("_tmp/") && pending.temp_name.ends_with("/notes.txt"));
     assert_eq!(app.store.get_bytes(&pending.temp_name).await.unwrap().as_ref(), b"hello");
     let replay = app.verifier.verify_and_claim("doc.file", &grant.ticket, &ledger).await.unwrap_err();
     assert_eq!(replay.problem, TicketProblem::Replayed);
@@ -215,7 +215,8 @@ async fn ticket_requests_are_checked() {
 async fn hostile_filenames_stay_inside_the_ingress_prefix() {
     let app = app().await;
     let long = "x".repeat(2000) + ".txt";
-    let cases: Vec<(&str, Box<dyn Fn(&str) -> bool>)> = vec![
+    type Expect = Box<dyn Fn(&str) -> bool>;
+    let cases: Vec<(&str, Expect)> = vec![
         ("../../etc/passwd.txt", Box::new(|n| n == "passwd.txt")),
         ("a/b/../c.txt", Box::new(|n| n == "c.txt")),
         (r"..\..\win.txt", Box::new(|n| n == "win.txt")),
@@ -229,7 +230,7 @@ async fn hostile_filenames_stay_inside_the_ingress_prefix() {
         let grant = app.grant("doc.file", filename, b"data", "text/plain").await;
         let claims = claims_of(&grant.ticket);
         let (dir, leaf) = claims.name.rsplit_once('/').unwrap();
-        assert!(dir.starts_with("ingress/") && !dir["ingress/".len()..].contains('/'), "{}", claims.name);
+        assert!(dir.starts_with("_tmp/") && !dir["_tmp/".len()..].contains('/'), "{}", claims.name);
         assert!(expect(leaf), "{filename:?} -> {leaf:?}");
         assert!(!claims.name.contains("..") && !claims.name.contains('\0') && claims.name.len() <= 1024);
         assert_eq!(app.put(&grant, b"data".to_vec()).await.status(), 200, "{filename:?}");

@@ -8,7 +8,7 @@ use crate::storage::Store;
 use crate::{Error, Result};
 
 /// Default ingress prefix: temp uploads live under it until promoted (give it a lifecycle rule).
-pub const DEFAULT_INGRESS_PREFIX: &str = "ingress/";
+pub const DEFAULT_INGRESS_PREFIX: &str = "_tmp/";
 
 /// Default size above which the browser gets a resumable session instead of one signed PUT (16 MiB).
 pub const DEFAULT_RESUMABLE_THRESHOLD: u64 = 16 * 1024 * 1024;
@@ -53,6 +53,18 @@ impl UploadField {
             ticket_ttl: Duration::from_secs(3600),
             blank: false,
         }
+    }
+
+    /// The upload field of a blob field `spec` (same id `table.column`, limits, accepted types, ingress
+    /// prefix and blankness), uploading to `store` (the store `spec` names). Without a size limit on the
+    /// spec, GCS's 5 TiB object limit applies.
+    pub fn from_spec<E: sea_orm::EntityTrait>(spec: &crate::field::BlobFieldSpec<E>, store: Arc<dyn Store>) -> Self {
+        let mut field = Self::new(spec.field_name(), store)
+            .max_size(spec.size_limit().unwrap_or(5 * 1024 * 1024 * 1024 * 1024))
+            .accept(spec.accepted().iter().cloned())
+            .blank(spec.is_blankable());
+        field.ingress_prefix = spec.ingress().to_string();
+        field
     }
 
     /// Set the size limit.

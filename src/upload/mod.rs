@@ -10,8 +10,9 @@
 //! 3. The browser sends the bytes straight to the bucket (or, on a [`LocalStore`](crate::storage::local::LocalStore),
 //!    to [`local_store_routes`]) and puts the ticket into a hidden input named after the field.
 //! 4. The form posts the ticket, never a path. [`UploadVerifier`] checks signature, expiry, field binding
-//!    and the temp object, and yields a [`PendingUpload`] for the save protocol, which claims the temp name
-//!    once ([`TicketLedger`]) so that a ticket promotes at most once.
+//!    and the temp object, and yields a [`TicketUpload`], which [`BlobChanges::attach`](crate::field::BlobChanges::attach)
+//!    takes; the save protocol records its temp name in the outbox once ([`TicketLedger`] is that check
+//!    as a trait), so a ticket promotes at most once.
 //!
 //! [`doctor::check_bucket`] says what a bucket needs for this flow (CORS, lifecycle on the ingress prefix).
 
@@ -36,4 +37,4 @@ pub use ticket::{
     MAX_TICKET_LEN, TICKET_VERSION, TicketClaims, TicketLedger, TicketProblem, TicketRejection, TicketSigner,
     UsedTickets,
 };
-pub use verify::{CLEAR_SUFFIX, PendingUpload, Submission, UploadVerifier};
+pub use verify::{CLEAR_SUFFIX, Submission, TicketUpload, UploadVerifier};

@@ -4,7 +4,7 @@
 //! and, for blankable fields, `<name>__clear=1` to clear it. [`Submission::parse`] reads that;
 //! [`UploadVerifier::verify`] checks the ticket (signature, expiry, field binding), then `head`s the
 //! temp object: it must exist, be within the ticket's size limit and carry the bound content type. The
-//! result, [`PendingUpload`], names the exact generation to promote. A raw object path is never
+//! result, [`TicketUpload`], names the exact generation to promote. A raw object path is never
 //! accepted: it fails as a malformed ticket.
 
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use chrono::Utc;
 
 use super::field::UploadFields;
 use super::ticket::{TicketClaims, TicketLedger, TicketProblem, TicketRejection, TicketSigner};
+use crate::field::{PendingUpload, VerifiedUpload};
 use crate::storage::GetOptions;
 
 /// Suffix of the hidden input that asks to clear a blankable field.
@@ -40,9 +41,11 @@ impl Submission {
     }
 }
 
-/// A verified upload, ready for promotion: the temp object at an exact generation.
+/// A verified upload, ready for promotion: the temp object at an exact generation. Pass it to
+/// [`BlobChanges::attach`](crate::field::BlobChanges::attach) (it is a [`VerifiedUpload`]); the save
+/// records its temp name in the outbox, which refuses a second promotion.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingUpload {
+pub struct TicketUpload {
     /// Store key.
     pub store: String,
     /// Field id (`entity.column`).
@@ -75,13 +78,13 @@ impl UploadVerifier {
     }
 
     /// Verify `ticket` for `field` now.
-    pub async fn verify(&self, field: &str, ticket: &str) -> Result<PendingUpload, TicketRejection> {
+    pub async fn verify(&self, field: &str, ticket: &str) -> Result<TicketUpload, TicketRejection> {
         self.verify_at(field, ticket, Utc::now().timestamp()).await
     }
 
     /// Verify `ticket` for `field` at `now_unix`: signature, expiry and binding, then the temp object's
     /// existence, size and content type.
-    pub async fn verify_at(&self, field: &str, ticket: &str, now_unix: i64) -> Result<PendingUpload, TicketRejection> {
+    pub async fn verify_at(&self, field: &str, ticket: &str, now_unix: i64) -> Result<TicketUpload, TicketRejection> {
         let spec = self.fields.get(field).ok_or_else(|| {
             TicketRejection::new(TicketProblem::WrongField, field, format!("`{field}` is not an upload field"))
         })?;
@@ -110,7 +113,7 @@ impl UploadVerifier {
                 claims.content_type
             )));
         }
-        Ok(PendingUpload {
+        Ok(TicketUpload {
             store: claims.store.clone(),
             field: field.to_string(),
             temp_name: claims.name.clone(),
@@ -128,7 +131,7 @@ impl UploadVerifier {
         field: &str,
         ticket: &str,
         ledger: &dyn TicketLedger,
-    ) -> Result<PendingUpload, TicketRejection> {
+    ) -> Result<TicketUpload, TicketRejection> {
         let pending = self.verify(field, ticket).await?;
         match ledger.claim(&pending.store, &pending.temp_name).await {
             Ok(true) => Ok(pending),
@@ -143,6 +146,12 @@ impl UploadVerifier {
                 format!("could not record the upload for `{field}`: {e}"),
             )),
         }
+    }
+}
+
+impl VerifiedUpload for TicketUpload {
+    fn into_pending_upload(self) -> PendingUpload {
+        PendingUpload::trusted(self.temp_name, self.generation, self.original_name).bound_to(self.store, self.field)
     }
 }
 
