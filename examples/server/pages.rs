@@ -1,0 +1,157 @@
+//! Server-rendered HTML of the example (plain strings, every value escaped).
+
+use sea_gcp::field::BlobValue;
+use sea_gcp::upload::UploadFields;
+
+use super::document;
+
+/// Escape text for HTML content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `attachment; filename="<ascii>"; filename*=UTF-8''<percent-encoded>`.
+pub fn attachment_disposition(name: &str) -> String {
+    let ascii: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+fn layout(title: &str, body: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · sea-gcp example</title>
+<link rel="stylesheet" href="/uploads/widget.css">
+<style>
+  body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 56rem; padding: 0 1rem; }}
+  table {{ border-collapse: collapse; width: 100%; }}
+  th, td {{ text-align: left; padding: 0.4rem; border-bottom: 1px solid #ddd; vertical-align: top; }}
+  form.inline {{ display: inline; }}
+  label {{ display: block; font-weight: 600; margin-top: 1rem; }}
+  .error {{ color: #b3261e; font-weight: 600; }}
+  .hint {{ color: #5f6368; font-size: 0.9em; }}
+</style>
+<script src="/uploads/widget.js" defer></script>
+</head>
+<body>
+<h1>{title}</h1>
+{body}
+</body>
+</html>
+"#,
+        title = esc(title)
+    )
+}
+
+fn size_text(bytes: Option<u64>) -> String {
+    match bytes {
+        Some(n) if n >= 1024 * 1024 => format!("{:.1} MiB", n as f64 / 1048576.0),
+        Some(n) if n >= 1024 => format!("{:.1} KiB", n as f64 / 1024.0),
+        Some(n) => format!("{n} B"),
+        None => String::new(),
+    }
+}
+
+fn file_cell(id: i32, column: &str, value: Option<&BlobValue>) -> String {
+    match value {
+        None => "<span class=\"hint\">none</span>".into(),
+        Some(v) => {
+            let name = v.original_name.clone().unwrap_or_else(|| v.name.clone());
+            format!(
+                "<a class=\"download\" data-column=\"{column}\" href=\"/documents/{id}/download/{column}\">{}</a> \
+                 <span class=\"hint\">{} {}</span>",
+                esc(&name),
+                esc(v.content_type.as_deref().unwrap_or("")),
+                size_text(v.size)
+            )
+        }
+    }
+}
+
+/// The list of documents.
+pub fn list(rows: &[document::Model], backend: &str) -> String {
+    let mut body = format!(
+        "<p><a href=\"/documents/new\" id=\"new\">New document</a> <span class=\"hint\">({} store)</span></p>",
+        esc(backend)
+    );
+    if rows.is_empty() {
+        body.push_str("<p id=\"empty\">No documents yet.</p>");
+    } else {
+        body.push_str("<table id=\"documents\"><thead><tr><th>Title</th><th>File</th><th>Attachment</th><th></th></tr></thead><tbody>");
+        for row in rows {
+            body.push_str(&format!(
+                "<tr data-id=\"{id}\"><td class=\"title\">{title}</td><td>{file}</td><td>{att}</td><td>\
+                 <a href=\"/documents/{id}/edit\">Edit</a> \
+                 <form class=\"inline\" method=\"post\" action=\"/documents/{id}/delete\">\
+                 <button type=\"submit\" aria-label=\"Delete {title}\">Delete</button></form></td></tr>",
+                id = row.id,
+                title = esc(&row.title),
+                file = file_cell(row.id, "file", Some(&row.file)),
+                att = file_cell(row.id, "attachment", row.attachment.as_ref()),
+            ));
+        }
+        body.push_str("</tbody></table>");
+    }
+    layout("Documents", &body)
+}
+
+fn upload_input(fields: &UploadFields, id: &str, input: &str, current: Option<&BlobValue>, required: bool) -> String {
+    let field = fields.get(id).expect("registered field");
+    let current_name = current.map(|v| v.original_name.clone().unwrap_or_else(|| v.name.clone()));
+    format!(
+        "<input type=\"file\" id=\"{input}\" name=\"{input}\" data-sea-gcp-field=\"{id}\" data-max-size=\"{max}\"{accept}{blank}{current}{required}>\
+         <div class=\"hint\">Up to {size}{types}.</div>",
+        max = field.max_size,
+        accept = if field.accept.is_empty() {
+            String::new()
+        } else {
+            format!(" accept=\"{}\"", esc(&field.accept_attribute()))
+        },
+        blank = if field.blank { " data-blank" } else { "" },
+        current = current_name.map(|n| format!(" data-current=\"{}\"", esc(&n))).unwrap_or_default(),
+        required = if required && current.is_none() { " required" } else { "" },
+        size = size_text(Some(field.max_size)),
+        types = if field.accept.is_empty() { String::new() } else { format!("; {}", esc(&field.accept.join(", "))) },
+    )
+}
+
+/// The create / edit form.
+pub fn form(fields: &UploadFields, row: Option<&document::Model>, title: &str, error: Option<&str>) -> String {
+    let action = row.map(|r| format!("/documents/{}", r.id)).unwrap_or_else(|| "/documents".into());
+    let mut body = String::new();
+    if let Some(e) = error {
+        body.push_str(&format!("<p class=\"error\" role=\"alert\" id=\"form-error\">{}</p>", esc(e)));
+    }
+    body.push_str(&format!(
+        "<form method=\"post\" action=\"{action}\" id=\"document-form\">\
+         <label for=\"title\">Title</label><input id=\"title\" name=\"title\" required maxlength=\"200\" value=\"{title}\">\
+         <label for=\"file\">File</label>{file}\
+         <label for=\"attachment\">Attachment (optional)</label>{attachment}\
+         <p><button type=\"submit\" id=\"save\">Save</button> <a href=\"/\">Cancel</a></p></form>",
+        title = esc(title),
+        file = upload_input(fields, "documents.file", "file", row.map(|r| &r.file), true),
+        attachment = upload_input(fields, "documents.attachment", "attachment", row.and_then(|r| r.attachment.as_ref()), false),
+    ));
+    layout(if row.is_some() { "Edit document" } else { "New document" }, &body)
+}
+
+/// A page with one message.
+pub fn message(title: &str, text: &str) -> String {
+    layout(title, &format!("<p>{}</p><p><a href=\"/\">Back</a></p>", esc(text)))
+}
