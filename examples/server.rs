@@ -146,7 +146,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://sea-gcp-example.db?mode=rwc".into());
     let db = Database::connect(&db_url).await?;
     create_tables(&db).await?;
-    let report = sea_gcp::promote::replay(&db, &[store.clone()], Duration::from_secs(3600)).await?;
+    let report = sea_gcp::promote::replay(&db, std::slice::from_ref(&store), Duration::from_secs(3600)).await?;
     if !report.is_clean() {
         tracing::info!(?report, "outbox replayed");
     }

@@ -1,0 +1,302 @@
+// End-to-end test of direct uploads in real headless Chromium, driving the example server's pages
+// over the Chrome DevTools protocol. No npm dependencies: Node's built-in WebSocket
+// (`node --experimental-websocket` on Node 20, built in from Node 22) and fetch.
+//
+// usage: node --experimental-websocket e2e.mjs <base url> <chromium path> <work dir>
+// Prints one line per check and exits non-zero on the first failure.
+
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const [base, chromiumPath, workDir] = process.argv.slice(2);
+if (!base || !chromiumPath || !workDir) {
+  console.error("usage: e2e.mjs <base url> <chromium> <work dir>");
+  process.exit(2);
+}
+const MIB = 1024 * 1024;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const sha = (buf) => createHash("sha256").update(buf).digest("hex");
+function check(cond, what) {
+  if (!cond) throw new Error("FAILED: " + what);
+  console.log("ok - " + what);
+}
+
+// ---- Chromium + CDP --------------------------------------------------------------------------
+function launch() {
+  const profile = join(workDir, "chromium-profile");
+  mkdirSync(profile, { recursive: true });
+  const args = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    `--user-data-dir=${profile}`,
+    "--remote-debugging-port=0",
+    "about:blank",
+  ];
+  const proc = spawn(chromiumPath, args, { stdio: ["ignore", "ignore", "pipe"] });
+  return new Promise((resolve, reject) => {
+    let err = "";
+    const timer = setTimeout(() => reject(new Error("Chromium did not start:\n" + err)), 30000);
+    proc.stderr.on("data", (d) => {
+      err += d.toString();
+      const m = /DevTools listening on (ws:\/\/\S+)/.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ proc, ws: m[1] });
+      }
+    });
+    proc.on("exit", (code) => reject(new Error(`Chromium exited with ${code}:\n${err}`)));
+  });
+}
+
+class Cdp {
+  constructor(url) {
+    this.ws = new WebSocket(url);
+    this.id = 0;
+    this.pending = new Map();
+    this.listeners = [];
+    this.ws.onmessage = (ev) => {
+      const msg = JSON.parse(ev.data);
+      if (msg.id && this.pending.has(msg.id)) {
+        const { resolve, reject } = this.pending.get(msg.id);
+        this.pending.delete(msg.id);
+        if (msg.error) reject(new Error(JSON.stringify(msg.error)));
+        else resolve(msg.result);
+      } else if (msg.method) {
+        this.listeners = this.listeners.filter((l) => !(l.method === msg.method && l.fn(msg.params)));
+      }
+    };
+  }
+  open() {
+    return new Promise((resolve, reject) => {
+      this.ws.onopen = resolve;
+      this.ws.onerror = () => reject(new Error("CDP websocket failed"));
+    });
+  }
+  send(method, params = {}, sessionId) {
+    const id = ++this.id;
+    const msg = { id, method, params };
+    if (sessionId) msg.sessionId = sessionId;
+    this.ws.send(JSON.stringify(msg));
+    return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
+  }
+  once(method, timeoutMs = 30000) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("timeout waiting for " + method)), timeoutMs);
+      this.listeners.push({
+        method,
+        fn: (p) => {
+          clearTimeout(timer);
+          resolve(p);
+          return true;
+        },
+      });
+    });
+  }
+}
+
+class Page {
+  constructor(cdp, sessionId) {
+    this.cdp = cdp;
+    this.s = sessionId;
+  }
+  send(method, params) {
+    return this.cdp.send(method, params, this.s);
+  }
+  async eval(expression) {
+    const r = await this.send("Runtime.evaluate", { expression, awaitPromise: true, returnByValue: true });
+    if (r.exceptionDetails) throw new Error("page error: " + JSON.stringify(r.exceptionDetails));
+    return r.result.value;
+  }
+  async goto(url) {
+    const loaded = this.cdp.once("Page.loadEventFired");
+    await this.send("Page.navigate", { url });
+    await loaded;
+  }
+  async clickAndWaitLoad(selector) {
+    const loaded = this.cdp.once("Page.loadEventFired");
+    await this.eval(`document.querySelector(${JSON.stringify(selector)}).click()`);
+    await loaded;
+  }
+  async setFile(selector, path) {
+    const { root } = await this.send("DOM.getDocument", { depth: 0 });
+    const { nodeId } = await this.send("DOM.querySelector", { nodeId: root.nodeId, selector });
+    await this.send("DOM.setFileInputFiles", { nodeId, files: [path] });
+  }
+  async waitFor(expression, what, timeoutMs = 60000) {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await this.eval(expression);
+      if (v) return v;
+      if (Date.now() > end) throw new Error("FAILED: timed out waiting for " + what);
+      await sleep(50);
+    }
+  }
+}
+
+// ---- the scenarios ------------------------------------------------------------------------------
+const widgetState = (field) => `document.querySelector('.sea-gcp-upload[data-field="${field}"]').dataset.state`;
+
+const RECORDER = `(() => {
+  window.__progress = [];
+  document.addEventListener('sea-gcp:progress', (e) => {
+    const root = e.target.closest('.sea-gcp-upload');
+    const bar = root.querySelector('progress');
+    window.__progress.push({ loaded: e.detail.loaded, total: e.detail.total,
+      visible: !!bar && !bar.hidden && bar.getClientRects().length > 0, value: bar.value,
+      status: root.querySelector('[aria-live]').textContent });
+  });
+  return true;
+})()`;
+
+async function rowCount(page) {
+  await page.goto(base + "/");
+  return page.eval(`document.querySelectorAll('#documents tbody tr').length`);
+}
+
+async function downloadOf(page, title) {
+  const href = await page.eval(`(() => {
+    const row = [...document.querySelectorAll('#documents tbody tr')]
+      .find((r) => r.querySelector('.title').textContent === ${JSON.stringify(title)});
+    return row && row.querySelector('a.download[data-column="file"]').getAttribute('href');
+  })()`);
+  check(!!href, `the row "${title}" lists the file with a download link`);
+  const r = await fetch(new URL(href, base));
+  check(r.ok, `download of "${title}" answers ${r.status}`);
+  return Buffer.from(await r.arrayBuffer());
+}
+
+async function uploadAndSave(page, { title, file, bytes, expectResumable, cancelAt }) {
+  await page.goto(base + "/documents/new");
+  await page.eval(RECORDER);
+  await page.eval(`document.querySelector('#title').value = ${JSON.stringify(title)}`);
+  if (cancelAt) {
+    // Cancel from inside the page the moment the upload passes `cancelAt` bytes (deterministic).
+    await page.eval(`(() => {
+      window.__cancelled = false;
+      document.addEventListener('sea-gcp:progress', (e) => {
+        if (!window.__cancelled && e.detail.loaded >= ${cancelAt} && e.detail.loaded < e.detail.total) {
+          window.__cancelled = true;
+          setTimeout(() => e.target.seaGcpWidget.cancel(), 0);
+        }
+      });
+      return true;
+    })()`);
+  }
+  await page.setFile("#file", file);
+  if (cancelAt) {
+    await page.waitFor(`${widgetState("documents.file")} === 'cancelled'`, "the upload to be cancelled");
+    const label = await page.eval(`document.querySelector('.sea-gcp-retry').textContent`);
+    check(label === "Resume", `after a cancel the widget offers "${label}"`);
+    const hidden = await page.eval(`document.querySelector('input[type=hidden][name=file]').value`);
+    check(hidden === "", "a cancelled upload puts no ticket into the form");
+    await page.eval(`document.querySelector('.sea-gcp-retry').click()`);
+  }
+  await page.waitFor(
+    `['done','error'].includes(${widgetState("documents.file")})`,
+    `the upload of ${title} to finish`,
+    120000
+  );
+  const state = await page.eval(widgetState("documents.file"));
+  const status = await page.eval(`document.querySelector('.sea-gcp-upload[data-field="documents.file"] [aria-live]').textContent`);
+  check(state === "done", `${title}: upload finished (${status})`);
+  const progress = await page.eval("window.__progress");
+  const visible = progress.filter((p) => p.visible && p.loaded < p.total);
+  check(visible.length > 0, `${title}: progress was visible during the upload (${visible.length} updates)`);
+  const resumable = await page.eval(`document.querySelector('#file').seaGcpWidget.grant.resumable`);
+  check(resumable === expectResumable, `${title}: resumable session = ${resumable}`);
+  const form = await page.eval(`[...new FormData(document.querySelector('#document-form')).entries()]
+    .map(([k, v]) => [k, typeof v === 'string' ? v : 'FILE'])`);
+  const fileValue = (form.find(([k]) => k === "file") || [])[1] || "";
+  check(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(fileValue), `${title}: the form carries a ticket, not a path`);
+  check(!form.some(([, v]) => v === "FILE"), `${title}: the form posts no file bytes`);
+  await page.clickAndWaitLoad("#save");
+  const url = await page.eval("location.pathname");
+  check(url === "/", `${title}: saving returns to the list`);
+  const got = await downloadOf(page, title);
+  check(sha(got) === sha(bytes) && got.length === bytes.length, `${title}: the download returns the same ${bytes.length} bytes`);
+}
+
+async function oversize(page, file, limit) {
+  const before = await rowCount(page);
+  await page.goto(base + "/documents/new");
+  await page.eval(`document.querySelector('#title').value = 'too big'`);
+  await page.setFile("#file", file);
+  await page.waitFor(`${widgetState("documents.file")} === 'error'`, "the oversize error");
+  const message = await page.eval(`document.querySelector('.sea-gcp-upload[data-field="documents.file"] [role=alert]')?.textContent || ''`);
+  check(/limit/.test(message), `oversize: the widget shows the error ("${message}")`);
+  // Submitting anyway is held back by the widget (no ticket), and the server would refuse a ticket.
+  await page.eval(`document.querySelector('#save').click(); true`);
+  await sleep(300);
+  const path = await page.eval("location.pathname");
+  check(path === "/documents/new", "oversize: the form was not submitted");
+  const answer = await page.eval(`fetch('/uploads', {method: 'POST', headers: {'content-type': 'application/json'},
+    body: JSON.stringify({field: 'documents.file', filename: 'big.bin', size: ${limit + 1}, content_type: ''})})
+    .then(async (r) => [r.status, (await r.json()).error])`);
+  check(answer[0] === 413 && answer[1] === "too_large", `oversize: the server repeats the check (${answer})`);
+  const after = await rowCount(page);
+  check(after === before, `oversize: nothing was saved (${before} rows before and after)`);
+}
+
+async function main() {
+  mkdirSync(workDir, { recursive: true });
+  const limit = parseInt(process.env.E2E_MAX_SIZE || String(3 * MIB), 10);
+  const small = randomBytes(200 * 1024);
+  const large = randomBytes(Math.floor(2.5 * MIB));
+  const huge = randomBytes(limit + 512 * 1024);
+  const smallPath = join(workDir, "small report.txt");
+  const largePath = join(workDir, "large-video.bin");
+  const hugePath = join(workDir, "huge.bin");
+  writeFileSync(smallPath, small);
+  writeFileSync(largePath, large);
+  writeFileSync(hugePath, huge);
+
+  const { proc, ws } = await launch();
+  try {
+    const cdp = new Cdp(ws);
+    await cdp.open();
+    const { targetId } = await cdp.send("Target.createTarget", { url: "about:blank" });
+    const { sessionId } = await cdp.send("Target.attachToTarget", { targetId, flatten: true });
+    const page = new Page(cdp, sessionId);
+    await page.send("Page.enable");
+    await page.send("Runtime.enable");
+    await page.send("DOM.enable");
+    // Throttle uploads (1 MiB/s) so that progress is observable on a loopback connection.
+    await page.send("Network.enable");
+    await page.send("Network.emulateNetworkConditions", {
+      offline: false,
+      latency: 5,
+      downloadThroughput: -1,
+      uploadThroughput: MIB,
+    });
+
+    await uploadAndSave(page, { title: "small " + Date.now(), file: smallPath, bytes: small, expectResumable: false });
+    await uploadAndSave(page, {
+      title: "large " + Date.now(),
+      file: largePath,
+      bytes: large,
+      expectResumable: true,
+      cancelAt: MIB,
+    });
+    await oversize(page, hugePath, limit);
+    console.log("PASS: all browser checks");
+  } finally {
+    proc.kill("SIGKILL");
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e.stack || String(e));
+    process.exit(1);
+  }
+);
