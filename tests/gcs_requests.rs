@@ -583,3 +583,43 @@ async fn guarded_writes_are_retried() {
     assert!(err.is_retryable());
     assert_eq!(state.gets.load(Ordering::SeqCst), 4, "one attempt plus max_retries");
 }
+
+/// Peak resident memory of this process since the last reset, in bytes (Linux `VmHWM`).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+/// The goal: a 1 GiB upload in 16 MiB chunks stays within 40 MiB of client memory. The client
+/// holds one chunk whatever the total, so the suite uploads 128 MiB by default (fake-gcs-server needs
+/// about 100 s for 1 GiB); `SEA_GCP_LARGE_UPLOAD_MIB=1024` runs the full size.
+#[tokio::test]
+async fn large_upload_holds_one_chunk_in_memory() {
+    let Some(host) = emulator() else { return };
+    const MIB: u64 = 1024 * 1024;
+    let mib: u64 = std::env::var("SEA_GCP_LARGE_UPLOAD_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(128);
+    let total = mib * MIB;
+    let mut config = StoreConfig::gcs(create_bucket(&host, false).await);
+    config.blob_chunk_size = Some(16 * MIB);
+    let store = GcsStore::new("media", config).await.unwrap();
+    // 64 KiB pieces generated on the fly: the source holds nothing.
+    let piece = 64 * 1024;
+    let stream =
+        futures::stream::iter(0..total / piece).map(move |i| Ok(Bytes::from(vec![(i % 251) as u8; piece as usize])));
+    // Reset the peak (Linux: writing 5 to clear_refs resets VmHWM to the current RSS).
+    let resettable = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let before = peak_rss();
+    let payload = PutPayload::stream(stream.boxed(), None);
+    let meta = store.put("big/large.bin", payload, PutOptions::default()).await.unwrap();
+    assert_eq!(meta.size, total);
+    let peak = peak_rss();
+    store.delete("big/large.bin", DeleteOptions::default()).await.unwrap();
+    if let (true, Some(before), Some(after)) = (resettable, before, peak) {
+        eprintln!("{mib} MiB upload in 16 MiB chunks: peak RSS {} MiB (at start {} MiB)", after / MIB, before / MIB);
+        // The growth is what the upload costs: one 16 MiB chunk plus buffers. (The absolute peak, about
+        // 31 MiB when this test runs alone, also counts the test harness and the tests running beside it.)
+        let growth = after.saturating_sub(before);
+        assert!(growth <= 24 * MIB, "the upload grew the client's RSS by {} MiB (one chunk is 16)", growth / MIB);
+    }
+}
