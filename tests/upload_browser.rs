@@ -1,0 +1,172 @@
+//! Direct uploads end to end in real headless Chromium: builds and starts the example server, then
+//! runs `tests/browser/e2e.mjs` (Chrome DevTools protocol from Node, no npm packages) against it: an
+//! upload with visible progress, save, the row lists the file, the download returns the same bytes; a
+//! large file through a resumable session (cancelled and resumed); an oversize file shows the error and
+//! saves nothing. On the local store, and on the GCS emulator when `STORAGE_EMULATOR_HOST` is set.
+//!
+//! Needs `/usr/bin/chromium` (or `SEA_GCP_CHROMIUM`) and `node` ≥ 20. Without them the test prints
+//! `SKIPPED:` unless `SEA_GCP_REQUIRE_ALL=1`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MAX_SIZE: u64 = 3 * 1024 * 1024;
+
+fn require_all() -> bool {
+    std::env::var("SEA_GCP_REQUIRE_ALL").as_deref() == Ok("1")
+}
+
+fn skip(why: &str) {
+    assert!(!require_all(), "SEA_GCP_REQUIRE_ALL=1 but {why}");
+    eprintln!("SKIPPED: {why}");
+}
+
+fn chromium() -> Option<PathBuf> {
+    let candidate = std::env::var("SEA_GCP_CHROMIUM").map(PathBuf::from).unwrap_or_else(|_| "/usr/bin/chromium".into());
+    candidate.exists().then_some(candidate)
+}
+
+fn node_major() -> Option<u32> {
+    let out = Command::new("node").arg("--version").output().ok()?;
+    let v = String::from_utf8_lossy(&out.stdout);
+    v.trim().trim_start_matches('v').split('.').next()?.parse().ok()
+}
+
+/// Kills the server when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn build_example() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--example", "server", "--quiet"])
+        .current_dir(root)
+        .status()
+        .expect("run cargo build --example server");
+    assert!(status.success(), "cargo build --example server failed");
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    target.join("debug").join("examples").join("server")
+}
+
+fn start_server(binary: &Path, dir: &Path, extra_env: &[(&str, String)]) -> (Server, String) {
+    let port = free_port();
+    let mut cmd = Command::new(binary);
+    cmd.current_dir(dir)
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.join("example.db").display()))
+        .env("SEA_GCP_SECRET_KEY", "browser-test-secret-0123456789abcdef")
+        .env("SEA_GCP_EXAMPLE_MAX_SIZE", MAX_SIZE.to_string())
+        .env("SEA_GCP_EXAMPLE_RESUMABLE_THRESHOLD", (1024 * 1024).to_string())
+        .env("SEA_GCP_EXAMPLE_CHUNK_SIZE", (256 * 1024).to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start the example server");
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            eprintln!("[server] {line}");
+            if let Some(url) = line.strip_prefix("open ") {
+                let _ = tx.send(url.trim_end_matches('/').to_string());
+            }
+        }
+    });
+    let url = rx.recv_timeout(Duration::from_secs(60)).expect("the example server printed its address");
+    (server, url)
+}
+
+fn run_browser(base: &str, chromium: &Path, work: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/e2e.mjs");
+    let started = Instant::now();
+    let out = Command::new("node")
+        .arg("--experimental-websocket")
+        .arg("--no-warnings")
+        .arg(&script)
+        .arg(base)
+        .arg(chromium)
+        .arg(work)
+        .env("E2E_MAX_SIZE", MAX_SIZE.to_string())
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser test failed against {base} after {:?}", started.elapsed());
+    assert!(stdout.contains("PASS: all browser checks"), "{stdout}");
+    for needle in
+        ["progress was visible", "resumable session = true", "the download returns the same", "nothing was saved"]
+    {
+        assert!(stdout.contains(needle), "missing check `{needle}`");
+    }
+}
+
+/// A fresh bucket on the emulator (JSON API `buckets.insert`).
+fn emulator_bucket(host: &str) -> Option<String> {
+    let host = if host.contains("://") { host.to_string() } else { format!("http://{host}") };
+    let name = format!("sea-gcp-e2e-{}", uuid::Uuid::new_v4().simple());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ok = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/storage/v1/b?project=test", host.trim_end_matches('/')))
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false)
+    });
+    ok.then_some(name)
+}
+
+#[test]
+fn direct_uploads_in_headless_chromium() {
+    let Some(chromium) = chromium() else {
+        return skip("Chromium is not installed (apt-get install -y chromium, or set SEA_GCP_CHROMIUM)");
+    };
+    match node_major() {
+        Some(v) if v >= 20 => {}
+        other => return skip(&format!("Node.js >= 20 is needed for the browser test (found {other:?})")),
+    }
+    let binary = build_example();
+
+    // Local store.
+    let dir = tempfile::tempdir().unwrap();
+    let (server, base) = start_server(&binary, dir.path(), &[]);
+    run_browser(&base, &chromium, &dir.path().join("work"));
+    drop(server);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join(".tmp/example-media/tmp/sessions"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "finished resumable sessions leave no partial files: {leftovers:?}");
+
+    // GCS emulator.
+    match std::env::var("STORAGE_EMULATOR_HOST") {
+        Ok(host) if !host.trim().is_empty() => {
+            let bucket = emulator_bucket(&host).expect("create a bucket on the GCS emulator");
+            let dir = tempfile::tempdir().unwrap();
+            let env = [
+                ("SEA_GCP__MEDIA__BACKEND", "gcs".to_string()),
+                ("SEA_GCP__MEDIA__BUCKET_NAME", bucket),
+                ("STORAGE_EMULATOR_HOST", host),
+            ];
+            let (_server, base) = start_server(&binary, dir.path(), &env);
+            run_browser(&base, &chromium, &dir.path().join("work"));
+        }
+        _ => skip("STORAGE_EMULATOR_HOST is not set: the browser test ran on the local store only"),
+    }
+}
