@@ -258,3 +258,28 @@ fn bad_input_is_one_clear_line() {
     );
     assert_fails(&["sign-url", "gs://b/o", "--bogus"], 2, "--bogus");
 }
+
+#[test]
+fn auto_signer_uses_google_application_credentials_key() {
+    let v = vectors();
+    let case = &v["signingV4Tests"][0];
+    let out = run(sea_gcp()
+        .args(["sign-url", "gs://test-bucket/test-object", "--duration", "10s", "--at", "2019-02-01T09:00:00Z"])
+        .env("GOOGLE_APPLICATION_CREDENTIALS", key_path()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim_end(), case["expectedUrl"].as_str().unwrap());
+}
+
+#[test]
+fn auto_signer_off_google_cloud_explains_the_options() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(sea_gcp()
+        .args(["sign-url", "gs://b/o"])
+        .env("HOME", home.path())
+        .env_remove("CLOUDSDK_CONFIG")
+        .env("GCE_METADATA_HOST", "127.0.0.1:9"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("metadata server") && stderr.contains("GOOGLE_APPLICATION_CREDENTIALS"), "{stderr}");
+}

@@ -8,6 +8,7 @@
 //!   one space; the same name given twice (in any case) joins its values with `,`;
 //! - the payload is always `UNSIGNED-PAYLOAD`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -85,21 +86,27 @@ pub struct CanonicalHeaders {
 
 /// Canonicalise `headers` plus `host` (a caller-given `host` header wins over the computed one).
 pub fn canonical_headers(headers: &BTreeMap<String, String>, host: &str) -> CanonicalHeaders {
-    let mut merged: BTreeMap<String, String> = BTreeMap::new();
+    let mut lines: Vec<(String, String)> = Vec::with_capacity(headers.len() + 1);
     for (name, value) in headers {
-        let value = canonical_header_value(value);
-        merged
-            .entry(name.trim().to_ascii_lowercase())
-            .and_modify(|v| {
-                v.push(',');
-                v.push_str(&value);
-            })
-            .or_insert(value);
+        lines.push((name.trim().to_ascii_lowercase(), canonical_header_value(value)));
     }
-    merged.entry("host".to_string()).or_insert_with(|| host.to_string());
-    let mut block = String::with_capacity(64 * merged.len());
-    let mut signed_headers = String::with_capacity(16 * merged.len());
-    for (i, (name, value)) in merged.iter().enumerate() {
+    // Stable sort keeps the map's order among names that differ only in case, then merge those.
+    lines.sort_by(|a, b| a.0.cmp(&b.0));
+    lines.dedup_by(|later, earlier| {
+        if later.0 == earlier.0 {
+            earlier.1.push(',');
+            earlier.1.push_str(&later.1);
+            true
+        } else {
+            false
+        }
+    });
+    if let Err(at) = lines.binary_search_by(|(name, _)| name.as_str().cmp("host")) {
+        lines.insert(at, ("host".to_string(), host.to_string()));
+    }
+    let mut block = String::with_capacity(lines.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
+    let mut signed_headers = String::with_capacity(lines.iter().map(|(n, _)| n.len() + 1).sum());
+    for (i, (name, value)) in lines.iter().enumerate() {
         block.push_str(name);
         block.push(':');
         block.push_str(value);
@@ -114,8 +121,11 @@ pub fn canonical_headers(headers: &BTreeMap<String, String>, host: &str) -> Cano
 
 /// The canonical query string from already-collected `(key, value)` pairs (unencoded).
 pub fn canonical_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut encoded: Vec<(String, String)> =
-        pairs.into_iter().map(|(k, v)| (encode_query_component(k), encode_query_component(v))).collect();
+    // Cow: most keys and values need no encoding, so most pairs allocate nothing here.
+    let mut encoded: Vec<(Cow<'a, str>, Cow<'a, str>)> = pairs
+        .into_iter()
+        .map(|(k, v)| (utf8_percent_encode(k, QUERY).into(), utf8_percent_encode(v, QUERY).into()))
+        .collect();
     encoded.sort_unstable();
     let mut out = String::with_capacity(encoded.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
     for (i, (k, v)) in encoded.iter().enumerate() {

@@ -1,0 +1,127 @@
+//! Signing throughput: RSA URLs on one core, a batch on all cores, HMAC URLs, cached repeated URLs, and
+//! the raw RSA signature of aws-lc-rs (used) against ring (measured for the choice).
+//!
+//! A hand-rolled timer (harness = false): each figure runs for `SIGNING_BENCH_SECS` seconds (default 5)
+//! after a short warm-up and prints `RESULT <name> <per-second>` lines that `scripts/bench-signing.sh`
+//! turns into BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sea_gcp::signing::{
+    HmacSigner, ServiceAccountKey, ServiceAccountKeySigner, Signer, UrlCache, V4Request, sign_url_blocking,
+    sign_urls_parallel_with,
+};
+
+fn seconds() -> f64 {
+    std::env::var("SIGNING_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0)
+}
+
+/// Run `f` (which does `per_call` operations) repeatedly for the configured time; operations per second.
+fn measure(name: &str, per_call: u64, mut f: impl FnMut()) -> f64 {
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_millis(300) {
+        f();
+    }
+    let budget = Duration::from_secs_f64(seconds());
+    let start = Instant::now();
+    let mut ops = 0u64;
+    while start.elapsed() < budget {
+        f();
+        ops += per_call;
+    }
+    let rate = ops as f64 / start.elapsed().as_secs_f64();
+    println!("RESULT {name} {rate:.1}");
+    rate
+}
+
+fn key_file() -> PathBuf {
+    let p =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/test_service_account.not-a-test.json");
+    assert!(p.is_file(), "dummy key missing at {}", p.display());
+    p
+}
+
+fn request(i: usize) -> V4Request {
+    V4Request {
+        bucket: "my-app-media".into(),
+        object: Some(format!("uploads/2026/11/photo-{i:06}.jpg")),
+        expiration: Duration::from_secs(3600),
+        headers: [("x-goog-if-generation-match".to_string(), "0".to_string())].into(),
+        ..Default::default()
+    }
+}
+
+fn main() {
+    let now: DateTime<Utc> = Utc::now();
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!("RESULT threads {threads}");
+    let key = ServiceAccountKey::from_file(key_file()).unwrap();
+    let rsa = ServiceAccountKeySigner::new(&key).unwrap();
+    let message = b"GOOG4-RSA-SHA256\n20261127T000000Z\n20261127/auto/storage/goog4_request\n\
+                    00e2fb794ea93d7adb703edaebdd509821fcc7d4f1a79ac5c8d2b394df109320";
+
+    // Raw RSA-2048 PKCS#1 v1.5 SHA-256 signatures: aws-lc-rs (what we use) and ring (the alternative).
+    measure("rsa_sign_aws_lc_rs", 1, || {
+        black_box(rsa.sign_blocking(black_box(message)).unwrap());
+    });
+    {
+        use base64::Engine as _;
+        let body: String = key.private_key.lines().filter(|l| !l.starts_with("-----")).collect::<Vec<_>>().concat();
+        let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+        let ring_key = ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+        let rng = ring::rand::SystemRandom::new();
+        let mut sig = vec![0u8; ring_key.public().modulus_len()];
+        measure("rsa_sign_ring", 1, || {
+            ring_key.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, black_box(message), &mut sig).unwrap();
+            black_box(&sig);
+        });
+    }
+
+    // Whole signed URLs (canonical request, string to sign, signature, URL), one core.
+    let requests: Vec<V4Request> = (0..1024).map(request).collect();
+    let mut i = 0usize;
+    measure("rsa_url_one_core", 1, || {
+        i = (i + 1) % requests.len();
+        black_box(sign_url_blocking(&rsa, &requests[i], now).unwrap());
+    });
+
+    // A list page: 64 URLs per batch, on all cores and (for the ratio) on one.
+    let batch = &requests[..64];
+    measure("rsa_batch64_one_thread", 64, || {
+        black_box(sign_urls_parallel_with(&rsa, batch, now, 1).unwrap());
+    });
+    measure("rsa_batch64_all_cores", 64, || {
+        black_box(sign_urls_parallel_with(&rsa, batch, now, threads).unwrap());
+    });
+
+    let hmac = HmacSigner::new(
+        "GOOG1EXAMPLEACCESSIDEXAMPLEACCESSIDEXAMPLEACCESSIDEXAMPLE",
+        "bm90LWEtcmVhbC1zZWNyZXQtYXQtYWxsLW5vdC1hdC1hbGw",
+    )
+    .unwrap();
+    let mut i = 0usize;
+    measure("hmac_url_one_core", 1, || {
+        i = (i + 1) % requests.len();
+        black_box(sign_url_blocking(&hmac, &requests[i], now).unwrap());
+    });
+    let big: Vec<V4Request> = (0..4096).map(request).collect();
+    measure("hmac_batch4096_all_cores", big.len() as u64, || {
+        black_box(sign_urls_parallel_with(&hmac, &big, now, threads).unwrap());
+    });
+
+    // The same URL for the same object again (cache hit), one core.
+    let signer: Arc<dyn Signer> = Arc::new(ServiceAccountKeySigner::new(&key).unwrap());
+    let cache = UrlCache::new(signer, Duration::from_secs(900)).unwrap();
+    for r in &requests {
+        cache.url_blocking(r, Some(1_764_201_600_123_456), now).unwrap();
+    }
+    let mut i = 0usize;
+    measure("cached_url_one_core", 1, || {
+        i = (i + 1) % requests.len();
+        black_box(cache.url_blocking(&requests[i], Some(1_764_201_600_123_456), now).unwrap());
+    });
+}

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Signing benchmarks, all in one run on this machine:
+#   1. cargo bench --bench signing        (our figures; RESULT lines)
+#   2. openssl speed -seconds 5 rsa2048    (one core; the RSA yardstick)
+#   3. Python google-cloud-storage generate_signed_url(version="v4") in a throwaway venv
+# then rewrites the "## Signing" section of BENCHMARKS.md (other sections are left alone).
+#
+# Env: SIGNING_BENCH_SECS (default 5) per figure; BENCHMARKS_MD (default ./BENCHMARKS.md at the crate root);
+#      SKIP_PYTHON=1 to skip the Python comparison (e.g. offline).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+secs="${SIGNING_BENCH_SECS:-5}"
+out_md="${BENCHMARKS_MD:-$root/BENCHMARKS.md}"
+key="$root/../shared/conformance/test_service_account.not-a-test.json"
+[ -f "$key" ] || { echo "error: dummy key not found at $key" >&2; exit 1; }
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+echo "== cargo bench --bench signing (${secs}s per figure)" >&2
+SIGNING_BENCH_SECS="$secs" cargo bench --bench signing 2>/dev/null | tee "$work/rust.txt" >&2
+
+echo "== openssl speed -seconds $secs rsa2048 (one core)" >&2
+openssl speed -seconds "$secs" rsa2048 2>/dev/null | tee "$work/openssl.txt" >&2
+
+python_rate=""
+if [ "${SKIP_PYTHON:-0}" != "1" ]; then
+  echo "== Python google-cloud-storage generate_signed_url(version=\"v4\")" >&2
+  python3 -m venv "$work/venv"
+  "$work/venv/bin/pip" install --quiet --disable-pip-version-check google-cloud-storage >&2
+  cat > "$work/bench.py" <<'PY'
+import datetime, sys, time
+from google.cloud import storage
+from google.oauth2 import service_account
+
+key, secs = sys.argv[1], float(sys.argv[2])
+creds = service_account.Credentials.from_service_account_file(key)
+client = storage.Client(project="dummy-project-id", credentials=creds)
+bucket = client.bucket("my-app-media")
+blobs = [bucket.blob(f"uploads/2026/11/photo-{i:06}.jpg") for i in range(1024)]
+def sign(i):
+    return blobs[i % 1024].generate_signed_url(
+        version="v4", expiration=datetime.timedelta(hours=1), method="GET",
+        headers={"x-goog-if-generation-match": "0"}, credentials=creds)
+for i in range(50):
+    sign(i)
+n, start = 0, time.perf_counter()
+while time.perf_counter() - start < secs:
+    sign(n)
+    n += 1
+print(f"RESULT python_generate_signed_url_v4 {n / (time.perf_counter() - start):.1f}")
+print("RESULT python_version " + sys.version.split()[0])
+import google.cloud.storage as gcs
+print("RESULT python_gcs_version " + gcs.__version__)
+PY
+  "$work/venv/bin/python" "$work/bench.py" "$key" "$secs" | tee "$work/python.txt" >&2
+fi
+
+python3 - "$work" "$out_md" "$secs" <<'PY'
+import os, re, subprocess, sys
+work, out_md, secs = sys.argv[1], sys.argv[2], sys.argv[3]
+
+def results(name):
+    path = os.path.join(work, name)
+    if not os.path.exists(path):
+        return {}
+    r = {}
+    for line in open(path):
+        if line.startswith("RESULT "):
+            _, k, v = line.split(None, 2)
+            r[k] = v.strip()
+    return r
+
+rust = {k: float(v) for k, v in results("rust.txt").items()}
+py = results("python.txt")
+openssl_sign = None
+for line in open(os.path.join(work, "openssl.txt")):
+    f = line.split()
+    if len(f) >= 6 and f[0] == "rsa" and f[1] == "2048":
+        openssl_sign = float(f[-2])
+if openssl_sign is None:
+    sys.exit("error: could not read rsa 2048 sign/s from openssl speed output")
+openssl_version = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
+cpu = "unknown"
+for line in open("/proc/cpuinfo"):
+    if line.startswith("model name"):
+        cpu = line.split(":", 1)[1].strip()
+        break
+nproc = os.cpu_count()
+py_rate = float(py["python_generate_signed_url_v4"]) if "python_generate_signed_url_v4" in py else None
+
+def fmt(x):
+    return f"{x:,.0f}"
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+one = rust["rsa_url_one_core"]
+batch = rust["rsa_batch64_all_cores"]
+batch1 = rust["rsa_batch64_one_thread"]
+hmac = rust["hmac_url_one_core"]
+cached = rust["cached_url_one_core"]
+rows = [
+    ("RSA signed URL, one core (aws-lc-rs)", f"{fmt(one)} URLs/s",
+     f"{one / openssl_sign:.2f}x `openssl speed rsa2048` sign/s ({fmt(openssl_sign)}/s)",
+     f">= 0.9x openssl: {verdict(one >= 0.9 * openssl_sign)}"),
+    (f"RSA batch of 64, all {int(rust['threads'])} cores", f"{fmt(batch)} URLs/s",
+     f"{batch / one:.2f}x one core (single URLs); {batch / batch1:.2f}x the same batch on one thread",
+     f">= 1.8x one core on 2 cores: {verdict(batch >= 1.8 * one)}"),
+    ("HMAC signed URL, one core", f"{fmt(hmac)} URLs/s",
+     f"{hmac / 200_000:.2f}x the 200,000/s goal" + (f"; {hmac / py_rate:.0f}x Python RSA URLs" if py_rate else ""),
+     f">= 200,000/s: {verdict(hmac >= 200_000)}"),
+    ("HMAC batch of 4096, all cores", f"{fmt(rust['hmac_batch4096_all_cores'])} URLs/s",
+     f"{rust['hmac_batch4096_all_cores'] / hmac:.2f}x one core", "-"),
+    ("Cached repeated URL (UrlCache hit), one core", f"{fmt(cached)} lookups/s",
+     f"{cached / 1_000_000:.2f}x the 1,000,000/s goal", f">= 1,000,000/s: {verdict(cached >= 1_000_000)}"),
+]
+if py_rate:
+    rows.insert(1, ("Python google-cloud-storage `generate_signed_url(version=\"v4\")`, one core",
+                    f"{fmt(py_rate)} URLs/s", f"ours is {one / py_rate:.1f}x faster", "-"))
+raw = (f"Raw RSA-2048 PKCS#1 v1.5 SHA-256 signatures, one core: aws-lc-rs {fmt(rust['rsa_sign_aws_lc_rs'])}/s, "
+       f"ring {fmt(rust['rsa_sign_ring'])}/s ({rust['rsa_sign_aws_lc_rs'] / rust['rsa_sign_ring']:.2f}x), "
+       f"openssl {fmt(openssl_sign)}/s. aws-lc-rs is used; a signed URL costs "
+       f"{(1 / one - 1 / rust['rsa_sign_aws_lc_rs']) * 1e6:.1f} µs on top of the signature.")
+
+lines = ["## Signing", "",
+         f"Machine: {nproc} cores (`nproc`), {cpu}. {openssl_version}."
+         + (f" Python {py.get('python_version')}, google-cloud-storage {py.get('python_gcs_version')}." if py_rate else " Python comparison skipped."),
+         f"All figures from one run of `scripts/bench-signing.sh` ({secs} s per figure; `cargo bench --bench signing`, "
+         "`openssl speed -seconds 5 rsa2048` on one core, Python in a throwaway venv). URLs are GET URLs for "
+         "`gs://my-app-media/uploads/2026/11/photo-NNNNNN.jpg` with one signed header, 1 h lifetime.", "",
+         "| Figure | Measured | Ratio vs comparison (same run) | Goal |", "|---|---|---|---|"]
+lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+lines += ["", raw, ""]
+section = "\n".join(lines)
+
+text = open(out_md).read() if os.path.exists(out_md) else "# Benchmarks\n"
+pattern = re.compile(r"^## Signing\n.*?(?=^## |\Z)", re.S | re.M)
+if pattern.search(text):
+    text = pattern.sub(lambda _: section + "\n", text, count=1)
+else:
+    text = text.rstrip("\n") + "\n\n" + section + "\n"
+open(out_md, "w").write(text.rstrip("\n") + "\n")
+print(section)
+PY
