@@ -623,3 +623,47 @@ async fn large_upload_holds_one_chunk_in_memory() {
         assert!(growth <= 24 * MIB, "the upload grew the client's RSS by {} MiB (one chunk is 16)", growth / MIB);
     }
 }
+
+/// Signed URLs and signed PUTs (HMAC signer: no network). fake-gcs-server does not check signatures and
+/// serves path-style URLs only for its public host name, so the URLs' shape is what is checked here;
+/// the signatures themselves are checked against Google's vectors in `tests/signing_conformance.rs`.
+#[tokio::test]
+async fn signed_urls_and_signed_puts() {
+    let Some(host) = emulator() else { return };
+    let (store, _) = store_with(&host, |c| {
+        c.signing = sea_gcp::config::SigningConfig::Hmac {
+            access_id: "GOOG1EXAMPLEACCESSID".into(),
+            secret: "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0".into(),
+        };
+    })
+    .await;
+    let mut opts = UrlOptions::default();
+    opts.response_content_disposition = Some("attachment; filename=\"r.pdf\"".into());
+    opts.generation = Some(42);
+    let url = store.url("docs/r.pdf", opts).await.unwrap();
+    let parsed = url::Url::parse(&url).unwrap();
+    assert_eq!(format!("{}://{}", parsed.scheme(), parsed.host_str().unwrap()), host.rsplit_once(':').unwrap().0);
+    assert_eq!(parsed.path(), format!("/{}/loc/docs/r.pdf", store.bucket()));
+    let query: BTreeMap<String, String> = parsed.query_pairs().into_owned().collect();
+    assert_eq!(query["X-Goog-Algorithm"], "GOOG4-HMAC-SHA256");
+    assert_eq!(query["response-content-disposition"], "attachment; filename=\"r.pdf\"");
+    assert_eq!(query["generation"], "42");
+    assert_eq!(query["X-Goog-Expires"], "86400", "the store's expiration by default");
+    assert!(query.contains_key("X-Goog-Signature"));
+
+    let mut upload = SignedUploadOptions::default();
+    upload.content_type = "image/png".into();
+    upload.max_size = 5_000_000;
+    let presigned = store.signed_upload("ingress/a.png", upload).await.unwrap();
+    assert_eq!(presigned.method, sea_gcp::storage::HttpMethod::Put);
+    assert_eq!(presigned.headers["content-type"], "image/png");
+    assert_eq!(presigned.headers["x-goog-content-length-range"], "0,5000000");
+    assert_eq!(presigned.headers["x-goog-if-generation-match"], "0");
+    let parsed = url::Url::parse(&presigned.url).unwrap();
+    let query: BTreeMap<String, String> = parsed.query_pairs().into_owned().collect();
+    let signed: Vec<&str> = query["X-Goog-SignedHeaders"].split(';').collect();
+    for header in ["content-type", "host", "x-goog-content-length-range", "x-goog-if-generation-match"] {
+        assert!(signed.contains(&header), "{header} is signed: {signed:?}");
+    }
+    assert_eq!(query["X-Goog-Expires"], "3600");
+}
