@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 mod error;
 pub mod field;
+pub mod migrate;
 pub mod promote;
 pub mod signing;
 pub mod storage;

@@ -7,6 +7,7 @@
 //! non-zero (1 for a failed command, 2 for bad usage).
 
 pub mod args;
+pub mod migrate_column;
 pub mod post_policy;
 pub mod sign_url;
 
@@ -33,6 +34,8 @@ pub enum Command {
     SignUrl(sign_url::SignUrlArgs),
     /// Print a V4 POST policy for gs://BUCKET/OBJECT as JSON: {"url": ..., "fields": {...}}.
     PostPolicy(post_policy::PostPolicyArgs),
+    /// Backfill a blob column from a path column (metadata from bucket listings), then optionally swap them.
+    MigrateColumn(migrate_column::MigrateColumnArgs),
 }
 
 impl Command {
@@ -41,6 +44,7 @@ impl Command {
         match self {
             Command::SignUrl(args) => args.run(out).await,
             Command::PostPolicy(args) => args.run(out).await,
+            Command::MigrateColumn(args) => args.run(out).await,
         }
     }
 }
