@@ -22,7 +22,16 @@ use crate::config::StoreConfig;
 use crate::{Error, Result};
 
 /// Response headers the widget reads from the bucket.
-pub const NEEDED_RESPONSE_HEADERS: &[&str] = &["Content-Type", "Range", "ETag", "x-goog-generation", "Location"];
+pub const NEEDED_RESPONSE_HEADERS: &[&str] = &[
+    "Content-Type",
+    "Content-Range",
+    "Range",
+    "ETag",
+    "x-goog-generation",
+    "x-goog-content-length-range",
+    "x-goog-if-generation-match",
+    "Location",
+];
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -208,7 +217,7 @@ pub fn check_bucket(bucket: &BucketFacts, expect: &DoctorExpectations) -> Vec<Fi
                 format!("CORS allows PUT from {origin} and exposes the needed headers"),
             ));
         } else {
-            let severity = if missing.iter().any(|h| *h == "Content-Type" || *h == "Range") {
+            let severity = if missing.iter().any(|h| matches!(*h, "Content-Type" | "Range" | "Content-Range")) {
                 Severity::Error
             } else {
                 Severity::Warning
@@ -346,7 +355,8 @@ mod tests {
       "name": "media-bucket", "id": "media-bucket", "projectNumber": "1", "metageneration": "3",
       "location": "EU", "storageClass": "STANDARD", "etag": "CAM=", "locationType": "multi-region",
       "cors": [{"origin": ["https://app.example.com"], "method": ["GET", "PUT", "OPTIONS"],
-                "responseHeader": ["Content-Type", "Range", "ETag", "x-goog-generation", "Location"],
+                "responseHeader": ["Content-Type", "Content-Range", "Range", "ETag", "x-goog-generation",
+                                   "x-goog-content-length-range", "x-goog-if-generation-match", "Location"],
                 "maxAgeSeconds": 3600}],
       "versioning": {"enabled": true},
       "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": true}},
@@ -400,7 +410,7 @@ mod tests {
     #[test]
     fn headers_missing_and_typed_bucket() {
         let mut facts = BucketFacts::from_json(&serde_json::from_str(GOOD).unwrap());
-        facts.cors[0].response_headers = vec!["Content-Type".into(), "Range".into()];
+        facts.cors[0].response_headers = vec!["Content-Type".into(), "Content-Range".into(), "Range".into()];
         let findings = check_bucket(&facts, &expect(None));
         assert_eq!(severity(&findings, "cors"), Severity::Warning);
         let typed: gcloud_storage::http::buckets::Bucket = serde_json::from_str(GOOD).unwrap();
