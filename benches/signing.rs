@@ -20,13 +20,26 @@ fn seconds() -> f64 {
     std::env::var("SIGNING_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0)
 }
 
-/// Run `f` (which does `per_call` operations) repeatedly for the configured time; operations per second.
-fn measure(name: &str, per_call: u64, mut f: impl FnMut()) -> f64 {
+/// CPU time (user + system) of the calling thread, from /proc (Linux; None elsewhere).
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5) (utime, stime) are at 11 and 12 after the command name; 100 ticks/s.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Run `f` (which does `per_call` operations) repeatedly for the configured time and print operations per
+/// wall-clock second and, for single-threaded figures, per CPU second of this thread (what one core does
+/// when it is ours alone; `openssl speed` also divides by CPU time).
+fn measure(name: &str, per_call: u64, single_threaded: bool, mut f: impl FnMut()) -> f64 {
     let warm = Instant::now();
     while warm.elapsed() < Duration::from_millis(300) {
         f();
     }
     let budget = Duration::from_secs_f64(seconds());
+    let cpu_start = thread_cpu();
     let start = Instant::now();
     let mut ops = 0u64;
     while start.elapsed() < budget {
@@ -35,6 +48,12 @@ fn measure(name: &str, per_call: u64, mut f: impl FnMut()) -> f64 {
     }
     let rate = ops as f64 / start.elapsed().as_secs_f64();
     println!("RESULT {name} {rate:.1}");
+    if single_threaded
+        && let (Some(a), Some(b)) = (cpu_start, thread_cpu())
+        && b > a
+    {
+        println!("RESULT {name}_cpu {:.1}", ops as f64 / (b - a).as_secs_f64());
+    }
     rate
 }
 
@@ -65,7 +84,7 @@ fn main() {
                     00e2fb794ea93d7adb703edaebdd509821fcc7d4f1a79ac5c8d2b394df109320";
 
     // Raw RSA-2048 PKCS#1 v1.5 SHA-256 signatures: aws-lc-rs (what we use) and ring (the alternative).
-    measure("rsa_sign_aws_lc_rs", 1, || {
+    measure("rsa_sign_aws_lc_rs", 1, true, || {
         black_box(rsa.sign_blocking(black_box(message)).unwrap());
     });
     {
@@ -75,7 +94,7 @@ fn main() {
         let ring_key = ring::signature::RsaKeyPair::from_pkcs8(&der).unwrap();
         let rng = ring::rand::SystemRandom::new();
         let mut sig = vec![0u8; ring_key.public().modulus_len()];
-        measure("rsa_sign_ring", 1, || {
+        measure("rsa_sign_ring", 1, true, || {
             ring_key.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, black_box(message), &mut sig).unwrap();
             black_box(&sig);
         });
@@ -84,17 +103,17 @@ fn main() {
     // Whole signed URLs (canonical request, string to sign, signature, URL), one core.
     let requests: Vec<V4Request> = (0..1024).map(request).collect();
     let mut i = 0usize;
-    measure("rsa_url_one_core", 1, || {
+    measure("rsa_url_one_core", 1, true, || {
         i = (i + 1) % requests.len();
         black_box(sign_url_blocking(&rsa, &requests[i], now).unwrap());
     });
 
     // A list page: 64 URLs per batch, on all cores and (for the ratio) on one.
     let batch = &requests[..64];
-    measure("rsa_batch64_one_thread", 64, || {
+    measure("rsa_batch64_one_thread", 64, true, || {
         black_box(sign_urls_parallel_with(&rsa, batch, now, 1).unwrap());
     });
-    measure("rsa_batch64_all_cores", 64, || {
+    measure("rsa_batch64_all_cores", 64, false, || {
         black_box(sign_urls_parallel_with(&rsa, batch, now, threads).unwrap());
     });
 
@@ -104,12 +123,12 @@ fn main() {
     )
     .unwrap();
     let mut i = 0usize;
-    measure("hmac_url_one_core", 1, || {
+    measure("hmac_url_one_core", 1, true, || {
         i = (i + 1) % requests.len();
         black_box(sign_url_blocking(&hmac, &requests[i], now).unwrap());
     });
     let big: Vec<V4Request> = (0..4096).map(request).collect();
-    measure("hmac_batch4096_all_cores", big.len() as u64, || {
+    measure("hmac_batch4096_all_cores", big.len() as u64, false, || {
         black_box(sign_urls_parallel_with(&hmac, &big, now, threads).unwrap());
     });
 
@@ -120,7 +139,7 @@ fn main() {
         cache.url_blocking(r, Some(1_764_201_600_123_456), now).unwrap();
     }
     let mut i = 0usize;
-    measure("cached_url_one_core", 1, || {
+    measure("cached_url_one_core", 1, true, || {
         i = (i + 1) % requests.len();
         black_box(cache.url_blocking(&requests[i], Some(1_764_201_600_123_456), now).unwrap());
     });
