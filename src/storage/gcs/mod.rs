@@ -46,9 +46,13 @@ use super::{
     BackendKind, CopyOptions, DeleteOptions, GetOptions, GetResult, ListOptions, ListPage, MetadataPatch, ObjectMeta,
     PresignedRequest, PutOptions, PutPayload, SignedUploadOptions, Store, UrlOptions,
 };
-use crate::config::StoreConfig;
+use crate::config::{SigningConfig, StoreConfig};
 use crate::signing::Signer;
 use crate::{Error, Result};
+
+/// The HMAC access id (and secret) of the throwaway key that signs URLs against an emulator when
+/// `signing = auto` (see [`GcsStore`]'s URL methods). Never used against Google.
+pub const EMULATOR_HMAC_ACCESS_ID: &str = "sea-gcp-emulator";
 
 /// A store on a Google Cloud Storage bucket.
 #[derive(Debug)]
@@ -101,8 +105,23 @@ impl GcsStore {
     }
 
     /// The signer for URLs, created from `config.signing` on first use and kept.
+    ///
+    /// Against an emulator with `signing = auto` and no service-account key in
+    /// `GOOGLE_APPLICATION_CREDENTIALS`, URLs are signed with a throwaway HMAC key
+    /// ([`EMULATOR_HMAC_ACCESS_ID`]): emulators do not check signatures, and `auto` would otherwise ask
+    /// the metadata server, which does not exist outside Google Cloud. Against Google, `auto` is never
+    /// replaced.
     async fn signer(&self) -> Result<&Arc<dyn Signer>> {
-        self.signer.get_or_try_init(|| crate::signing::signer_from_config(&self.config.signing)).await
+        self.signer
+            .get_or_try_init(|| async {
+                let no_key = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").is_none_or(|p| p.is_empty());
+                if self.conn.endpoint.emulator.is_some() && self.config.signing == SigningConfig::Auto && no_key {
+                    let signer = crate::signing::HmacSigner::new(EMULATOR_HMAC_ACCESS_ID, EMULATOR_HMAC_ACCESS_ID)?;
+                    return Ok(Arc::new(signer) as Arc<dyn Signer>);
+                }
+                crate::signing::signer_from_config(&self.config.signing).await
+            })
+            .await
     }
 }
 

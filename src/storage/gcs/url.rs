@@ -5,7 +5,8 @@
 //! `querystring_auth` off), unless the caller forces signing or asks for `response-content-*` overrides,
 //! which GCS honours only on signed URLs. Otherwise it is a V4 signed URL from [`crate::signing`], with
 //! the signer built from `config.signing` once and kept; `custom_endpoint` becomes the signed URL's
-//! host and an emulator endpoint its `emulator_host`.
+//! host and an emulator endpoint its `emulator_host`. Against an emulator, `signing = auto` signs with a
+//! throwaway HMAC key (emulators do not check signatures; see [`super::EMULATOR_HMAC_ACCESS_ID`]).
 //!
 //! [`StoreConfig::public_urls`]: crate::config::StoreConfig::public_urls
 
