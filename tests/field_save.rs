@@ -24,7 +24,8 @@ fn new_doc(title: &str) -> docs::ActiveModel {
 async fn scenarios(db: &DatabaseConnection, store: Arc<dyn Store>, label: &str) {
     let tables = Tables::create(db).await;
     let counting = Arc::new(CountingStore::new(store.clone()));
-    let changes: Arc<Mutex<Vec<(Option<String>, Option<String>)>>> = Arc::default();
+    type Seen = Vec<(Option<String>, Option<String>)>;
+    let changes: Arc<Mutex<Seen>> = Arc::default();
     let seen = changes.clone();
     let saver = BlobSaver::new(db.clone())
         .store(counting.clone())
@@ -118,7 +119,7 @@ async fn scenarios(db: &DatabaseConnection, store: Arc<dyn Store>, label: &str) 
     assert_eq!(seen[0], (None, None));
     assert_eq!(seen.last().unwrap(), &(Some(third.name.clone()), None));
 
-    let report = replay_outbox(db, &tables.outbox, &[store.clone()], Duration::ZERO).await.unwrap();
+    let report = replay_outbox(db, &tables.outbox, std::slice::from_ref(&store), Duration::ZERO).await.unwrap();
     assert_eq!(report.examined, 0, "{label}: {report}");
     tables.drop(db).await;
 }
@@ -303,9 +304,7 @@ async fn overwrite_modes_read_the_buckets_versioning() {
                     .blank(true)
                     .overwrite_mode(mode)
                     .update_attributes(|_| {
-                        let mut p = ObjectParameters::default();
-                        p.cache_control = Some("max-age=60".into());
-                        Ok(p)
+                        Ok(ObjectParameters { cache_control: Some("max-age=60".into()), ..Default::default() })
                     })
                     .destination(|ctx| Ok((format!("fixed/{}.txt", ctx.model.id), ctx.allow_overwrite)))
             };

@@ -122,7 +122,7 @@ pub(crate) enum Resolution {
     /// The intent no longer exists (someone else resolved it).
     Gone,
     /// A `done` intent was finished; the deferred copy's metadata when there was one.
-    Finished(Option<ObjectMeta>),
+    Finished(Option<Box<ObjectMeta>>),
     /// A `pending` intent was undone.
     Undone {
         /// Whether a destination was deleted.
@@ -157,7 +157,7 @@ pub(crate) async fn resolve(
     };
     let outcome = match (intent.state, mode) {
         (IntentState::Done, Mode::AfterCommit | Mode::Any) => {
-            steps::finish(store, &intent).await.map(Resolution::Finished)
+            steps::finish(store, &intent).await.map(|m| Resolution::Finished(m.map(Box::new)))
         }
         (IntentState::Pending, Mode::Undo | Mode::Any) => undo(store, &intent, hint).await,
         _ => {

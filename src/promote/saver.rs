@@ -228,10 +228,11 @@ where
     /// The bucket's versioning state, read through `store` and cached for the TTL.
     async fn versioning(&self, store: &dyn Store) -> Result<bool> {
         let key = store.key().to_string();
-        if let Some((at, on)) = self.inner.versioning.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            if at.elapsed() < self.inner.versioning_ttl {
-                return Ok(*on);
-            }
+        let cached = self.inner.versioning.lock().unwrap_or_else(|p| p.into_inner()).get(&key).copied();
+        if let Some((at, on)) = cached
+            && at.elapsed() < self.inner.versioning_ttl
+        {
+            return Ok(on);
         }
         let on = store.versioning_enabled().await?;
         self.inner.versioning.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (Instant::now(), on));
@@ -381,15 +382,15 @@ fn check_upload<E: EntityTrait>(spec: &BlobFieldSpec<E>, upload: &PendingUpload)
             spec.ingress()
         ));
     }
-    if let Some(binding) = &upload.binding {
-        if binding.store != spec.store_key() || binding.field != spec.field_name() {
-            return refuse(format!(
-                "the upload was issued for `{}` in store `{}`, not for this field in store `{}`",
-                binding.field,
-                binding.store,
-                spec.store_key()
-            ));
-        }
+    if let Some(binding) = &upload.binding
+        && (binding.store != spec.store_key() || binding.field != spec.field_name())
+    {
+        return refuse(format!(
+            "the upload was issued for `{}` in store `{}`, not for this field in store `{}`",
+            binding.field,
+            binding.store,
+            spec.store_key()
+        ));
     }
     Ok(())
 }
@@ -646,10 +647,10 @@ where
                 match outcome {
                     Ok(Resolution::Finished(deferred)) => {
                         report.finished += 1;
-                        if let (Some(meta), Some(new), Some(row)) = (deferred, plan.new.as_mut(), self.row.as_ref()) {
-                            if let Err(e) = refresh_row_cache(&saver, plan.column, new, &meta, row).await {
-                                tracing::warn!(intent = %intent.id, error = %e, "could not cache the overwritten object's metadata; refresh() will");
-                            }
+                        if let (Some(meta), Some(new), Some(row)) = (deferred, plan.new.as_mut(), self.row.as_ref())
+                            && let Err(e) = refresh_row_cache(&saver, plan.column, new, &meta, row).await
+                        {
+                            tracing::warn!(intent = %intent.id, error = %e, "could not cache the overwritten object's metadata; refresh() will");
                         }
                     }
                     Ok(Resolution::Failed(e)) | Err(e) => {
@@ -794,10 +795,10 @@ where
         })?;
     intent.temp_generation = Some(temp_meta.generation);
 
-    if let Some(max) = spec.size_limit() {
-        if temp_meta.size > max {
-            return Err(refuse(format!("the upload is {} bytes; at most {max} bytes are allowed", temp_meta.size)));
-        }
+    if let Some(max) = spec.size_limit()
+        && temp_meta.size > max
+    {
+        return Err(refuse(format!("the upload is {} bytes; at most {max} bytes are allowed", temp_meta.size)));
     }
     let content_type = attributes
         .content_type

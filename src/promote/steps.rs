@@ -1,7 +1,9 @@
 //! The storage steps of the protocol, shared by the saver and replay. Each is idempotent and guarded by
 //! a precondition, so running it twice (a retry, or replay after a crash) is harmless.
 
-use crate::storage::{CopyOptions, DeleteOptions, GetOptions, MetadataPatch, ObjectMeta, ObjectParameters, Store};
+use crate::storage::{
+    CopyOptions, DeleteOptions, GetOptions, MetadataPatch, ObjectMeta, ObjectParameters, Preconditions, Store,
+};
 use crate::{Error, Result};
 
 use super::outbox::Intent;
@@ -42,10 +44,12 @@ pub async fn copy(
     params: ObjectParameters,
     expect_destination: Option<i64>,
 ) -> Result<ObjectMeta> {
-    let mut opts = CopyOptions::default();
-    opts.if_source_generation_match = Some(temp_generation);
-    opts.destination.if_generation_match = expect_destination;
-    opts.params = Some(params);
+    let opts = CopyOptions {
+        if_source_generation_match: Some(temp_generation),
+        destination: Preconditions { if_generation_match: expect_destination, ..Preconditions::default() },
+        params: Some(params),
+        ..CopyOptions::default()
+    };
     store.copy(temp, destination, opts).await
 }
 
@@ -113,10 +117,10 @@ pub async fn claim_state(store: &dyn Store, intent: &Intent) -> Result<ClaimStat
 /// (or found already made).
 pub async fn finish(store: &dyn Store, intent: &Intent) -> Result<Option<ObjectMeta>> {
     let mut deferred = None;
-    if intent.overwrite {
-        if let (Some(temp), Some(dest)) = (intent.temp_name.as_deref(), intent.destination.as_deref()) {
-            deferred = Some(deferred_copy(store, intent, temp, dest).await?);
-        }
+    if intent.overwrite
+        && let (Some(temp), Some(dest)) = (intent.temp_name.as_deref(), intent.destination.as_deref())
+    {
+        deferred = Some(deferred_copy(store, intent, temp, dest).await?);
     }
     if let Some(temp) = intent.temp_name.as_deref() {
         delete_quietly(store, temp, intent.temp_generation).await?;

@@ -87,10 +87,10 @@ pub mod docs {
     impl ActiveModelBehavior for ActiveModel {
         /// A row write fails when the title says so: the "row write" fault point.
         async fn before_save<C: ConnectionTrait>(self, _db: &C, _insert: bool) -> Result<Self, DbErr> {
-            if let sea_orm::ActiveValue::Set(title) = &self.title {
-                if title == "fail-write" {
-                    return Err(DbErr::Custom("injected row write failure".into()));
-                }
+            if let sea_orm::ActiveValue::Set(title) = &self.title
+                && title == "fail-write"
+            {
+                return Err(DbErr::Custom("injected row write failure".into()));
             }
             Ok(self)
         }
