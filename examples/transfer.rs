@@ -35,7 +35,8 @@ async fn main() {
         "down" => {
             let s = store(&arg(1), None).await;
             let got = s.get(&arg(2), GetOptions::default()).await.expect("get");
-            let mut out = tokio::io::BufWriter::new(tokio::fs::File::create(arg(3)).await.expect("create"));
+            let mut out =
+                tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::create(arg(3)).await.expect("create"));
             let mut body = got.body;
             while let Some(chunk) = body.try_next().await.expect("read") {
                 out.write_all(&chunk).await.expect("write");

@@ -72,14 +72,20 @@ class Emulator:
 
 
 def measure(cmd, env):
+    """Run cmd under GNU time: (wall s, user s, sys s, peak RSS MiB).
+
+    GNU time (a small process) forks the client, so the client's peak RSS is its own and does not start
+    from this Python process's, as it would with os.wait4 on a child forked from here.
+    """
+    stats = os.path.join(WORK, "time.txt")
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", stats] + cmd, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wall = time.perf_counter() - start
-    err = proc.stderr.read().decode()
-    if status != 0:
-        raise SystemExit(f"client failed ({' '.join(cmd[:3])}...): {err}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
+    if proc.returncode != 0:
+        raise SystemExit(f"client failed ({' '.join(cmd[:3])}...): {proc.stderr.decode()[-2000:]}")
+    user, system, rss_kib = open(stats).read().split()[-3:]
+    return wall, float(user), float(system), int(rss_kib) / 1024.0
 
 
 PY_UP = """
@@ -116,7 +122,7 @@ else:
 def curl_up_many(url, path, prefix, count):
     cmd = ["curl", "-sS", "--fail"]
     for i in range(count):
-        cmd += ["-T", path, "-H", "content-type: application/octet-stream",
+        cmd += ["-X", "POST", "-T", path, "-H", "content-type: application/octet-stream",
                 f"{url}/upload/storage/v1/b/bench/o?uploadType=media&name={prefix}{i}"]
         if i < count - 1:
             cmd.append("--next")
@@ -138,8 +144,11 @@ def main():
     os.makedirs(WORK, exist_ok=True)
     py = ensure_venv()
     binary = fake_gcs_binary(py)
-    sh("cargo", "build", "--release", "--quiet", "--example", "transfer", cwd=ROOT)
-    ours = os.path.join(ROOT, "target", "release", "examples", "transfer")
+    # A separate target directory: the release build does not wait on (or invalidate) the dev one.
+    target = os.path.join(ROOT, ".tmp", "bench-target")
+    sh("cargo", "build", "--release", "--quiet", "--example", "transfer", cwd=ROOT,
+       env=dict(os.environ, CARGO_TARGET_DIR=target))
+    ours = os.path.join(target, "release", "examples", "transfer")
     chunk = args.chunk_mib * MIB
     rows = []
     for spec in args.sizes.split(","):
@@ -156,7 +165,9 @@ def main():
         try:
             for client in ("sea-gcp", "curl", "python"):
                 name = f"{client}-{mib}"
-                dst = os.path.join(WORK, f"dst-{client}.bin")
+                # Downloads go to /dev/null for every client: the figure is the client's own cost, not the
+                # page cache's (writing 1 GiB to a file costs seconds of kernel time whoever writes it).
+                dst = "/dev/null"
                 if count > 1:
                     up = {"sea-gcp": [ours, "up-many", "bench", name, src, str(count)],
                           "curl": curl_up_many(emu.url, src, name, count),
@@ -177,23 +188,24 @@ def main():
                             "python": [py, "-c", PY_DOWN, emu.url, "one", name, dst]}[client]
                     protocol = f"resumable, {args.chunk_mib} MiB chunks (curl: one streamed PUT to the session); streamed GET"
                 for direction, cmd in (("up", up), ("down", down)):
-                    wall, cpu, rss = measure(cmd, env)
+                    wall, user, system, rss = measure(cmd, env)
+                    cpu = user + system
                     rows.append({"size": label, "client": client, "dir": direction, "mibs": total_mib / wall,
-                                 "cpu": cpu, "cpu_per_gib": cpu * 1024 / total_mib, "rss": rss, "protocol": protocol})
-                    print(f"{label:>12} {direction:>4} {client:>8}: {total_mib / wall:8.1f} MiB/s  cpu {cpu:6.2f}s  rss {rss:7.1f} MiB", file=sys.stderr)
-                if os.path.exists(dst):
-                    os.remove(dst)
+                                 "cpu": cpu, "user": user, "sys": system, "cpu_per_gib": cpu * 1024 / total_mib,
+                                 "rss": rss, "protocol": protocol})
+                    print(f"{label:>12} {direction:>4} {client:>8}: {total_mib / wall:8.1f} MiB/s  cpu {cpu:6.2f}s "
+                          f"(user {user:.2f}, sys {system:.2f})  rss {rss:7.1f} MiB", file=sys.stderr)
         finally:
             emu.stop()
     cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     out = [f"Machine: {os.cpu_count()} cores, {cpu_model}, {platform.system()} {platform.release()}; "
            f"fake-gcs-server (memory backend, fresh per size) on loopback. Measured {time.strftime('%Y-%m-%d')}.", "",
-           "| size | direction | client | MiB/s | vs Python | client CPU s | CPU s/GiB | peak RSS MiB |",
+           "| size | direction | client | MiB/s | vs Python | client CPU s (user+sys) | CPU s/GiB | peak RSS MiB |",
            "|---|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         py_row = next(x for x in rows if x["size"] == r["size"] and x["dir"] == r["dir"] and x["client"] == "python")
         out.append(f"| {r['size']} | {r['dir']} | {r['client']} | {r['mibs']:.1f} | {r['mibs'] / py_row['mibs']:.2f}x | "
-                   f"{r['cpu']:.2f} | {r['cpu_per_gib']:.2f} | {r['rss']:.1f} |")
+                   f"{r['cpu']:.2f} ({r['user']:.2f}+{r['sys']:.2f}) | {r['cpu_per_gib']:.2f} | {r['rss']:.1f} |")
     protocols = sorted({(r["size"], r["protocol"]) for r in rows})
     out += [""] + [f"- {s}: {p}" for s, p in protocols]
     text = "\n".join(out)

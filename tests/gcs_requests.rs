@@ -454,10 +454,8 @@ async fn urls_and_upload_sessions() {
     let mut custom = store.config().clone();
     custom.custom_endpoint = Some("https://cdn.example.com/".into());
     let cdn = GcsStore::new("media", custom).await.unwrap();
-    assert_eq!(
-        cdn.url("x/y.png", UrlOptions::default()).await.unwrap(),
-        format!("https://cdn.example.com/{}/loc/x/y.png", store.bucket())
-    );
+    // As django-gcp: a custom endpoint serves the bucket at its root, so the bucket is not repeated.
+    assert_eq!(cdn.url("x/y.png", UrlOptions::default()).await.unwrap(), "https://cdn.example.com/loc/x/y.png");
     rec.take();
 
     // A resumable session started for a browser.

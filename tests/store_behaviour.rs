@@ -59,7 +59,9 @@ async fn gcs_store_behaves_like_gcs_on_the_emulator() {
     let Some(host) = emulator() else { return };
     let bucket = format!("behaviour-{}", uuid::Uuid::new_v4().simple());
     create_bucket(&host, &bucket).await;
-    conformance::run_all(|config: StoreConfig| {
+    // fake-gcs-server's gaps are skipped by name; tests/gcs_requests.rs checks that our requests carry
+    // those preconditions.
+    conformance::run_all_with(conformance::Capabilities::FAKE_GCS_SERVER, |config: StoreConfig| {
         let bucket = bucket.clone();
         let host = host.clone();
         async move {
@@ -82,4 +84,18 @@ async fn create_bucket(host: &str, bucket: &str) {
         .await
         .expect("emulator reachable");
     assert!(resp.status().is_success(), "creating bucket: {}", resp.status());
+}
+
+#[tokio::test]
+async fn local_store_refuses_segments_the_filesystem_cannot_hold() {
+    let root = tempfile::tempdir().unwrap();
+    let store = open("media", StoreConfig::local(root.path())).await.unwrap();
+    let long = format!("dir/{}.txt", "n".repeat(300));
+    let err = store.put(&long, "x".into(), Default::default()).await.unwrap_err();
+    assert!(matches!(err, sea_gcp::Error::InvalidName { .. }), "{err}");
+    assert!(err.to_string().contains("segment of 304 bytes"), "{err}");
+    // 250-byte segments still work.
+    let ok = format!("dir/{}", "n".repeat(250));
+    store.put(&ok, "x".into(), Default::default()).await.unwrap();
+    assert_eq!(store.get_bytes(&ok).await.unwrap(), "x");
 }

@@ -1,7 +1,7 @@
 //! `url` (public or V4-signed download URLs) and the signed PUT of `signed_upload`.
 //!
-//! A URL is public — `{custom_endpoint, else the emulator, else https://storage.googleapis.com}/{bucket}/
-//! {key}` — when the store's URLs are public ([`StoreConfig::public_urls`]: ACL `publicRead` or
+//! A URL is public — `{custom_endpoint}/{key}` (as django-gcp: the custom endpoint serves the bucket at its
+//! root), else `{the emulator, else https://storage.googleapis.com}/{bucket}/{key}` — when the store's URLs are public ([`StoreConfig::public_urls`]: ACL `publicRead` or
 //! `querystring_auth` off), unless the caller forces signing or asks for `response-content-*` overrides,
 //! which GCS honours only on signed URLs. Otherwise it is a V4 signed URL from [`crate::signing`], with
 //! the signer built from `config.signing` once and kept; `custom_endpoint` becomes the signed URL's
@@ -23,7 +23,7 @@ pub(super) async fn url(store: &GcsStore, name: &str, opts: UrlOptions) -> Resul
     let (_, key) = store.keyspace.key(name)?;
     let overrides = opts.response_content_disposition.is_some() || opts.response_content_type.is_some();
     if store.config.public_urls() && !opts.force_signed && !overrides && opts.method == HttpMethod::Get {
-        let mut url = format!("{}/{}/{}", public_base(store), store.bucket(), encode_path(&key));
+        let mut url = format!("{}/{}", public_base(store), encode_path(&key));
         if let Some(g) = opts.generation {
             url.push_str(&format!("?generation={g}"));
         }
@@ -80,10 +80,12 @@ async fn sign(
     Ok(sign_url(signer.as_ref(), &request).await?.url)
 }
 
+/// The part of a public URL before the key. A `custom_endpoint` (a CDN or a bucket-bound hostname)
+/// serves the bucket at its root, so, as in django-gcp, the bucket name is not repeated after it.
 fn public_base(store: &GcsStore) -> String {
     match (&store.config.custom_endpoint, &store.conn.endpoint.emulator) {
         (Some(custom), _) => custom.trim_end_matches('/').to_string(),
-        (None, Some(emulator)) => emulator.clone(),
-        (None, None) => GOOGLE_ENDPOINT.to_string(),
+        (None, Some(emulator)) => format!("{emulator}/{}", store.bucket()),
+        (None, None) => format!("{GOOGLE_ENDPOINT}/{}", store.bucket()),
     }
 }

@@ -41,6 +41,10 @@ use super::{
 use crate::config::{SigningConfig, StoreConfig};
 use crate::{Error, Result};
 
+/// Longest name segment the local store accepts: filesystems cap a file name at 255 bytes and the sidecar
+/// adds `.json`.
+pub const MAX_SEGMENT_BYTES: usize = 250;
+
 /// Environment variable holding the secret that signs local-store URLs (stable across restarts).
 pub const SECRET_ENV: &str = "SEA_GCP_SECRET_KEY";
 
@@ -229,6 +233,16 @@ impl LocalStore {
             return Err(Error::InvalidName {
                 name: rel,
                 reason: "a final segment named `.json` cannot be stored by the local store".into(),
+            });
+        }
+        if let Some(segment) = key.split('/').find(|s| s.len() > MAX_SEGMENT_BYTES) {
+            return Err(Error::InvalidName {
+                name: rel.chars().take(120).collect(),
+                reason: format!(
+                    "the local store keeps one file per name segment and a segment of {} bytes exceeds the \
+                     filesystem's limit ({MAX_SEGMENT_BYTES} bytes here); shorten it (GCS itself would accept it)",
+                    segment.len()
+                ),
             });
         }
         Ok((rel, key))
