@@ -11,6 +11,7 @@ pub mod field;
 pub mod migrate;
 pub mod promote;
 pub mod signing;
+pub mod staticfiles;
 pub mod storage;
 pub mod upload;
 

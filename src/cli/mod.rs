@@ -10,6 +10,7 @@ pub mod args;
 pub mod migrate_column;
 pub mod post_policy;
 pub mod sign_url;
+pub mod sync_static;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ pub enum Command {
     SignUrl(sign_url::SignUrlArgs),
     /// Print a V4 POST policy for gs://BUCKET/OBJECT as JSON: {"url": ..., "fields": {...}}.
     PostPolicy(post_policy::PostPolicyArgs),
+    /// Upload new and changed files of a directory to a store (django-gcp's collectstatic).
+    SyncStatic(sync_static::SyncStaticArgs),
     /// Backfill a blob column from a path column (metadata from bucket listings), then optionally swap them.
     MigrateColumn(migrate_column::MigrateColumnArgs),
 }
@@ -44,6 +47,7 @@ impl Command {
         match self {
             Command::SignUrl(args) => args.run(out).await,
             Command::PostPolicy(args) => args.run(out).await,
+            Command::SyncStatic(args) => args.run(out).await,
             Command::MigrateColumn(args) => args.run(out).await,
         }
     }

@@ -187,10 +187,8 @@ pub async fn plan(store: &dyn Store, dir: &Path, opts: &SyncOptions) -> Result<S
 
     let mut remote: BTreeMap<String, ObjectMeta> = BTreeMap::new();
     let mut list_calls = 0;
-    let mut list_opts = crate::storage::ListOptions {
-        prefix: (!prefix.is_empty()).then(|| prefix.clone()),
-        ..Default::default()
-    };
+    let mut list_opts =
+        crate::storage::ListOptions { prefix: (!prefix.is_empty()).then(|| prefix.clone()), ..Default::default() };
     loop {
         let page = store.list(list_opts.clone()).await?;
         list_calls += 1;
@@ -248,20 +246,15 @@ pub async fn execute(
         .buffer_unordered(concurrency)
         .try_collect::<Vec<()>>()
         .await?;
-    Ok(SyncReport {
-        uploaded: plan.uploads.len(),
-        bytes,
-        unchanged: plan.unchanged.len(),
-        deleted: plan.deletes.len(),
-    })
+    Ok(SyncReport { uploaded: plan.uploads.len(), bytes, unchanged: plan.unchanged.len(), deleted: plan.deletes.len() })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::StoreConfig;
-    use crate::storage::memory::MemoryStore;
     use crate::storage::GetOptions;
+    use crate::storage::memory::MemoryStore;
 
     #[tokio::test]
     async fn syncs_only_what_changed() {

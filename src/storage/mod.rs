@@ -11,8 +11,10 @@
 //! request is sent. Store-wide options (gzip, object parameters, content-type guessing) are applied by
 //! [`policy`], shared by every backend, so that they behave the same everywhere.
 
+pub mod conformance;
 pub mod counting;
 pub mod fault;
+pub mod file;
 pub mod gcs;
 pub mod local;
 pub mod memory;
