@@ -7,8 +7,10 @@
 //! non-zero (1 for a failed command, 2 for bad usage).
 
 pub mod args;
+pub mod doctor;
 pub mod migrate_column;
 pub mod post_policy;
+pub mod repair;
 pub mod sign_url;
 pub mod sync_static;
 
@@ -37,6 +39,10 @@ pub enum Command {
     PostPolicy(post_policy::PostPolicyArgs),
     /// Upload new and changed files of a directory to a store (django-gcp's collectstatic).
     SyncStatic(sync_static::SyncStaticArgs),
+    /// Finish or undo interrupted blob saves (replay the outbox).
+    Repair(repair::RepairArgs),
+    /// Check a bucket's CORS, versioning, access control and lifecycle for direct uploads.
+    Doctor(doctor::DoctorArgs),
     /// Backfill a blob column from a path column (metadata from bucket listings), then optionally swap them.
     MigrateColumn(migrate_column::MigrateColumnArgs),
 }
@@ -48,6 +54,8 @@ impl Command {
             Command::SignUrl(args) => args.run(out).await,
             Command::PostPolicy(args) => args.run(out).await,
             Command::SyncStatic(args) => args.run(out).await,
+            Command::Repair(args) => args.run(out).await,
+            Command::Doctor(args) => args.run(out).await,
             Command::MigrateColumn(args) => args.run(out).await,
         }
     }

@@ -55,3 +55,54 @@ fn sync_static_uploads_only_changes() {
     let (ok, _, err) = sea_gcp(&["sync-static", site_arg, "--store", "nope"], &settings);
     assert!(!ok && err.contains("no such store"), "{err}");
 }
+
+#[test]
+fn repair_replays_an_empty_outbox_and_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = tmp.path().join("sea-gcp.toml");
+    std::fs::write(
+        &settings,
+        format!("[stores.media]\nbackend = \"local\"\nroot = {:?}\n", tmp.path().join("m").display().to_string()),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}?mode=rwc", tmp.path().join("app.db").display());
+    // Create the outbox table the way an application's migration would.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let conn = sea_orm::Database::connect(&db).await.unwrap();
+        sea_gcp::promote::outbox::Outbox::default().create(&conn).await.unwrap();
+    });
+    let (ok, out, err) = sea_gcp(&["repair", "--database-url", &db, "--grace", "0s"], &settings);
+    assert!(ok, "{err}");
+    assert!(out.contains("repair: examined 0, finished 0, undone 0"), "{out}");
+    let (ok, _, err) = sea_gcp(&["repair", "--database-url", &db, "--grace", "soon"], &settings);
+    assert!(!ok && err.contains("duration \"soon\""), "{err}");
+}
+
+#[test]
+fn doctor_reports_what_a_bucket_lacks() {
+    let Ok(host) = std::env::var("STORAGE_EMULATOR_HOST") else {
+        assert!(std::env::var("SEA_GCP_REQUIRE_ALL").as_deref() != Ok("1"), "STORAGE_EMULATOR_HOST is required");
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIPPED: doctor CLI test — STORAGE_EMULATOR_HOST is not set");
+        return;
+    };
+    let bucket = format!("doctor-{}", uuid::Uuid::new_v4().simple());
+    let status = Command::new("curl")
+        .args(["-sS", "--fail", "-X", "POST", "-H", "content-type: application/json"])
+        .arg("--data")
+        .arg(format!("{{\"name\":\"{bucket}\"}}"))
+        .arg(format!("{host}/storage/v1/b?project=test"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = tmp.path().join("sea-gcp.toml");
+    std::fs::write(&settings, format!("[stores.media]\nbucket_name = \"{bucket}\"\napi_endpoint = \"{host}\"\n"))
+        .unwrap();
+    let (ok, out, err) = sea_gcp(&["doctor", "--origin", "https://app.example.com"], &settings);
+    // A fresh emulator bucket has no CORS configuration: direct uploads from a browser would fail.
+    assert!(!ok, "{out}");
+    assert!(out.contains("cors") && out.contains("error"), "{out}");
+    assert!(err.contains("problem(s) that break direct uploads"), "{err}");
+}
