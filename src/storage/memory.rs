@@ -95,11 +95,10 @@ impl MemoryStore {
     /// Insert a new live version under `key`, keeping the old one as noncurrent when versioning.
     fn install(&self, map: &mut BTreeMap<String, Entry>, key: String, version: Version) {
         let entry = map.entry(key).or_default();
-        if let Some(old) = entry.live.take() {
-            if self.versioning {
+        if let Some(old) = entry.live.take()
+            && self.versioning {
                 entry.noncurrent.push(old);
             }
-        }
         entry.live = Some(version);
     }
 }
@@ -160,8 +159,8 @@ pub(crate) fn list_sorted<'a>(
         if !name.starts_with(prefix) || after.is_some_and(|a| name <= a) {
             continue;
         }
-        if let Some(delim) = opts.delimiter.as_deref().filter(|d| !d.is_empty()) {
-            if let Some(i) = name[prefix.len()..].find(delim) {
+        if let Some(delim) = opts.delimiter.as_deref().filter(|d| !d.is_empty())
+            && let Some(i) = name[prefix.len()..].find(delim) {
                 let dir = &name[..prefix.len() + i + delim.len()];
                 if page.prefixes.last().map(String::as_str) != Some(dir) {
                     if count == max {
@@ -175,7 +174,6 @@ pub(crate) fn list_sorted<'a>(
                 last_emitted = Some(format!("{dir}\u{10FFFF}"));
                 continue;
             }
-        }
         if versions.is_empty() {
             continue;
         }

@@ -218,11 +218,10 @@ impl LocalStore {
     /// Install a new live generation whose bytes are at `blob` (already named by generation).
     async fn commit(&self, key: &str, meta: &ObjectMeta, old: Option<&ObjectMeta>) -> Result<()> {
         self.write_meta(key, meta).await?;
-        if let Some(old) = old {
-            if old.generation != meta.generation {
+        if let Some(old) = old
+            && old.generation != meta.generation {
                 self.remove_blob(old.generation).await;
             }
-        }
         Ok(())
     }
 
