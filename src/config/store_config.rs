@@ -187,12 +187,13 @@ impl StoreConfig {
             return err("a local store needs `root`, the directory that holds its objects".into());
         }
         if let Some(size) = self.blob_chunk_size
-            && (size == 0 || size % CHUNK_GRANULARITY != 0) {
-                return err(format!(
-                    "blob_chunk_size = {size} is not a positive multiple of 256 KiB ({CHUNK_GRANULARITY}); try {}",
-                    (size / CHUNK_GRANULARITY).max(1) * CHUNK_GRANULARITY
-                ));
-            }
+            && (size == 0 || size % CHUNK_GRANULARITY != 0)
+        {
+            return err(format!(
+                "blob_chunk_size = {size} is not a positive multiple of 256 KiB ({CHUNK_GRANULARITY}); try {}",
+                (size / CHUNK_GRANULARITY).max(1) * CHUNK_GRANULARITY
+            ));
+        }
         if self.expiration.is_zero() || self.expiration > Duration::from_secs(7 * 86_400) {
             return err(format!(
                 "expiration = {}s must be between 1 second and 7 days (604800s), the V4 signing limit",
@@ -202,9 +203,10 @@ impl StoreConfig {
         for (what, acl) in [("default_acl", &self.default_acl), ("object_parameters.acl", &self.object_parameters.acl)]
         {
             if let Some(acl) = acl
-                && !PREDEFINED_ACLS.contains(&acl.as_str()) {
-                    return err(format!("{what} = {acl:?} is not a predefined ACL; use one of {PREDEFINED_ACLS:?}"));
-                }
+                && !PREDEFINED_ACLS.contains(&acl.as_str())
+            {
+                return err(format!("{what} = {acl:?} is not a predefined ACL; use one of {PREDEFINED_ACLS:?}"));
+            }
         }
         for (what, url) in [
             ("custom_endpoint", &self.custom_endpoint),

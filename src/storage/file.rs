@@ -61,12 +61,14 @@ impl FileWriter {
     pub async fn write_all(&mut self, data: &[u8]) -> Result<()> {
         let limit = self.store.config().max_memory_size;
         if let Spool::Memory(buf) = &mut self.spool
-            && limit > 0 && buf.len() as u64 + data.len() as u64 > limit {
-                let path = std::env::temp_dir().join(format!("sea-gcp-spool-{}", uuid::Uuid::new_v4()));
-                let mut file = tokio::fs::File::create(&path).await?;
-                file.write_all(buf).await?;
-                self.spool = Spool::Disk { file, path };
-            }
+            && limit > 0
+            && buf.len() as u64 + data.len() as u64 > limit
+        {
+            let path = std::env::temp_dir().join(format!("sea-gcp-spool-{}", uuid::Uuid::new_v4()));
+            let mut file = tokio::fs::File::create(&path).await?;
+            file.write_all(buf).await?;
+            self.spool = Spool::Disk { file, path };
+        }
         match &mut self.spool {
             Spool::Memory(buf) => buf.extend_from_slice(data),
             Spool::Disk { file, .. } => file.write_all(data).await?,

@@ -96,9 +96,10 @@ impl MemoryStore {
     fn install(&self, map: &mut BTreeMap<String, Entry>, key: String, version: Version) {
         let entry = map.entry(key).or_default();
         if let Some(old) = entry.live.take()
-            && self.versioning {
-                entry.noncurrent.push(old);
-            }
+            && self.versioning
+        {
+            entry.noncurrent.push(old);
+        }
         entry.live = Some(version);
     }
 }
@@ -160,20 +161,21 @@ pub(crate) fn list_sorted<'a>(
             continue;
         }
         if let Some(delim) = opts.delimiter.as_deref().filter(|d| !d.is_empty())
-            && let Some(i) = name[prefix.len()..].find(delim) {
-                let dir = &name[..prefix.len() + i + delim.len()];
-                if page.prefixes.last().map(String::as_str) != Some(dir) {
-                    if count == max {
-                        page.next_page_token = last_emitted;
-                        return page;
-                    }
-                    page.prefixes.push(dir.to_string());
-                    count += 1;
+            && let Some(i) = name[prefix.len()..].find(delim)
+        {
+            let dir = &name[..prefix.len() + i + delim.len()];
+            if page.prefixes.last().map(String::as_str) != Some(dir) {
+                if count == max {
+                    page.next_page_token = last_emitted;
+                    return page;
                 }
-                // Skip past every name in this "directory" on a later page too.
-                last_emitted = Some(format!("{dir}\u{10FFFF}"));
-                continue;
+                page.prefixes.push(dir.to_string());
+                count += 1;
             }
+            // Skip past every name in this "directory" on a later page too.
+            last_emitted = Some(format!("{dir}\u{10FFFF}"));
+            continue;
+        }
         if versions.is_empty() {
             continue;
         }

@@ -80,29 +80,33 @@ impl Preconditions {
     pub fn check(&self, live: Option<(i64, i64)>) -> Result<(), String> {
         let generation = live.map(|l| l.0).unwrap_or(0);
         if let Some(want) = self.if_generation_match
-            && want != generation {
-                return Err(if want == 0 {
-                    format!("ifGenerationMatch=0 (create-only) but the object exists at generation {generation}")
-                } else {
-                    format!("ifGenerationMatch={want} but the live generation is {generation}")
-                });
-            }
+            && want != generation
+        {
+            return Err(if want == 0 {
+                format!("ifGenerationMatch=0 (create-only) but the object exists at generation {generation}")
+            } else {
+                format!("ifGenerationMatch={want} but the live generation is {generation}")
+            });
+        }
         if let Some(not) = self.if_generation_not_match
-            && not == generation {
-                return Err(format!("ifGenerationNotMatch={not} but the live generation is {generation}"));
-            }
+            && not == generation
+        {
+            return Err(format!("ifGenerationNotMatch={not} but the live generation is {generation}"));
+        }
         if self.if_metageneration_match.is_some() || self.if_metageneration_not_match.is_some() {
             let Some((_, meta)) = live else {
                 return Err("a metageneration precondition was given but the object does not exist".into());
             };
             if let Some(want) = self.if_metageneration_match
-                && want != meta {
-                    return Err(format!("ifMetagenerationMatch={want} but the live metageneration is {meta}"));
-                }
+                && want != meta
+            {
+                return Err(format!("ifMetagenerationMatch={want} but the live metageneration is {meta}"));
+            }
             if let Some(not) = self.if_metageneration_not_match
-                && not == meta {
-                    return Err(format!("ifMetagenerationNotMatch={not} but the live metageneration is {meta}"));
-                }
+                && not == meta
+            {
+                return Err(format!("ifMetagenerationNotMatch={not} but the live metageneration is {meta}"));
+            }
         }
         Ok(())
     }

@@ -219,9 +219,10 @@ impl LocalStore {
     async fn commit(&self, key: &str, meta: &ObjectMeta, old: Option<&ObjectMeta>) -> Result<()> {
         self.write_meta(key, meta).await?;
         if let Some(old) = old
-            && old.generation != meta.generation {
-                self.remove_blob(old.generation).await;
-            }
+            && old.generation != meta.generation
+        {
+            self.remove_blob(old.generation).await;
+        }
         Ok(())
     }
 
