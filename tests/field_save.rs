@@ -133,37 +133,11 @@ async fn scenarios_on_every_database_with_the_memory_store() {
 
 #[tokio::test]
 async fn scenarios_on_the_gcs_emulator() {
-    let Some(store) = emulator_store().await else { return };
+    let Some((host, bucket)) = emulator_bucket("blob field scenarios").await else { return };
     for db in databases().await {
-        scenarios(&db.conn, store.clone(), &format!("{} + emulator", db.name)).await;
+        let store = emulator_store(&host, &bucket).await;
+        scenarios(&db.conn, store, &format!("{} + emulator", db.name)).await;
     }
-}
-
-/// A GCS store on the emulator (a fresh bucket), or `None` after a loud skip.
-async fn emulator_store() -> Option<Arc<dyn Store>> {
-    let host = match std::env::var("STORAGE_EMULATOR_HOST") {
-        Ok(h) if !h.is_empty() => h,
-        _ if std::env::var("SEA_GCP_REQUIRE_ALL").as_deref() == Ok("1") => {
-            panic!("STORAGE_EMULATOR_HOST is not set but SEA_GCP_REQUIRE_ALL=1")
-        }
-        _ => {
-            use std::io::Write;
-            let _ =
-                writeln!(std::io::stderr(), "SKIPPED: blob field scenarios on GCS — STORAGE_EMULATOR_HOST is not set");
-            return None;
-        }
-    };
-    let bucket = format!("fields-{}", uuid::Uuid::new_v4().simple());
-    let resp = reqwest::Client::new()
-        .post(format!("{host}/storage/v1/b?project=test"))
-        .json(&serde_json::json!({ "name": bucket }))
-        .send()
-        .await
-        .expect("emulator reachable");
-    assert!(resp.status().is_success(), "creating bucket: {}", resp.status());
-    let config =
-        sea_gcp::StoreConfig { bucket_name: bucket, api_endpoint: Some(host), ..sea_gcp::StoreConfig::gcs("x") };
-    Some(sea_gcp::storage::open("media", config).await.expect("GCS store on the emulator"))
 }
 
 #[tokio::test]

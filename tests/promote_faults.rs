@@ -21,7 +21,6 @@ use sea_gcp::field::{BlobChanges, BlobValue, PendingUpload};
 use sea_gcp::promote::{BlobSaver, replay_outbox};
 use sea_gcp::storage::counting::StoreOp;
 use sea_gcp::storage::fault::{FaultKind, FaultStore};
-use sea_gcp::storage::memory::MemoryStore;
 use sea_gcp::storage::{GetOptions, Store};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, TransactionTrait};
 
@@ -99,29 +98,30 @@ fn faults(scenario: Scenario) -> Vec<Fault> {
 struct Case<'a> {
     db: &'a DatabaseConnection,
     tables: &'a Tables,
-    mem: Arc<MemoryStore>,
+    base: Arc<dyn Store>,
     fault: Arc<FaultStore>,
     saver: BlobSaver<docs::Entity>,
     label: String,
 }
 
 impl<'a> Case<'a> {
-    async fn new(db: &'a DatabaseConnection, tables: &'a Tables, label: String) -> Case<'a> {
+    async fn new(db: &'a DatabaseConnection, tables: &'a Tables, backend: &Backend, label: String) -> Case<'a> {
         db.execute_unprepared(&format!("DELETE FROM {}", tables.docs)).await.unwrap();
-        let mem = memory(false);
-        let fault = Arc::new(FaultStore::new(mem.clone()));
+        let base: Arc<dyn Store> = match backend {
+            Backend::Memory => memory(false),
+            Backend::Emulator { host, bucket } => emulator_store(host, bucket).await,
+        };
+        let fault = Arc::new(FaultStore::new(base.clone()));
         let saver = saver(db, tables, fault.clone());
-        Case { db, tables, mem, fault, saver, label }
+        Case { db, tables, base, fault, saver, label }
     }
 
     fn store(&self) -> &dyn Store {
-        self.mem.as_ref()
+        self.base.as_ref()
     }
 
     async fn replay(&self) -> sea_gcp::promote::ReplayReport {
-        replay_outbox(self.db, &self.tables.outbox, &[self.mem.clone() as Arc<dyn Store>], Duration::ZERO)
-            .await
-            .unwrap()
+        replay_outbox(self.db, &self.tables.outbox, std::slice::from_ref(&self.base), Duration::ZERO).await.unwrap()
     }
 }
 
@@ -133,8 +133,22 @@ struct Start {
     upload: Option<PendingUpload>,
 }
 
-async fn run_case(db: &DatabaseConnection, tables: &Tables, scenario: Scenario, fault: Fault, dbname: &str) {
-    let case = Case::new(db, tables, format!("{dbname} {scenario:?} {fault:?}")).await;
+/// Where the objects live.
+enum Backend {
+    Memory,
+    Emulator { host: String, bucket: String },
+}
+
+async fn run_case(
+    db: &DatabaseConnection,
+    tables: &Tables,
+    backend: &Backend,
+    scenario: Scenario,
+    fault: Fault,
+    dbname: &str,
+) {
+    let kind = if matches!(backend, Backend::Memory) { "memory" } else { "emulator" };
+    let case = Case::new(db, tables, backend, format!("{dbname}+{kind} {scenario:?} {fault:?}")).await;
     let label = case.label.clone();
 
     // The starting state, made without faults.
@@ -344,10 +358,16 @@ async fn apply(
 }
 
 async fn every_fault(scenario: Scenario) {
+    let mut backends = vec![Backend::Memory];
+    if let Some((host, bucket)) = emulator_bucket(&format!("{scenario:?} faults")).await {
+        backends.push(Backend::Emulator { host, bucket });
+    }
     for db in databases().await {
         let tables = Tables::create(&db.conn).await;
-        for fault in faults(scenario) {
-            run_case(&db.conn, &tables, scenario, fault, db.name).await;
+        for backend in &backends {
+            for fault in faults(scenario) {
+                run_case(&db.conn, &tables, backend, scenario, fault, db.name).await;
+            }
         }
         tables.drop(&db.conn).await;
     }
@@ -377,12 +397,12 @@ async fn row_delete_survives_every_fault_and_crash() {
 async fn replay_respects_the_grace_period() {
     for db in databases().await {
         let tables = Tables::create(&db.conn).await;
-        let case = Case::new(&db.conn, &tables, db.name.to_string()).await;
+        let case = Case::new(&db.conn, &tables, &Backend::Memory, db.name.to_string()).await;
         let up = upload(case.store(), "g.txt", b"g", "text/plain").await;
         let save = case.saver.prepare_insert(BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
         // a save in flight is left alone by a replay with a grace period
         let report =
-            replay_outbox(&db.conn, &tables.outbox, &[case.mem.clone() as Arc<dyn Store>], Duration::from_secs(3600))
+            replay_outbox(&db.conn, &tables.outbox, std::slice::from_ref(&case.base), Duration::from_secs(3600))
                 .await
                 .unwrap();
         assert_eq!(report.examined, 0, "{report}");

@@ -814,10 +814,16 @@ where
 
     // Copy create-only, tagged with the intent. An allowed overwrite of an existing object is deferred
     // to after the commit: it could not be undone on an unversioned bucket.
-    let mut params = attributes.clone();
-    params.metadata.insert(TAG_INTENT.into(), intent.id.clone());
+    // The claimed temporary object carries the intent's tag; the copy inherits it. Attributes are laid
+    // over it only when there are some (on GCS that costs a read of the source inside the copy).
+    let params = (attributes != ObjectParameters::default()).then(|| {
+        let mut p = attributes.clone();
+        p.metadata.insert(TAG_INTENT.into(), intent.id.clone());
+        p
+    });
     plan.copy = CopyState::Attempted(dest.clone());
-    match steps::copy(store.as_ref(), &temp, temp_meta.generation, &dest, params, Some(0)).await {
+    let source = (temp_meta.generation, Some(temp_meta.metageneration));
+    match steps::copy(store.as_ref(), &temp, source, &dest, params, Some(0)).await {
         Ok(meta) => {
             plan.new = Some(BlobValue::from_meta(&meta, Some(upload.original_name.clone())));
             intent.dest_generation = Some(meta.generation);

@@ -34,20 +34,24 @@ pub async fn claim(
     store.patch_metadata(temp, patch).await
 }
 
-/// Copy `temp` (exactly `temp_generation`) to `destination` with `params`, tagged with the intent.
+/// Copy `temp` (exactly `temp_generation`, at `temp_metageneration` when given) to `destination`.
+/// The destination inherits the claimed temporary object's metadata, its `sea-gcp-intent` tag included;
+/// `params` (from `update_attributes`, with the tag added) are laid over it when given. `None` keeps the
+/// copy a single request on GCS, which otherwise reads the source first to merge metadata.
 /// `expect_destination` is the destination precondition: `Some(0)` for create-only.
 pub async fn copy(
     store: &dyn Store,
     temp: &str,
-    temp_generation: i64,
+    (temp_generation, temp_metageneration): (i64, Option<i64>),
     destination: &str,
-    params: ObjectParameters,
+    params: Option<ObjectParameters>,
     expect_destination: Option<i64>,
 ) -> Result<ObjectMeta> {
     let opts = CopyOptions {
         if_source_generation_match: Some(temp_generation),
+        if_source_metageneration_match: temp_metageneration,
         destination: Preconditions { if_generation_match: expect_destination, ..Preconditions::default() },
-        params: Some(params),
+        params,
         ..CopyOptions::default()
     };
     store.copy(temp, destination, opts).await
@@ -149,7 +153,9 @@ async fn deferred_copy(store: &dyn Store, intent: &Intent, temp: &str, dest: &st
     let generation = intent
         .temp_generation
         .ok_or_else(|| Error::InvalidArgument(format!("intent {} has no temporary generation to copy", intent.id)))?;
-    let mut params = intent.attributes.clone().unwrap_or_default();
-    params.metadata.insert(TAG_INTENT.into(), intent.id.clone());
-    copy(store, temp, generation, dest, params, Some(current)).await
+    let params = intent.attributes.clone().filter(|a| *a != ObjectParameters::default()).map(|mut a| {
+        a.metadata.insert(TAG_INTENT.into(), intent.id.clone());
+        a
+    });
+    copy(store, temp, (generation, None), dest, params, Some(current)).await
 }

@@ -262,3 +262,35 @@ pub async fn assert_no_orphans(
     let left = outbox.list(db, None).await.unwrap();
     assert!(left.is_empty(), "{ctx}: outbox not empty after replay: {left:?}");
 }
+
+/// The GCS emulator's address and a fresh bucket on it, or `None` after a loud skip (a failure with
+/// `SEA_GCP_REQUIRE_ALL=1`).
+pub async fn emulator_bucket(what: &str) -> Option<(String, String)> {
+    let host = match std::env::var("STORAGE_EMULATOR_HOST") {
+        Ok(h) if !h.is_empty() => h,
+        _ => {
+            skip_or_fail(&format!("{what} on the GCS emulator"), "STORAGE_EMULATOR_HOST is not set".into());
+            return None;
+        }
+    };
+    let bucket = format!("fields-{}", uuid::Uuid::new_v4().simple());
+    let resp = reqwest::Client::new()
+        .post(format!("{host}/storage/v1/b?project=test"))
+        .json(&serde_json::json!({ "name": bucket }))
+        .send()
+        .await
+        .expect("emulator reachable");
+    assert!(resp.status().is_success(), "creating bucket: {}", resp.status());
+    Some((host, bucket))
+}
+
+/// A GCS store on the emulator's `bucket`, isolated under a fresh location prefix.
+pub async fn emulator_store(host: &str, bucket: &str) -> Arc<dyn Store> {
+    let config = sea_gcp::StoreConfig {
+        bucket_name: bucket.to_string(),
+        api_endpoint: Some(host.to_string()),
+        location: uuid::Uuid::new_v4().simple().to_string(),
+        ..sea_gcp::StoreConfig::gcs("x")
+    };
+    sea_gcp::storage::open("media", config).await.expect("GCS store on the emulator")
+}
