@@ -187,12 +187,12 @@ pub async fn replace_report_rows(
     Ok(())
 }
 
-/// Every report row of `m`, in key order (as text).
+/// Every report row of `m`, shortest key first, then in text order (numeric order for integer keys).
 pub async fn read_report(db: &impl ConnectionTrait, m: &ColumnMigration) -> Result<Vec<ReportEntry>> {
     let b = db.get_database_backend();
     let mut p = Params::new(b);
     let sql = format!(
-        "SELECT row_pk, path, reason, detail FROM {} WHERE {} ORDER BY row_pk",
+        "SELECT row_pk, path, reason, detail FROM {} WHERE {} ORDER BY LENGTH(row_pk), row_pk",
         quote(b, REPORT_TABLE),
         key_filter(m, &mut p)
     );

@@ -1,0 +1,262 @@
+//! Column-migration benchmark (run by `scripts/bench-migrate.sh`): backfill N rows on a database against
+//! a GCS emulator, in several configurations, and print a Markdown table.
+//!
+//! ```text
+//! cargo run --release --example bench_migrate -- --database-url postgres://... --emulator http://127.0.0.1:PORT \
+//!     [--rows 100000] [--naive-rows 10000]
+//! ```
+//!
+//! One bucket holds `bench/NNNNNNN.bin` objects. Two tables name them: `clustered` in key order (row i
+//! names object i) and `scattered` in a shuffled order. Each configuration starts from an empty blob
+//! column. The naive baseline (one `head` and one `UPDATE` per row, 16 in flight) runs on the first
+//! `--naive-rows` rows of `clustered`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use sea_gcp::StoreConfig;
+use sea_gcp::field::BlobValue;
+use sea_gcp::migrate::source::PkValue;
+use sea_gcp::migrate::sql::{Params, RowWrite, quote, update_one};
+use sea_gcp::migrate::{BackfillOptions, ColumnMigration, ListingMode, WriteMode, backfill, state};
+use sea_gcp::storage::counting::{CountingStore, StoreOp};
+use sea_gcp::storage::{GetOptions, PutOptions, PutPayload, Store};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+
+struct Args {
+    database_url: String,
+    emulator: String,
+    rows: u64,
+    naive_rows: u64,
+}
+
+fn args() -> Args {
+    let mut a = Args { database_url: String::new(), emulator: String::new(), rows: 100_000, naive_rows: 10_000 };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--database-url" => a.database_url = value,
+            "--emulator" => a.emulator = value.trim_end_matches('/').to_string(),
+            "--rows" => a.rows = value.parse().expect("--rows N"),
+            "--naive-rows" => a.naive_rows = value.parse().expect("--naive-rows N"),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    assert!(!a.database_url.is_empty() && !a.emulator.is_empty(), "--database-url and --emulator are required");
+    a
+}
+
+fn object_name(i: u64) -> String {
+    format!("bench/{i:07}.bin")
+}
+
+/// A deterministic permutation of 0..n (a multiplicative step coprime with n).
+fn shuffled(i: u64, n: u64) -> u64 {
+    let mut step = 7_919 % n.max(2);
+    while gcd(step, n) != 1 {
+        step += 1;
+    }
+    (i * step + 13) % n
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+async fn create_table(db: &DatabaseConnection, table: &str, n: u64, name_of: impl Fn(u64) -> String) {
+    let b = db.get_database_backend();
+    let t = quote(b, table);
+    db.execute_unprepared(&format!("DROP TABLE IF EXISTS {t}")).await.unwrap();
+    db.execute_unprepared(&format!("CREATE TABLE {t} (id BIGINT PRIMARY KEY, file TEXT NULL, file_blob jsonb NULL)"))
+        .await
+        .unwrap();
+    for start in (0..n).step_by(5_000) {
+        let mut p = Params::new(b);
+        let values: Vec<String> = (start..(start + 5_000).min(n))
+            .map(|i| format!("({}, {})", p.bind(i as i64 + 1), p.bind(name_of(i))))
+            .collect();
+        db.execute_raw(p.statement(format!("INSERT INTO {t} (id, file) VALUES {}", values.join(", ")))).await.unwrap();
+    }
+}
+
+async fn reset(db: &DatabaseConnection, m: &ColumnMigration) {
+    let b = db.get_database_backend();
+    db.execute_unprepared(&format!("UPDATE {} SET file_blob = NULL", quote(b, &m.table))).await.unwrap();
+    if state::tables_exist(db).await.unwrap() {
+        state::delete_checkpoint(db, m).await.unwrap();
+        state::clear_report(db, m).await.unwrap();
+    }
+    db.execute_unprepared(&format!("VACUUM ANALYZE {}", quote(b, &m.table))).await.unwrap();
+}
+
+struct Row {
+    name: String,
+    rows: u64,
+    secs: f64,
+    list: u64,
+    head: u64,
+}
+
+impl Row {
+    fn print(&self) {
+        let per_1000 = (self.list + self.head) as f64 * 1000.0 / self.rows as f64;
+        println!(
+            "| {} | {} | {:.2} | {:.0} | {} | {} | {:.1} |",
+            self.name,
+            self.rows,
+            self.secs,
+            self.rows as f64 / self.secs,
+            self.list,
+            self.head,
+            per_1000
+        );
+    }
+}
+
+async fn run(
+    db: &DatabaseConnection,
+    store: &Arc<dyn Store>,
+    label: &str,
+    m: &ColumnMigration,
+    opts: BackfillOptions,
+) -> Row {
+    reset(db, m).await;
+    let s = backfill(db, store.clone(), m, &opts).await.unwrap();
+    assert!(s.completed && s.missing == 0 && s.migrated == s.rows, "{label}: {s:?}");
+    let row = Row {
+        name: label.to_string(),
+        rows: s.rows,
+        secs: s.elapsed.as_secs_f64(),
+        list: s.storage_calls.get(StoreOp::List),
+        head: s.storage_calls.get(StoreOp::Head),
+    };
+    row.print();
+    row
+}
+
+/// One `head` and one `UPDATE` per row, 16 rows in flight.
+async fn naive(db: &DatabaseConnection, store: &Arc<dyn Store>, m: &ColumnMigration, n: u64) -> Row {
+    reset(db, m).await;
+    let counting: Arc<CountingStore> = Arc::new(CountingStore::new(store.clone()));
+    let b = db.get_database_backend();
+    let started = Instant::now();
+    let sql = format!("SELECT id, file FROM {} ORDER BY id LIMIT {n}", quote(b, &m.table));
+    let rows = db.query_all_raw(Statement::from_string(b, sql)).await.unwrap();
+    let rows: Vec<(i64, String)> =
+        rows.iter().map(|r| (r.try_get_by_index(0).unwrap(), r.try_get_by_index(1).unwrap())).collect();
+    futures::stream::iter(rows)
+        .map(|(id, file)| {
+            let counting = counting.clone();
+            async move {
+                let meta = counting.head(&file, GetOptions::default()).await?;
+                let write = RowWrite {
+                    pk: PkValue::Int(id),
+                    old_from: Some(file),
+                    old_to: None,
+                    new: BlobValue::from_meta(&meta, None).to_json().to_string(),
+                };
+                db.execute_raw(update_one(m, b, &write, Some("jsonb"))).await?;
+                Ok::<_, sea_gcp::Error>(())
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await
+        .unwrap();
+    let row = Row {
+        name: "naive: one head + one UPDATE per row (16 in flight)".into(),
+        rows: n,
+        secs: started.elapsed().as_secs_f64(),
+        list: counting.counts().get(StoreOp::List),
+        head: counting.counts().get(StoreOp::Head),
+    };
+    row.print();
+    row
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let db = Database::connect(&a.database_url).await.unwrap();
+    assert_eq!(db.get_database_backend(), DbBackend::Postgres, "the benchmark table DDL is PostgreSQL's");
+
+    let bucket = format!("bench-migrate-{}", uuid::Uuid::new_v4().simple());
+    let resp = reqwest::Client::new()
+        .post(format!("{}/storage/v1/b?project=test", a.emulator))
+        .json(&serde_json::json!({ "name": bucket }))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let mut config = StoreConfig::gcs(bucket);
+    config.api_endpoint = Some(a.emulator.clone());
+    let store = sea_gcp::storage::open("media", config).await.unwrap();
+
+    let started = Instant::now();
+    futures::stream::iter(0..a.rows)
+        .map(|i| {
+            let store = store.clone();
+            async move {
+                let body = Bytes::from(format!("object {i}"));
+                store.put(&object_name(i), PutPayload::Bytes(body), PutOptions::default()).await.map(|_| ())
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<()>>()
+        .await
+        .unwrap();
+    eprintln!("populated {} objects in {:.1}s", a.rows, started.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let listed = store.list_all(Some("bench/".into())).try_collect::<Vec<_>>().await.unwrap().len();
+    eprintln!("one full listing of {listed} objects: {:.2}s", started.elapsed().as_secs_f64());
+
+    let n = a.rows;
+    create_table(&db, "bench_clustered", n, object_name).await;
+    create_table(&db, "bench_scattered", n, |i| object_name(shuffled(i, n))).await;
+    let clustered = ColumnMigration::new("bench_clustered", "file", "file_blob");
+    let scattered = ColumnMigration::new("bench_scattered", "file", "file_blob");
+
+    println!("| configuration | rows | seconds | rows/s | list calls | head calls | calls per 1,000 rows |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let default = BackfillOptions::default();
+    run(&db, &store, "clustered, shared listing, batched UPDATE (default)", &clustered, default.clone()).await;
+    run(
+        &db,
+        &store,
+        "clustered, per-batch listing, batched UPDATE",
+        &clustered,
+        BackfillOptions { listing: ListingMode::PerBatch, ..default.clone() },
+    )
+    .await;
+    run(
+        &db,
+        &store,
+        "clustered, shared listing, one UPDATE per row",
+        &clustered,
+        BackfillOptions { writes: WriteMode::PerRow, ..default.clone() },
+    )
+    .await;
+    run(&db, &store, "scattered, shared listing, batched UPDATE (default)", &scattered, default.clone()).await;
+    // Per-batch listing of scattered rows lists the whole prefix for every batch: measured on 10 batches.
+    let limited = BackfillOptions { listing: ListingMode::PerBatch, max_batches: Some(10), ..default.clone() };
+    reset(&db, &scattered).await;
+    let s = backfill(&db, store.clone(), &scattered, &limited).await.unwrap();
+    Row {
+        name: "scattered, per-batch listing, batched UPDATE (first 10 batches)".into(),
+        rows: s.rows,
+        secs: s.elapsed.as_secs_f64(),
+        list: s.storage_calls.get(StoreOp::List),
+        head: s.storage_calls.get(StoreOp::Head),
+    }
+    .print();
+    naive(&db, &store, &clustered, a.naive_rows.min(n)).await;
+
+    for m in [&clustered, &scattered] {
+        db.execute_unprepared(&format!("DROP TABLE {}", quote(DbBackend::Postgres, &m.table))).await.unwrap();
+        state::delete_checkpoint(&db, m).await.unwrap();
+        state::clear_report(&db, m).await.unwrap();
+    }
+}
