@@ -518,3 +518,21 @@ async fn the_explicit_steps_inside_a_callers_transaction() {
         tables.drop(db).await;
     }
 }
+
+#[tokio::test]
+async fn the_outbox_migration_runs_up_and_down() {
+    use sea_gcp::promote::migration::OutboxMigrator;
+    use sea_gcp::promote::{Outbox, replay};
+    use sea_orm_migration::MigratorTrait;
+    // SQLite only: the default table name is shared on the PostgreSQL/MariaDB test databases.
+    let db = databases().await.into_iter().next().unwrap();
+    assert_eq!(db.name, "sqlite");
+    OutboxMigrator::up(&db.conn, None).await.unwrap();
+    let outbox = Outbox::default();
+    assert!(outbox.list(&db.conn, None).await.unwrap().is_empty());
+    let store: Arc<dyn Store> = memory(false);
+    let report = replay(&db.conn, &[store], Duration::ZERO).await.unwrap();
+    assert_eq!(report.examined, 0);
+    OutboxMigrator::down(&db.conn, None).await.unwrap();
+    assert!(outbox.list(&db.conn, None).await.is_err(), "down drops the table");
+}
