@@ -2,7 +2,7 @@
 //! metadata.
 //!
 //! * [`BlobValue`]: the column's value and its versioned JSON shape ([`value`]), usable as a
-//!   `DeriveEntityModel` field, `Option<BlobValue>` for blankable columns ([`column`]).
+//!   `DeriveEntityModel` field, `Option<BlobValue>` for blankable columns ([`column`](mod@column)).
 //! * [`BlobFieldSpec`]: how a column behaves on save: store, ingress prefix, overwrite mode, limits,
 //!   delete policy and callbacks ([`spec`]).
 //! * [`BlobChanges`]: what a save changes: attach a [`PendingUpload`], blank, or a raw value

@@ -32,7 +32,7 @@
 //! pending upload nor a second connection for the outbox. Blob fields are therefore saved through this
 //! explicit API; the model's own hooks still run, because the saver calls `ActiveModelTrait::insert`,
 //! `update` and `delete`. Bulk statements that touch blob columns bypass the protocol: use
-//! [`BlobChange::Raw`](crate::field::BlobChange::Raw) semantics (no promotion, no deletion) for them.
+//! [`BlobChange::Raw`] semantics (no promotion, no deletion) for them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
