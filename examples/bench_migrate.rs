@@ -196,7 +196,7 @@ async fn main() {
     let store = sea_gcp::storage::open("media", config).await.unwrap();
 
     let started = Instant::now();
-    futures::stream::iter(0..a.rows)
+    let mut uploads = futures::stream::iter(0..a.rows)
         .map(|i| {
             let store = store.clone();
             async move {
@@ -204,10 +204,16 @@ async fn main() {
                 store.put(&object_name(i), PutPayload::Bytes(body), PutOptions::default()).await.map(|_| ())
             }
         })
-        .buffer_unordered(32)
-        .try_collect::<Vec<()>>()
-        .await
-        .unwrap();
+        .buffer_unordered(32);
+    let (mut done, mut lap) = (0u64, Instant::now());
+    while let Some(result) = uploads.next().await {
+        result.unwrap();
+        done += 1;
+        if done % 10_000 == 0 {
+            eprintln!("uploaded {done} objects; the last 10,000 at {:.0}/s", 10_000.0 / lap.elapsed().as_secs_f64());
+            lap = Instant::now();
+        }
+    }
     eprintln!("populated {} objects in {:.1}s", a.rows, started.elapsed().as_secs_f64());
     let started = Instant::now();
     let listed = store.list_all(Some("bench/".into())).try_collect::<Vec<_>>().await.unwrap().len();
