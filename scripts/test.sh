@@ -66,8 +66,13 @@ start_emulator() {
     local port
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     local url="http://127.0.0.1:$port"
-    "$binary" -scheme http -backend memory -host 127.0.0.1 -port "$port" -external-url "$url" -log-level warn \
-        >"$WORK/fake-gcs-server.log" 2>&1 &
+    # -public-host: serve path-style object URLs (/bucket/object: public and signed downloads, signed PUT
+    # uploads) on the emulator's own address, as storage.googleapis.com serves them, so that browsers can
+    # use them. -cors-headers: the request headers direct uploads send, beyond the emulator's defaults.
+    "$binary" -scheme http -backend memory -host 127.0.0.1 -port "$port" -external-url "$url" \
+        -public-host "127.0.0.1:$port" \
+        -cors-headers "x-goog-content-length-range,x-goog-if-generation-match,x-goog-resumable,x-upload-content-type,x-upload-content-length" \
+        -log-level warn >"$WORK/fake-gcs-server.log" 2>&1 &
     EMULATOR_PID=$!
     for _ in $(seq 1 100); do
         if python3 -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "$url/storage/v1/b" 2>/dev/null; then

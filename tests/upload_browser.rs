@@ -92,7 +92,7 @@ fn start_server(binary: &Path, dir: &Path, extra_env: &[(&str, String)]) -> (Ser
     (server, url)
 }
 
-fn run_browser(base: &str, chromium: &Path, work: &Path) {
+fn run_browser(base: &str, chromium: &Path, work: &Path, resume: bool) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/e2e.mjs");
     let started = Instant::now();
     let out = Command::new("node")
@@ -103,6 +103,7 @@ fn run_browser(base: &str, chromium: &Path, work: &Path) {
         .arg(chromium)
         .arg(work)
         .env("E2E_MAX_SIZE", MAX_SIZE.to_string())
+        .env("E2E_NO_RESUME", if resume { "0" } else { "1" })
         .output()
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -147,7 +148,7 @@ fn direct_uploads_in_headless_chromium() {
     // Local store.
     let dir = tempfile::tempdir().unwrap();
     let (server, base) = start_server(&binary, dir.path(), &[]);
-    run_browser(&base, &chromium, &dir.path().join("work"));
+    run_browser(&base, &chromium, &dir.path().join("work"), true);
     drop(server);
     let leftovers: Vec<_> = std::fs::read_dir(dir.path().join(".tmp/example-media/tmp/sessions"))
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
@@ -165,7 +166,9 @@ fn direct_uploads_in_headless_chromium() {
                 ("STORAGE_EMULATOR_HOST", host),
             ];
             let (_server, base) = start_server(&binary, dir.path(), &env);
-            run_browser(&base, &chromium, &dir.path().join("work"));
+            // fake-gcs-server hides `Range` from browsers and appends chunks without checking their
+            // offsets: cancel/resume is checked on the local store only (see e2e.mjs).
+            run_browser(&base, &chromium, &dir.path().join("work"), false);
         }
         _ => skip("STORAGE_EMULATOR_HOST is not set: the browser test ran on the local store only"),
     }

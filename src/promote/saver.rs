@@ -145,9 +145,22 @@ where
         }
     }
 
+    /// Apply a configuration change. Clones share their configuration; configuring one that has been
+    /// cloned gives it its own copy first (copy-on-write), so the other clones are unaffected.
     fn edit(mut self, f: impl FnOnce(&mut Inner<E>)) -> Self {
-        let inner = Arc::get_mut(&mut self.inner).expect("configure a BlobSaver before cloning it");
-        f(inner);
+        if Arc::get_mut(&mut self.inner).is_none() {
+            let i = &self.inner;
+            let versioning = i.versioning.lock().map(|m| m.clone()).unwrap_or_default();
+            self.inner = Arc::new(Inner {
+                db: i.db.clone(),
+                stores: i.stores.clone(),
+                fields: i.fields.clone(),
+                outbox: i.outbox.clone(),
+                versioning_ttl: i.versioning_ttl,
+                versioning: Mutex::new(versioning),
+            });
+        }
+        f(Arc::get_mut(&mut self.inner).expect("uniquely owned after the copy above"));
         self
     }
 

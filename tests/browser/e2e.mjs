@@ -284,8 +284,12 @@ async function main() {
       file: largePath,
       bytes: large,
       expectResumable: true,
-      cancelAt: MIB,
+      // E2E_NO_RESUME=1 (the fake-gcs-server run): the emulator neither exposes `Range` through CORS nor
+      // checks a chunk's start offset, so a resumed session cannot be checked there; the local store run
+      // and real GCS (with `Range` in the bucket's CORS responseHeader) cover cancel and resume.
+      cancelAt: process.env.E2E_NO_RESUME === "1" ? undefined : MIB,
     });
+    if (process.env.E2E_NO_RESUME === "1") console.log("SKIPPED: cancel and resume (emulator gap, see above)");
     await oversize(page, hugePath, limit);
     console.log("PASS: all browser checks");
   } finally {

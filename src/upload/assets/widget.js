@@ -285,6 +285,7 @@
     var chunk = this.grant.chunk_size || 8 * 1024 * 1024;
     var start = this.offset;
     var end = Math.min(start + chunk, size);
+    this.pendingEnd = end;
     var xhr = this.openXhr({ "Content-Range": "bytes " + start + "-" + (end - 1) + "/" + size });
     xhr.upload.onprogress = function (e) { self.onProgress(start + e.loaded); };
     xhr.onload = function () { self.afterChunk(xhr); };
@@ -301,7 +302,18 @@
     } else if (xhr.status === 308) {
       var range = xhr.getResponseHeader("Range");
       var m = range && /bytes=0-(\d+)/.exec(range);
-      this.offset = m ? parseInt(m[1], 10) + 1 : 0;
+      if (m) {
+        this.offset = parseInt(m[1], 10) + 1;
+        this.rangeVisible = true;
+      } else if (this.rangeVisible) {
+        this.offset = 0; /* Range readable before and absent now: nothing is persisted. */
+      } else if (this.pendingEnd !== null) {
+        /* The browser hides `Range` because the bucket's CORS does not expose it (add "Range" to the CORS
+           responseHeader list; `sea-gcp doctor` checks it). Take the whole chunk as persisted, as GCS
+           does for complete chunks. */
+        this.offset = this.pendingEnd;
+      } /* else: a status query whose Range is hidden: keep the last acknowledged offset. */
+      this.pendingEnd = null;
       this.onProgress(this.offset);
       this.sendChunk();
     } else {
@@ -314,6 +326,7 @@
     this.busy = true;
     this.progress.hidden = false;
     this.setState("uploading", "Resuming " + this.file.name + "…");
+    this.pendingEnd = null;
     var xhr = this.openXhr({ "Content-Range": "bytes */" + this.file.size });
     xhr.onload = function () { self.afterChunk(xhr); };
     xhr.onerror = function () { self.fail("Could not reach the upload session. Retry later."); };
