@@ -176,6 +176,16 @@ pub fn pairs_to_map(pairs: &[(String, String)], what: &str, join_repeats: bool) 
     Ok(map)
 }
 
+/// The stores for a command: `--settings FILE` (or `$SEA_GCP_SETTINGS`), else `./sea-gcp.toml` when present,
+/// else the environment alone; `SEA_GCP__<STORE>__<OPTION>` variables apply on top in every case.
+pub fn load_settings(path: Option<&std::path::PathBuf>) -> crate::Result<crate::Settings> {
+    match path {
+        Some(p) => crate::Settings::from_file(p),
+        None if std::path::Path::new("sea-gcp.toml").exists() => crate::Settings::from_file("sea-gcp.toml"),
+        None => crate::Settings::from_env(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

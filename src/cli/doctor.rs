@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::sync_static::load_settings;
+use super::args::load_settings;
 use crate::config::BackendConfig;
 use crate::upload::doctor::{DoctorExpectations, Severity, check_bucket, fetch_bucket};
 use crate::{Error, Result};

@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use clap::Args;
 use sea_orm::Database;
 
+use super::args::load_settings;
 use crate::migrate::{self, BackfillOptions, ColumnMigration, ListingMode, WriteMode};
 use crate::storage::counting::StoreOp;
-use crate::{Error, Result, Settings};
+use crate::{Error, Result};
 
 /// Fill a blob column from a path column (text or django-gcp `{"path": ...}` JSON) with the objects'
 /// metadata from bucket listings; resumable, idempotent, online.
@@ -168,14 +169,5 @@ impl MigrateColumnArgs {
             )?;
         }
         Ok(())
-    }
-}
-
-/// Load settings from an explicit file, ./sea-gcp.toml, or the environment alone (as `sync-static` does).
-fn load_settings(path: Option<&PathBuf>) -> Result<Settings> {
-    match path {
-        Some(p) => Settings::from_file(p),
-        None if std::path::Path::new("sea-gcp.toml").exists() => Settings::from_file("sea-gcp.toml"),
-        None => Settings::from_env(),
     }
 }

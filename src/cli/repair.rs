@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 use sea_orm::Database;
 
-use super::sync_static::load_settings;
+use super::args::load_settings;
 use crate::promote::outbox::Outbox;
 use crate::storage::Store;
 use crate::{Error, Result};

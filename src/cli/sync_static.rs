@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::args::load_settings;
 use crate::staticfiles::{self, SyncEvent, SyncOptions, UploadReason};
-use crate::{Error, Result, Settings};
+use crate::{Error, Result};
 
 /// Upload new and changed files of DIR to a store (compared against one listing), in parallel.
 #[derive(Debug, Args)]
@@ -35,15 +36,6 @@ pub struct SyncStaticArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
-}
-
-/// Load settings from an explicit file, ./sea-gcp.toml, or the environment alone.
-pub fn load_settings(path: Option<&PathBuf>) -> Result<Settings> {
-    match path {
-        Some(p) => Settings::from_file(p),
-        None if std::path::Path::new("sea-gcp.toml").exists() => Settings::from_file("sea-gcp.toml"),
-        None => Settings::from_env(),
-    }
 }
 
 impl SyncStaticArgs {
