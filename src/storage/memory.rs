@@ -286,37 +286,9 @@ impl Store for MemoryStore {
         let src_entry = map.get(&src_key);
         let source = self.find(src_entry, opts.source_generation).ok_or_else(|| self.not_found(&src_rel))?;
         let src_live = Self::live_versions(src_entry);
-        let src_conditions = super::Preconditions {
-            if_generation_match: opts.if_source_generation_match,
-            if_metageneration_match: opts.if_source_metageneration_match,
-            ..Default::default()
-        };
-        src_conditions.check(src_live).map_err(|m| {
-            self.precondition(
-                &src_rel,
-                format!("source: {}", m.replace("ifG", "ifSourceG").replace("ifM", "ifSourceM")),
-            )
-        })?;
+        policy::check_copy_source(&opts, src_live).map_err(|m| self.precondition(&src_rel, m))?;
         opts.destination.check(Self::live_versions(map.get(&dst_key))).map_err(|m| self.precondition(&dst_rel, m))?;
-        let mut meta = source.meta.clone();
-        if let Some(params) = &opts.params {
-            let mut merged = meta.metadata.clone();
-            merged.extend(params.metadata.clone());
-            meta.metadata = merged;
-            macro_rules! over {
-                ($($f:ident),*) => { $( if params.$f.is_some() { meta.$f = params.$f.clone(); } )* };
-            }
-            over!(content_type, content_encoding, content_language, cache_control, content_disposition, storage_class);
-            if params.custom_time.is_some() {
-                meta.custom_time = params.custom_time;
-            }
-        }
-        let now = Utc::now();
-        meta.name = dst_rel;
-        meta.generation = policy::next_generation();
-        meta.metageneration = 1;
-        meta.created = Some(now);
-        meta.updated = Some(now);
+        let meta = policy::copied_meta(&source.meta, dst_rel, opts.params.as_ref());
         self.install(&mut map, dst_key, Version { meta: meta.clone(), data: source.data });
         Ok(meta)
     }

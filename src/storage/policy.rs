@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use md5::Digest;
 
-use super::{ByteStream, ObjectParameters, PutOptions};
+use super::{ByteStream, CopyOptions, ObjectMeta, ObjectParameters, Preconditions, PutOptions};
 use crate::config::StoreConfig;
 
 /// The parameters a write actually carries after merging the store's settings with the call's.
@@ -165,6 +165,41 @@ pub fn next_generation() -> i64 {
             Err(seen) => last = seen,
         }
     }
+}
+
+/// Check a copy's source conditions (`ifSourceGenerationMatch`, `ifSourceMetagenerationMatch`) against
+/// the source's live `(generation, metageneration)`; the message names the source parameters.
+pub fn check_copy_source(opts: &CopyOptions, live: Option<(i64, i64)>) -> Result<(), String> {
+    let conditions = Preconditions {
+        if_generation_match: opts.if_source_generation_match,
+        if_metageneration_match: opts.if_source_metageneration_match,
+        ..Default::default()
+    };
+    conditions.check(live).map_err(|m| format!("source: {}", m.replace("ifG", "ifSourceG").replace("ifM", "ifSourceM")))
+}
+
+/// The metadata of a fresh copy of `source` named `name`, as GCS makes it: a new generation,
+/// metageneration 1, new times, and `params` (when given) replacing the fields it sets with custom
+/// metadata merged key by key over the source's.
+pub fn copied_meta(source: &ObjectMeta, name: String, params: Option<&ObjectParameters>) -> ObjectMeta {
+    let mut meta = source.clone();
+    if let Some(params) = params {
+        meta.metadata.extend(params.metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+        macro_rules! over {
+            ($($f:ident),*) => { $( if params.$f.is_some() { meta.$f = params.$f.clone(); } )* };
+        }
+        over!(content_type, content_encoding, content_language, cache_control, content_disposition, storage_class);
+        if params.custom_time.is_some() {
+            meta.custom_time = params.custom_time;
+        }
+    }
+    let now = chrono::Utc::now();
+    meta.name = name;
+    meta.generation = next_generation();
+    meta.metageneration = 1;
+    meta.created = Some(now);
+    meta.updated = Some(now);
+    meta
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ use super::naming::Keyspace;
 use super::policy::{self, Checksums};
 use super::{
     BackendKind, CopyOptions, DeleteOptions, GetOptions, GetResult, HttpMethod, ListOptions, ListPage, MetadataPatch,
-    ObjectMeta, Preconditions, PresignedRequest, PutOptions, PutPayload, SignedUploadOptions, Store, UrlOptions,
+    ObjectMeta, PresignedRequest, PutOptions, PutPayload, SignedUploadOptions, Store, UrlOptions,
 };
 use crate::config::{SigningConfig, StoreConfig};
 use crate::{Error, Result};
@@ -378,38 +378,13 @@ impl Store for LocalStore {
         if opts.source_generation.is_some_and(|g| g != source.generation) {
             return Err(self.not_found(&src_rel));
         }
-        let src_conditions = Preconditions {
-            if_generation_match: opts.if_source_generation_match,
-            if_metageneration_match: opts.if_source_metageneration_match,
-            ..Default::default()
-        };
-        src_conditions.check(Some((source.generation, source.metageneration))).map_err(|m| {
-            self.precondition(
-                &src_rel,
-                format!("source: {}", m.replace("ifG", "ifSourceG").replace("ifM", "ifSourceM")),
-            )
-        })?;
+        policy::check_copy_source(&opts, Some((source.generation, source.metageneration)))
+            .map_err(|m| self.precondition(&src_rel, m))?;
         let old = self.read_meta(&dst_key).await?;
         opts.destination
             .check(old.as_ref().map(|m| (m.generation, m.metageneration)))
             .map_err(|m| self.precondition(&dst_rel, m))?;
-        let mut meta = source.clone();
-        if let Some(params) = &opts.params {
-            meta.metadata.extend(params.metadata.clone());
-            macro_rules! over {
-                ($($f:ident),*) => { $( if params.$f.is_some() { meta.$f = params.$f.clone(); } )* };
-            }
-            over!(content_type, content_encoding, content_language, cache_control, content_disposition, storage_class);
-            if params.custom_time.is_some() {
-                meta.custom_time = params.custom_time;
-            }
-        }
-        let now = Utc::now();
-        meta.name = dst_rel;
-        meta.generation = policy::next_generation();
-        meta.metageneration = 1;
-        meta.created = Some(now);
-        meta.updated = Some(now);
+        let meta = policy::copied_meta(&source, dst_rel, opts.params.as_ref());
         let dst_blob = self.blob_path(meta.generation);
         if tokio::fs::hard_link(self.blob_path(source.generation), &dst_blob).await.is_err() {
             tokio::fs::copy(self.blob_path(source.generation), &dst_blob).await.map_err(|e| self.io(e))?;
