@@ -183,51 +183,38 @@ async fn main() {
     let db = Database::connect(&a.database_url).await.unwrap();
     assert_eq!(db.get_database_backend(), DbBackend::Postgres, "the benchmark table DDL is PostgreSQL's");
 
-    // BENCH_PRELOADED_BUCKET: the emulator was started with `-data` holding that bucket with objects
-    // bench/0000000.bin .. (scripts/bench-migrate.sh does this: uploading 100,000 objects one by one to
-    // fake-gcs-server takes over an hour, as its inserts slow down while the bucket grows).
-    let preloaded = std::env::var("BENCH_PRELOADED_BUCKET").ok().filter(|b| !b.is_empty());
-    let bucket = preloaded.clone().unwrap_or_else(|| format!("bench-migrate-{}", uuid::Uuid::new_v4().simple()));
-    if preloaded.is_none() {
-        let resp = reqwest::Client::new()
-            .post(format!("{}/storage/v1/b?project=test", a.emulator))
-            .json(&serde_json::json!({ "name": bucket }))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success());
-    }
+    let bucket = format!("bench-migrate-{}", uuid::Uuid::new_v4().simple());
+    let resp = reqwest::Client::new()
+        .post(format!("{}/storage/v1/b?project=test", a.emulator))
+        .json(&serde_json::json!({ "name": bucket }))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
     let mut config = StoreConfig::gcs(bucket);
     config.api_endpoint = Some(a.emulator.clone());
     let store = sea_gcp::storage::open("media", config).await.unwrap();
 
-    if preloaded.is_some() {
-        eprintln!("objects preloaded into the emulator from a -data directory ({} objects)", a.rows);
-    } else {
-        let started = Instant::now();
-        let mut uploads = futures::stream::iter(0..a.rows)
-            .map(|i| {
-                let store = store.clone();
-                async move {
-                    let body = Bytes::from(format!("object {i}"));
-                    store.put(&object_name(i), PutPayload::Bytes(body), PutOptions::default()).await.map(|_| ())
-                }
-            })
-            .buffer_unordered(32);
-        let (mut done, mut lap) = (0u64, Instant::now());
-        while let Some(result) = uploads.next().await {
-            result.unwrap();
-            done += 1;
-            if done % 10_000 == 0 {
-                eprintln!(
-                    "uploaded {done} objects; the last 10,000 at {:.0}/s",
-                    10_000.0 / lap.elapsed().as_secs_f64()
-                );
-                lap = Instant::now();
+    let started = Instant::now();
+    let mut uploads = futures::stream::iter(0..a.rows)
+        .map(|i| {
+            let store = store.clone();
+            async move {
+                let body = Bytes::from(format!("object {i}"));
+                store.put(&object_name(i), PutPayload::Bytes(body), PutOptions::default()).await.map(|_| ())
             }
+        })
+        .buffer_unordered(32);
+    let (mut done, mut lap) = (0u64, Instant::now());
+    while let Some(result) = uploads.next().await {
+        result.unwrap();
+        done += 1;
+        if done % 10_000 == 0 {
+            eprintln!("uploaded {done} objects; the last 10,000 at {:.0}/s", 10_000.0 / lap.elapsed().as_secs_f64());
+            lap = Instant::now();
         }
-        eprintln!("populated {} objects in {:.1}s", a.rows, started.elapsed().as_secs_f64());
     }
+    eprintln!("populated {} objects in {:.1}s", a.rows, started.elapsed().as_secs_f64());
     let started = Instant::now();
     let listed = store.list_all(Some("bench/".into())).try_collect::<Vec<_>>().await.unwrap().len();
     eprintln!("one full listing of {listed} objects: {:.2}s", started.elapsed().as_secs_f64());
