@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use sea_gcp::Error;
 use sea_gcp::signing::{
-    HmacSigner, PolicyCondition, PostPolicyRequest, ServiceAccountKeySigner, Signer, UrlCache, UrlStyle, V4Request,
-    post_policy, sign_url, sign_url_blocking, sign_urls, sign_urls_parallel,
+    Endpoint, HmacSigner, PolicyCondition, PostPolicyRequest, ServiceAccountKeySigner, Signer, UrlCache, UrlStyle,
+    V4Request, post_policy, sign_url, sign_url_blocking, sign_urls, sign_urls_parallel,
 };
 
 fn conformance_dir() -> PathBuf {
@@ -66,13 +66,15 @@ fn request(case: &Value) -> V4Request {
         timestamp: Some(timestamp(case)),
         headers: str_map(case.get("headers")),
         query_params: str_map(case.get("queryParameters")),
-        url_style: style(case),
-        scheme: opt(case, "scheme"),
-        hostname: opt(case, "hostname"),
-        client_endpoint: opt(case, "clientEndpoint"),
-        emulator_host: opt(case, "emulatorHostname"),
-        universe_domain: opt(case, "universeDomain"),
-        bucket_bound_hostname: opt(case, "bucketBoundHostname"),
+        endpoint: Endpoint {
+            url_style: style(case),
+            scheme: opt(case, "scheme"),
+            hostname: opt(case, "hostname"),
+            client_endpoint: opt(case, "clientEndpoint"),
+            emulator_host: opt(case, "emulatorHostname"),
+            universe_domain: opt(case, "universeDomain"),
+            bucket_bound_hostname: opt(case, "bucketBoundHostname"),
+        },
     }
 }
 
@@ -102,10 +104,12 @@ fn policy_request(input: &Value) -> PostPolicyRequest {
         timestamp: Some(timestamp(input)),
         fields: str_map(input.get("fields")),
         conditions,
-        url_style: style(input),
-        scheme: opt(input, "scheme"),
-        bucket_bound_hostname: opt(input, "bucketBoundHostname"),
-        ..Default::default()
+        endpoint: Endpoint {
+            url_style: style(input),
+            scheme: opt(input, "scheme"),
+            bucket_bound_hostname: opt(input, "bucketBoundHostname"),
+            ..Endpoint::default()
+        },
     }
 }
 
@@ -283,7 +287,11 @@ async fn bad_inputs_say_what_is_wrong() {
             "bucket name is empty",
         ),
         (
-            V4Request { expiration: Duration::from_secs(60), url_style: UrlStyle::BucketBoundHostname, ..base.clone() },
+            V4Request {
+                expiration: Duration::from_secs(60),
+                endpoint: Endpoint { url_style: UrlStyle::BucketBoundHostname, ..Endpoint::default() },
+                ..base.clone()
+            },
             "bucket-bound hostname",
         ),
         (

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 
 use crate::config::{SigningConfig, parse_duration};
-use crate::signing::{HmacSigner, IamSigner, ServiceAccountKeySigner, Signer, UrlStyle, check_expiration};
+use crate::signing::{Endpoint, HmacSigner, IamSigner, ServiceAccountKeySigner, Signer, UrlStyle, check_expiration};
 use crate::{Error, Result};
 
 /// Which key signs. Without any of these flags: `GOOGLE_APPLICATION_CREDENTIALS` if it names a
@@ -89,6 +89,21 @@ pub struct TargetArgs {
     /// Universe domain: the host becomes storage.DOMAIN (default googleapis.com).
     #[arg(long, value_name = "DOMAIN")]
     pub universe_domain: Option<String>,
+}
+
+impl TargetArgs {
+    /// The host selection these flags describe.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            url_style: self.url_style,
+            scheme: self.scheme.clone(),
+            hostname: self.hostname.clone(),
+            client_endpoint: self.endpoint.clone(),
+            emulator_host: self.emulator_host.clone(),
+            universe_domain: self.universe_domain.clone(),
+            bucket_bound_hostname: self.bucket_bound_hostname.clone(),
+        }
+    }
 }
 
 /// `gs://BUCKET/OBJECT` → (bucket, object); the object may be empty.

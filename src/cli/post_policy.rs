@@ -60,13 +60,7 @@ impl PostPolicyArgs {
             timestamp: t.at,
             fields: pairs_to_map(&self.fields, "field", false)?,
             conditions: self.conditions.clone(),
-            url_style: t.url_style,
-            scheme: t.scheme.clone(),
-            hostname: t.hostname.clone(),
-            client_endpoint: t.endpoint.clone(),
-            emulator_host: t.emulator_host.clone(),
-            universe_domain: t.universe_domain.clone(),
-            bucket_bound_hostname: t.bucket_bound_hostname.clone(),
+            endpoint: t.endpoint(),
         })
     }
 

@@ -71,13 +71,7 @@ impl SignUrlArgs {
             timestamp: t.at,
             headers: pairs_to_map(&self.headers, "header", true)?,
             query_params: pairs_to_map(&self.query_params, "query parameter", false)?,
-            url_style: t.url_style,
-            scheme: t.scheme.clone(),
-            hostname: t.hostname.clone(),
-            client_endpoint: t.endpoint.clone(),
-            emulator_host: t.emulator_host.clone(),
-            universe_domain: t.universe_domain.clone(),
-            bucket_bound_hostname: t.bucket_bound_hostname.clone(),
+            endpoint: t.endpoint(),
         })
     }
 

@@ -105,24 +105,8 @@ impl UrlCache {
 
     fn fingerprint(&self, req: &V4Request, generation: Option<i64>, window_start: i64) -> u64 {
         let mut h = self.hasher.build_hasher();
-        let V4Request {
-            bucket,
-            object,
-            method,
-            expiration,
-            timestamp: _,
-            headers,
-            query_params,
-            url_style,
-            scheme,
-            hostname,
-            client_endpoint,
-            emulator_host,
-            universe_domain,
-            bucket_bound_hostname,
-        } = req;
-        (bucket, object, method.as_str(), expiration, headers, query_params, url_style).hash(&mut h);
-        (scheme, hostname, client_endpoint, emulator_host, universe_domain, bucket_bound_hostname).hash(&mut h);
+        let V4Request { bucket, object, method, expiration, timestamp: _, headers, query_params, endpoint } = req;
+        (bucket, object, method.as_str(), expiration, headers, query_params, endpoint).hash(&mut h);
         (generation, window_start).hash(&mut h);
         h.finish()
     }
@@ -137,13 +121,7 @@ impl UrlCache {
             && e.expiration == req.expiration
             && e.headers == req.headers
             && e.query_params == req.query_params
-            && e.url_style == req.url_style
-            && e.scheme == req.scheme
-            && e.hostname == req.hostname
-            && e.client_endpoint == req.client_endpoint
-            && e.emulator_host == req.emulator_host
-            && e.universe_domain == req.universe_domain
-            && e.bucket_bound_hostname == req.bucket_bound_hostname
+            && e.endpoint == req.endpoint
     }
 
     fn lookup(&self, hash: u64, req: &V4Request, generation: Option<i64>, window_start: i64) -> Option<Arc<str>> {

@@ -41,6 +41,7 @@ pub use hmac::HmacSigner;
 pub use iam::{DEFAULT_IAM_ENDPOINT, IamSigner};
 pub use key::{ServiceAccountKey, ServiceAccountKeySigner};
 pub use post_policy::{PolicyCondition, PostPolicy, PostPolicyRequest, post_policy};
+pub use target::Endpoint;
 pub use url::{MAX_EXPIRATION, check_expiration, sign_url, sign_url_blocking};
 
 /// The V4 algorithm a signer produces.
@@ -145,20 +146,8 @@ pub struct V4Request {
     pub headers: BTreeMap<String, String>,
     /// Query parameters to sign (unencoded).
     pub query_params: BTreeMap<String, String>,
-    /// URL style.
-    pub url_style: UrlStyle,
-    /// Scheme (None: the endpoint's scheme, else `https`).
-    pub scheme: Option<String>,
-    /// Explicit hostname (wins over everything).
-    pub hostname: Option<String>,
-    /// Client endpoint URL (e.g. a custom endpoint).
-    pub client_endpoint: Option<String>,
-    /// Emulator host (`STORAGE_EMULATOR_HOST`).
-    pub emulator_host: Option<String>,
-    /// Universe domain (default `googleapis.com`).
-    pub universe_domain: Option<String>,
-    /// Bucket-bound hostname (for [`UrlStyle::BucketBoundHostname`]).
-    pub bucket_bound_hostname: Option<String>,
+    /// Where the URL points (host selection).
+    pub endpoint: Endpoint,
 }
 
 /// A signed URL and its intermediate strings.

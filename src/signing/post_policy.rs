@@ -15,10 +15,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::Signer;
 use super::canonical::{credential_scope, format_timestamp};
-use super::target::{self, Target};
+use super::target::{self, Endpoint, Target};
 use super::url::check_expiration;
-use super::{Signer, UrlStyle};
 use crate::{Error, Result};
 
 /// One condition of a POST policy.
@@ -121,20 +121,8 @@ pub struct PostPolicyRequest {
     pub fields: BTreeMap<String, String>,
     /// Extra conditions, first in the policy.
     pub conditions: Vec<PolicyCondition>,
-    /// URL style.
-    pub url_style: UrlStyle,
-    /// Scheme (None: the endpoint's, else `https`).
-    pub scheme: Option<String>,
-    /// Explicit hostname.
-    pub hostname: Option<String>,
-    /// Client endpoint.
-    pub client_endpoint: Option<String>,
-    /// Emulator host.
-    pub emulator_host: Option<String>,
-    /// Universe domain.
-    pub universe_domain: Option<String>,
-    /// Bucket-bound hostname.
-    pub bucket_bound_hostname: Option<String>,
+    /// Where the policy points (host selection).
+    pub endpoint: Endpoint,
 }
 
 /// A signed POST policy: post a `multipart/form-data` form with `fields` (plus `file`, last) to `url`.
@@ -175,20 +163,8 @@ pub async fn post_policy(signer: &dyn Signer, req: &PostPolicyRequest) -> Result
     if req.object.is_empty() {
         return Err(Error::InvalidArgument("a POST policy needs an object name (the form's `key`)".into()));
     }
-    let resolved = target::resolve(
-        &Target {
-            bucket: &req.bucket,
-            object: Some(&req.object),
-            url_style: req.url_style,
-            scheme: req.scheme.as_deref(),
-            hostname: req.hostname.as_deref(),
-            client_endpoint: req.client_endpoint.as_deref(),
-            emulator_host: req.emulator_host.as_deref(),
-            universe_domain: req.universe_domain.as_deref(),
-            bucket_bound_hostname: req.bucket_bound_hostname.as_deref(),
-        },
-        true,
-    )?;
+    let resolved =
+        target::resolve(&Target { bucket: &req.bucket, object: Some(&req.object), endpoint: &req.endpoint }, true)?;
     let credential_id = signer.credential_id().await?;
     let at = req.timestamp.unwrap_or_else(Utc::now);
     let (datetime, date) = format_timestamp(&at);

@@ -40,17 +40,7 @@ pub fn check_expiration(expiration: Duration) -> Result<u64> {
 
 impl V4Request {
     pub(crate) fn target(&self) -> Target<'_> {
-        Target {
-            bucket: &self.bucket,
-            object: self.object.as_deref(),
-            url_style: self.url_style,
-            scheme: self.scheme.as_deref(),
-            hostname: self.hostname.as_deref(),
-            client_endpoint: self.client_endpoint.as_deref(),
-            emulator_host: self.emulator_host.as_deref(),
-            universe_domain: self.universe_domain.as_deref(),
-            bucket_bound_hostname: self.bucket_bound_hostname.as_deref(),
-        }
+        Target { bucket: &self.bucket, object: self.object.as_deref(), endpoint: &self.endpoint }
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::GcsStore;
 use super::client::{GOOGLE_ENDPOINT, encode_path};
 use crate::Result;
-use crate::signing::{V4Request, sign_url};
+use crate::signing::{Endpoint, V4Request, sign_url};
 use crate::storage::{HttpMethod, PresignedRequest, SignedUploadOptions, UrlOptions};
 
 pub(super) async fn url(store: &GcsStore, name: &str, opts: UrlOptions) -> Result<String> {
@@ -73,8 +73,11 @@ async fn sign(
         expiration,
         headers,
         query_params,
-        client_endpoint: store.config.custom_endpoint.clone(),
-        emulator_host: store.conn.endpoint.emulator.clone(),
+        endpoint: Endpoint {
+            client_endpoint: store.config.custom_endpoint.clone(),
+            emulator_host: store.conn.endpoint.emulator.clone(),
+            ..Endpoint::default()
+        },
         ..Default::default()
     };
     Ok(sign_url(signer.as_ref(), &request).await?.url)
