@@ -333,6 +333,31 @@ pub async fn list_semantics(store: Arc<dyn Store>) {
     let streamed: Vec<_> = store.list_all(Some("a/b/".into())).try_collect().await.unwrap();
     assert_eq!(streamed.len(), 2);
     assert!(store.list(ListOptions::prefix("zzz/")).await.unwrap().objects.is_empty());
+    // Offsets: start inclusive, end exclusive, combined with a prefix and with paging.
+    let range = |start: Option<&str>, end: Option<&str>| ListOptions {
+        start_offset: start.map(String::from),
+        end_offset: end.map(String::from),
+        ..Default::default()
+    };
+    let page = store.list(range(Some("a/2.txt"), Some("c.txt"))).await.unwrap();
+    assert_eq!(names(&page), ["a/2.txt", "a/b/3.txt", "a/b/4.txt"]);
+    let page = store.list(range(Some("a/b/"), None)).await.unwrap();
+    assert_eq!(names(&page), ["a/b/3.txt", "a/b/4.txt", "c.txt", "d/5.txt"]);
+    let page = store.list(range(None, Some("a/b"))).await.unwrap();
+    assert_eq!(names(&page), ["a/1.txt", "a/2.txt"]);
+    let page = store.list(ListOptions { prefix: Some("a/".into()), ..range(Some("a/1.txt~"), None) }).await.unwrap();
+    assert_eq!(names(&page), ["a/2.txt", "a/b/3.txt", "a/b/4.txt"]);
+    let mut seen = Vec::new();
+    let mut opts = ListOptions { max_results: Some(1), ..range(Some("a/2.txt"), Some("d/")) };
+    loop {
+        let page = store.list(opts.clone()).await.unwrap();
+        seen.extend(names(&page));
+        match page.next_page_token {
+            Some(t) => opts.page_token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a/2.txt", "a/b/3.txt", "a/b/4.txt", "c.txt"]);
 }
 
 /// Metadata patches bump the metageneration and honour ifMetagenerationMatch.
@@ -453,6 +478,11 @@ pub async fn location(store: Arc<dyn Store>) {
     assert_eq!(meta.name, "inside.txt");
     let page = store.list(ListOptions::default()).await.unwrap();
     assert_eq!(page.objects.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["inside.txt"]);
+    // Offsets are relative to the location too.
+    store.put("later.txt", PutPayload::from("x"), PutOptions::default()).await.unwrap();
+    let opts = ListOptions { start_offset: Some("j".into()), end_offset: Some("m".into()), ..Default::default() };
+    let page = store.list(opts).await.unwrap();
+    assert_eq!(page.objects.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["later.txt"]);
     let url = store.url("inside.txt", Default::default()).await.unwrap();
     assert!(url.contains("location/inside.txt"), "URL carries the full key: {url}");
 }

@@ -145,7 +145,7 @@ pub(crate) fn serve_bytes(name: &str, meta: ObjectMeta, data: Bytes, opts: &GetO
     Ok(GetResult { meta, range, body })
 }
 
-/// List over a sorted iterator of `(relative name, versions)`: prefix, delimiter, versions, paging.
+/// List over a sorted iterator of `(relative name, versions)`: prefix, offsets, delimiter, versions, paging.
 pub(crate) fn list_sorted<'a>(
     items: impl Iterator<Item = (&'a str, Vec<ObjectMeta>)>,
     prefix: &str,
@@ -157,8 +157,14 @@ pub(crate) fn list_sorted<'a>(
     let mut count = 0usize;
     let mut last_emitted: Option<String> = None;
     for (name, versions) in items {
-        if !name.starts_with(prefix) || after.is_some_and(|a| name <= a) {
+        if !name.starts_with(prefix)
+            || after.is_some_and(|a| name <= a)
+            || opts.start_offset.as_deref().is_some_and(|s| name < s)
+        {
             continue;
+        }
+        if opts.end_offset.as_deref().is_some_and(|e| name >= e) {
+            break;
         }
         if let Some(delim) = opts.delimiter.as_deref().filter(|d| !d.is_empty())
             && let Some(i) = name[prefix.len()..].find(delim)
@@ -298,8 +304,13 @@ impl Store for MemoryStore {
         let full_prefix = self.keyspace.prefix_key(&prefix)?;
         let map = self.lock();
         let start = opts.page_token.as_ref().map(|t| format!("{}{}", self.keyspace.prefix(), t));
+        // Start at the prefix or the start offset, whichever comes later (names are sorted).
+        let first = match &opts.start_offset {
+            Some(offset) => full_prefix.clone().max(format!("{}{}", self.keyspace.prefix(), offset)),
+            None => full_prefix.clone(),
+        };
         let items = map
-            .range(full_prefix.clone()..)
+            .range(first..)
             .take_while(|(k, _)| k.starts_with(&full_prefix))
             .filter(|(k, _)| start.as_ref().is_none_or(|s| *k > s))
             .map(|(k, entry)| {

@@ -322,6 +322,10 @@ pub struct ListOptions {
     pub max_results: Option<u32>,
     /// Include noncurrent generations (versioned buckets).
     pub versions: bool,
+    /// Only names at or after this one (GCS's `startOffset`; relative to the store's location).
+    pub start_offset: Option<String>,
+    /// Only names before this one (GCS's `endOffset`, exclusive; relative to the store's location).
+    pub end_offset: Option<String>,
 }
 
 impl ListOptions {

@@ -22,6 +22,8 @@ pub(super) async fn list(store: &GcsStore, opts: ListOptions) -> Result<ListPage
         page_token: opts.page_token.clone(),
         max_results: opts.max_results.map(|m| m.clamp(1, 1000) as i32),
         versions: opts.versions.then_some(true),
+        start_offset: opts.start_offset.as_ref().map(|o| format!("{}{o}", store.keyspace.prefix())),
+        end_offset: opts.end_offset.as_ref().map(|o| format!("{}{o}", store.keyspace.prefix())),
         ..Default::default()
     };
     list_page(store, &prefix, &req).await
