@@ -6,7 +6,9 @@
 //!     [--rows 100000] [--naive-rows 10000]
 //! ```
 //!
-//! One bucket holds `bench/NNNNNNN.bin` objects. Two tables name them: `clustered` in key order (row i
+//! One bucket holds `bench/NNNNNNN.bin` objects: uploaded here, or, with `--preloaded-bucket NAME`, already
+//! in the emulator (`scripts/bench-migrate.sh` preloads them with fake-gcs-server's `-data`, as inserting
+//! 100,000 objects one by one takes it hours: each insert scans every object of the bucket). Two tables name them: `clustered` in key order (row i
 //! names object i) and `scattered` in a shuffled order. Each configuration starts from an empty blob
 //! column. The naive baseline (one `head` and one `UPDATE` per row, 16 in flight) runs on the first
 //! `--naive-rows` rows of `clustered`.
@@ -30,10 +32,17 @@ struct Args {
     emulator: String,
     rows: u64,
     naive_rows: u64,
+    preloaded_bucket: Option<String>,
 }
 
 fn args() -> Args {
-    let mut a = Args { database_url: String::new(), emulator: String::new(), rows: 100_000, naive_rows: 10_000 };
+    let mut a = Args {
+        database_url: String::new(),
+        emulator: String::new(),
+        rows: 100_000,
+        naive_rows: 10_000,
+        preloaded_bucket: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -42,6 +51,7 @@ fn args() -> Args {
             "--emulator" => a.emulator = value.trim_end_matches('/').to_string(),
             "--rows" => a.rows = value.parse().expect("--rows N"),
             "--naive-rows" => a.naive_rows = value.parse().expect("--naive-rows N"),
+            "--preloaded-bucket" => a.preloaded_bucket = Some(value),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -177,26 +187,10 @@ async fn naive(db: &DatabaseConnection, store: &Arc<dyn Store>, m: &ColumnMigrat
     row
 }
 
-#[tokio::main]
-async fn main() {
-    let a = args();
-    let db = Database::connect(&a.database_url).await.unwrap();
-    assert_eq!(db.get_database_backend(), DbBackend::Postgres, "the benchmark table DDL is PostgreSQL's");
-
-    let bucket = format!("bench-migrate-{}", uuid::Uuid::new_v4().simple());
-    let resp = reqwest::Client::new()
-        .post(format!("{}/storage/v1/b?project=test", a.emulator))
-        .json(&serde_json::json!({ "name": bucket }))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
-    let mut config = StoreConfig::gcs(bucket);
-    config.api_endpoint = Some(a.emulator.clone());
-    let store = sea_gcp::storage::open("media", config).await.unwrap();
-
+/// Upload `rows` small objects, 32 at a time.
+async fn populate(store: &Arc<dyn Store>, rows: u64) {
     let started = Instant::now();
-    let mut uploads = futures::stream::iter(0..a.rows)
+    let mut uploads = futures::stream::iter(0..rows)
         .map(|i| {
             let store = store.clone();
             async move {
@@ -214,10 +208,42 @@ async fn main() {
             lap = Instant::now();
         }
     }
-    eprintln!("populated {} objects in {:.1}s", a.rows, started.elapsed().as_secs_f64());
+    eprintln!("populated {rows} objects in {:.1}s", started.elapsed().as_secs_f64());
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let db = Database::connect(&a.database_url).await.unwrap();
+    assert_eq!(db.get_database_backend(), DbBackend::Postgres, "the benchmark table DDL is PostgreSQL's");
+
+    let bucket = match &a.preloaded_bucket {
+        Some(bucket) => bucket.clone(),
+        None => {
+            let bucket = format!("bench-migrate-{}", uuid::Uuid::new_v4().simple());
+            let resp = reqwest::Client::new()
+                .post(format!("{}/storage/v1/b?project=test", a.emulator))
+                .json(&serde_json::json!({ "name": bucket }))
+                .send()
+                .await
+                .unwrap();
+            assert!(resp.status().is_success());
+            bucket
+        }
+    };
+    let mut config = StoreConfig::gcs(bucket);
+    config.api_endpoint = Some(a.emulator.clone());
+    let store = sea_gcp::storage::open("media", config).await.unwrap();
+
+    if a.preloaded_bucket.is_some() {
+        eprintln!("{} objects preloaded into the emulator with -data", a.rows);
+    } else {
+        populate(&store, a.rows).await;
+    }
     let started = Instant::now();
     let listed = store.list_all(Some("bench/".into())).try_collect::<Vec<_>>().await.unwrap().len();
     eprintln!("one full listing of {listed} objects: {:.2}s", started.elapsed().as_secs_f64());
+    assert_eq!(listed as u64, a.rows, "the bucket should hold exactly the benchmark's objects");
 
     let n = a.rows;
     create_table(&db, "bench_clustered", n, object_name).await;
