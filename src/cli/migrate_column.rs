@@ -54,6 +54,10 @@ pub struct MigrateColumnArgs {
     /// `shared` (keep listings and answer later batches from them) or `per-batch`.
     #[arg(long, default_value = "shared")]
     pub listing: ListingMode,
+    /// With `--listing shared`: list a wide prefix in up to this many name ranges at once (1: one page
+    /// after another).
+    #[arg(long, default_value_t = migrate::listing::DEFAULT_RANGES, value_parser = clap::value_parser!(usize))]
+    pub listing_ranges: usize,
     /// `batched` (one UPDATE per batch) or `per-row`.
     #[arg(long, default_value = "batched")]
     pub writes: WriteMode,
@@ -103,6 +107,7 @@ impl MigrateColumnArgs {
             dry_run: self.dry_run,
             report_csv: self.report_csv.clone(),
             listing: self.listing,
+            listing_ranges: self.listing_ranges,
             writes: self.writes,
             max_batches: self.max_batches,
             restart: self.restart,

@@ -78,6 +78,8 @@ pub struct BackfillOptions {
     pub report_csv: Option<PathBuf>,
     /// How objects are looked up.
     pub listing: ListingMode,
+    /// Name ranges of one wide prefix listed at once (`Shared` mode; 1: one chain of pages). Default 16.
+    pub listing_ranges: usize,
     /// How rows are written.
     pub writes: WriteMode,
     /// Stop after this many batches (the run can be resumed; also how tests interrupt a run).
@@ -96,6 +98,7 @@ impl Default for BackfillOptions {
             dry_run: false,
             report_csv: None,
             listing: ListingMode::default(),
+            listing_ranges: super::listing::DEFAULT_RANGES,
             writes: WriteMode::default(),
             max_batches: None,
             restart: false,
@@ -210,7 +213,7 @@ pub async fn backfill(
     }
 
     let counting = Arc::new(CountingStore::new(store));
-    let resolver = Arc::new(Resolver::new(counting.clone(), opts.listing));
+    let resolver = Arc::new(Resolver::new(counting.clone(), opts.listing).with_ranges(opts.listing_ranges));
     let store_key = counting.key().to_string();
     let mut in_flight: FuturesOrdered<Task<Result<BatchPlan>>> = FuturesOrdered::new();
     let mut dry_report: Vec<ReportEntry> = Vec::new();

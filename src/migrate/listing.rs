@@ -14,7 +14,7 @@
 //!
 //! A shared listing of a wide prefix is not paged through one page at a time. Its first page is listed
 //! alone; when more follow, the rest of the prefix is cut at names of the batch into up to
-//! [`MAX_RANGES`] name ranges (`startOffset`/`endOffset`) listed concurrently. The batch's names are a
+//! [`DEFAULT_RANGES`] name ranges (`startOffset`/`endOffset`) listed concurrently. The batch's names are a
 //! sample of the prefix, so the ranges hold similar numbers of objects; each is listed under the longest
 //! prefix its two ends share. 100,000 scattered objects are then 16 chains of about 6 pages instead of
 //! one chain of 100, for a handful of extra calls.
@@ -55,8 +55,8 @@ impl std::str::FromStr for ListingMode {
 
 type Listing = Arc<HashMap<String, ObjectMeta>>;
 
-/// At most this many name ranges of one wide prefix are listed at once.
-pub const MAX_RANGES: usize = 16;
+/// By default, at most this many name ranges of one wide prefix are listed at once.
+pub const DEFAULT_RANGES: usize = 16;
 
 /// Objects per listing page (GCS's maximum).
 const PAGE: u32 = 1000;
@@ -66,13 +66,20 @@ const PAGE: u32 = 1000;
 pub struct Resolver {
     store: Arc<dyn Store>,
     mode: ListingMode,
+    ranges: usize,
     cache: Mutex<Vec<(String, Arc<OnceCell<Listing>>)>>,
 }
 
 impl Resolver {
     /// A resolver over `store`.
     pub fn new(store: Arc<dyn Store>, mode: ListingMode) -> Self {
-        Self { store, mode, cache: Mutex::new(Vec::new()) }
+        Self { store, mode, ranges: DEFAULT_RANGES, cache: Mutex::new(Vec::new()) }
+    }
+
+    /// List a wide prefix in at most `ranges` concurrent name ranges (1: one chain of pages).
+    pub fn with_ranges(mut self, ranges: usize) -> Self {
+        self.ranges = ranges.max(1);
+        self
     }
 
     /// The metadata of each of `names` that exists (absent names are missing objects, confirmed with a
@@ -139,7 +146,7 @@ impl Resolver {
         let (Some(token), Some(last)) = (first.next_page_token, last) else {
             return Ok(Arc::new(map));
         };
-        let ranges = split_ranges(prefix, &last, sample);
+        let ranges = split_ranges(prefix, &last, sample, self.ranges);
         let lists = ranges.into_iter().map(|(range_prefix, start, end)| {
             let mut opts = ListOptions::prefix(range_prefix);
             opts.max_results = Some(PAGE);
@@ -152,7 +159,7 @@ impl Resolver {
             opts.page_token = Some(token);
             vec![self.list_pages(opts).await?]
         } else {
-            futures::stream::iter(lists).buffer_unordered(MAX_RANGES).try_collect().await?
+            futures::stream::iter(lists).buffer_unordered(self.ranges).try_collect().await?
         };
         for meta in tails.into_iter().flatten() {
             map.insert(meta.name.clone(), meta);
@@ -198,16 +205,21 @@ impl Resolver {
 ///
 /// How many: the share of `sample` the first page already covered estimates how many pages the prefix
 /// holds (a batch of 1,000 scattered names with 10 on the first page: about 100 pages), capped at
-/// [`MAX_RANGES`]; one range when the sample says the rest is about a page. The cut points are evenly
+/// `max_ranges`; one range when the sample says the rest is about a page. The cut points are evenly
 /// spaced names of `sample` beyond `last`. Every name in `[start, end)` starts with the longest common
 /// prefix of `start` and `end`, so each bounded range is listed under that narrower prefix.
-pub fn split_ranges(prefix: &str, last: &str, sample: &[String]) -> Vec<(String, String, Option<String>)> {
+pub fn split_ranges(
+    prefix: &str,
+    last: &str,
+    sample: &[String],
+    max_ranges: usize,
+) -> Vec<(String, String, Option<String>)> {
     let mut beyond: Vec<&String> = sample.iter().filter(|n| n.as_str() > last && n.starts_with(prefix)).collect();
     beyond.sort();
     beyond.dedup();
     let covered = sample.len() - beyond.len();
     let est_pages = sample.len() / covered.max(1);
-    let count = est_pages.saturating_sub(1).clamp(1, MAX_RANGES).min(beyond.len().max(1));
+    let count = est_pages.saturating_sub(1).clamp(1, max_ranges.max(1)).min(beyond.len().max(1));
     let mut cuts: Vec<String> = (1..count).map(|i| beyond[i * beyond.len() / count].clone()).collect();
     cuts.dedup();
     let mut ranges = Vec::with_capacity(cuts.len() + 1);
@@ -263,8 +275,10 @@ mod tests {
     fn ranges_follow_the_sample() {
         // A scattered batch: 10 of 1,000 names on the first page, so about 100 pages: 16 ranges.
         let sample: Vec<String> = (0..1000).map(|i| format!("s/{:06}", i * 100 + 7)).collect();
-        let ranges = split_ranges("s/", "s/000999", &sample);
-        assert_eq!(ranges.len(), MAX_RANGES);
+        let ranges = split_ranges("s/", "s/000999", &sample, DEFAULT_RANGES);
+        assert_eq!(ranges.len(), DEFAULT_RANGES);
+        assert_eq!(split_ranges("s/", "s/000999", &sample, 4).len(), 4);
+        assert_eq!(split_ranges("s/", "s/000999", &sample, 1).len(), 1);
         assert_eq!(ranges[0].1, "s/000999");
         for pair in ranges.windows(2) {
             assert_eq!(pair[0].2.as_deref(), Some(pair[1].1.as_str()), "ranges are contiguous");
@@ -277,9 +291,9 @@ mod tests {
         assert_eq!(ranges.last().unwrap().2, None);
         // A batch mostly on the first page: the rest is one range (continued with the page token).
         let clustered: Vec<String> = (500..1500).map(|i| format!("s/{i:06}")).collect();
-        assert_eq!(split_ranges("s/", "s/000999", &clustered).len(), 1);
+        assert_eq!(split_ranges("s/", "s/000999", &clustered, DEFAULT_RANGES).len(), 1);
         // Nothing of the batch beyond the first page: one open range.
-        assert_eq!(split_ranges("s/", "s/zzz", &clustered), vec![("s/".into(), "s/zzz".into(), None)]);
+        assert_eq!(split_ranges("s/", "s/zzz", &clustered, DEFAULT_RANGES), vec![("s/".into(), "s/zzz".into(), None)]);
     }
 
     #[tokio::test]
@@ -299,7 +313,7 @@ mod tests {
         let found = resolver.resolve(&batch).await.unwrap();
         assert!(batch.iter().all(|n| found.contains_key(n)), "every object of the batch is found");
         let calls = counting.counts().get(StoreOp::List);
-        assert!((5..=5 + MAX_RANGES as u64).contains(&calls), "5 pages' worth of objects in {calls} calls");
+        assert!((5..=5 + DEFAULT_RANGES as u64).contains(&calls), "5 pages' worth of objects in {calls} calls");
         // The listing is complete: any other batch under the prefix costs no call and finds everything.
         let other: Vec<String> = (0..1000).map(|i| format!("w/{:05}.bin", i * 5 + 3)).collect();
         let found = resolver.resolve(&other).await.unwrap();

@@ -9,10 +9,15 @@
 //!   does not know it.
 //!
 //! Injected failures are [`Error::Backend`] with status 503 and `retryable = true`, like a GCS outage.
+//!
+//! [`FaultStore::delay`] adds latency instead: every call of an operation waits before reaching the
+//! wrapped store, as a round trip to GCS would (benchmarks use it to weigh sequential against concurrent
+//! calls on a local store).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -54,6 +59,7 @@ pub struct FaultStore {
     inner: Arc<dyn Store>,
     calls: [AtomicU64; 11],
     rules: Mutex<Vec<Rule>>,
+    delays: Mutex<Vec<(StoreOp, Duration)>>,
     fired: AtomicU64,
 }
 
@@ -69,7 +75,22 @@ impl fmt::Debug for FaultStore {
 impl FaultStore {
     /// Wrap `inner` with no faults.
     pub fn new(inner: Arc<dyn Store>) -> Self {
-        Self { inner, calls: Default::default(), rules: Mutex::new(Vec::new()), fired: AtomicU64::new(0) }
+        Self {
+            inner,
+            calls: Default::default(),
+            rules: Mutex::new(Vec::new()),
+            delays: Mutex::new(Vec::new()),
+            fired: AtomicU64::new(0),
+        }
+    }
+
+    /// Make every call of `op` wait `latency` before it reaches the wrapped store (a simulated round
+    /// trip; replaces an earlier delay of `op`). Cleared by [`FaultStore::clear`].
+    pub fn delay(&self, op: StoreOp, latency: Duration) -> &Self {
+        let mut delays = self.delays.lock().unwrap_or_else(|p| p.into_inner());
+        delays.retain(|(o, _)| *o != op);
+        delays.push((op, latency));
+        self
     }
 
     /// Fail the `nth` call (1-based) of `op` in the way `kind` says.
@@ -82,9 +103,10 @@ impl FaultStore {
         self.add(Rule { op, when: FaultWhen::From(nth.max(1)), kind })
     }
 
-    /// Remove every fault (call counts are kept).
+    /// Remove every fault and delay (call counts are kept).
     pub fn clear(&self) {
         self.lock().clear();
+        self.delays.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Remove every fault and set the call counts back to zero.
@@ -157,6 +179,10 @@ impl FaultStore {
     where
         F: std::future::Future<Output = Result<T>>,
     {
+        let delay = self.delays.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(o, _)| *o == op).map(|d| d.1);
+        if let Some(latency) = delay {
+            tokio::time::sleep(latency).await;
+        }
         match self.check(op) {
             (_, None) => call.await,
             (n, Some(FaultKind::Before)) => Err(self.injected(op, n, FaultKind::Before)),
@@ -224,5 +250,30 @@ impl Store for FaultStore {
 
     async fn versioning_enabled(&self) -> Result<bool> {
         self.run(StoreOp::VersioningEnabled, self.inner.versioning_enabled()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::memory::MemoryStore;
+
+    #[tokio::test(start_paused = true)]
+    async fn delays_apply_to_their_operation_until_cleared() {
+        let inner: Arc<dyn Store> = Arc::new(MemoryStore::new("m", StoreConfig::memory()).unwrap());
+        let store = FaultStore::new(inner);
+        store.put("a.txt", PutPayload::from("x"), PutOptions::default()).await.unwrap();
+        store.delay(StoreOp::List, Duration::from_millis(50)).delay(StoreOp::List, Duration::from_millis(80));
+        let started = tokio::time::Instant::now();
+        assert_eq!(store.list(ListOptions::default()).await.unwrap().objects.len(), 1);
+        assert_eq!(started.elapsed(), Duration::from_millis(80), "the later delay replaces the earlier");
+        let started = tokio::time::Instant::now();
+        store.head("a.txt", GetOptions::default()).await.unwrap();
+        assert_eq!(started.elapsed(), Duration::ZERO, "other operations are not delayed");
+        store.clear();
+        let started = tokio::time::Instant::now();
+        store.list(ListOptions::default()).await.unwrap();
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert_eq!(store.calls(StoreOp::List), 2);
     }
 }
