@@ -25,7 +25,7 @@ use sea_gcp::migrate::sql::{Params, RowWrite, quote, update_one};
 use sea_gcp::migrate::{BackfillOptions, ColumnMigration, ListingMode, WriteMode, backfill, state};
 use sea_gcp::storage::counting::{CountingStore, StoreOp};
 use sea_gcp::storage::fault::FaultStore;
-use sea_gcp::storage::{GetOptions, PutOptions, PutPayload, Store};
+use sea_gcp::storage::{GetOptions, ListOptions, PutOptions, PutPayload, Store};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 
 struct Args {
@@ -241,12 +241,25 @@ async fn main() {
     } else {
         populate(&store, a.rows).await;
     }
+    let n = a.rows;
     let started = Instant::now();
     let listed = store.list_all(Some("bench/".into())).try_collect::<Vec<_>>().await.unwrap().len();
     eprintln!("one full listing of {listed} objects: {:.2}s", started.elapsed().as_secs_f64());
     assert_eq!(listed as u64, a.rows, "the bucket should hold exactly the benchmark's objects");
+    for prefix in ["bench/0000", "bench/"] {
+        let mut opts = ListOptions::prefix(prefix);
+        opts.max_results = Some(1000);
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let started = Instant::now();
+            let page = store.list(opts.clone()).await.unwrap();
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            assert!(!page.objects.is_empty());
+        }
+        times.sort_by(f64::total_cmp);
+        eprintln!("one listing page under {prefix:?} (1,000 objects of {n}): {:.0} ms (median of 5)", times[2]);
+    }
 
-    let n = a.rows;
     create_table(&db, "bench_clustered", n, object_name).await;
     create_table(&db, "bench_scattered", n, |i| object_name(shuffled(i, n))).await;
     let clustered = ColumnMigration::new("bench_clustered", "file", "file_blob");
