@@ -70,6 +70,7 @@ SECTION="$(mktemp)"
     echo "and fake-gcs-server (memory backend) on loopback; release build. Backfill of \`file\` -> \`file_blob\`"
     echo "(jsonb), batch size 1,000, concurrency 4, every row migrated (no missing objects), all in one run."
     echo "\"clustered\": row i names object i (key order = name order); \"scattered\": a shuffled mapping."
+    echo "Not reported: a warm-up backfill of each table against the in-memory store, run first."
     echo "Storage calls counted by a CountingStore around the store. Setup (emulator population and listing):"
     echo
     sed -n 's/^/- /p' "$TABLE.log"
