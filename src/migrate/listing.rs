@@ -217,7 +217,7 @@ pub fn split_ranges(
     let mut beyond: Vec<&String> = sample.iter().filter(|n| n.as_str() > last && n.starts_with(prefix)).collect();
     beyond.sort();
     beyond.dedup();
-    let covered = sample.len() - beyond.len();
+    let covered = sample.iter().filter(|n| n.as_str() <= last).count();
     let est_pages = sample.len() / covered.max(1);
     let count = est_pages.saturating_sub(1).clamp(1, max_ranges.max(1)).min(beyond.len().max(1));
     let mut cuts: Vec<String> = (1..count).map(|i| beyond[i * beyond.len() / count].clone()).collect();

@@ -1,4 +1,4 @@
-//! [`FaultStore`]: a decorator that fails chosen calls, for crash-safety tests.
+//! [`FaultStore`]: a decorator that fails or delays chosen calls, for crash-safety tests and latency benchmarks.
 //!
 //! A fault targets one [`StoreOp`] and a call number of that operation (counted from 1 since the store
 //! was created or [`FaultStore::reset`] was called), or every call of it. Two kinds exist:
@@ -68,6 +68,7 @@ impl fmt::Debug for FaultStore {
         f.debug_struct("FaultStore")
             .field("inner", &self.inner)
             .field("rules", &*self.rules.lock().unwrap_or_else(|p| p.into_inner()))
+            .field("delays", &*self.delays.lock().unwrap_or_else(|p| p.into_inner()))
             .finish()
     }
 }
