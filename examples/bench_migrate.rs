@@ -222,13 +222,7 @@ async fn main() {
         Some(bucket) => bucket.clone(),
         None => {
             let bucket = format!("bench-migrate-{}", uuid::Uuid::new_v4().simple());
-            let resp = reqwest::Client::new()
-                .post(format!("{}/storage/v1/b?project=test", a.emulator))
-                .json(&serde_json::json!({ "name": bucket }))
-                .send()
-                .await
-                .unwrap();
-            assert!(resp.status().is_success());
+            sea_gcp::storage::conformance::create_emulator_bucket(&a.emulator, &bucket, false).await;
             bucket
         }
     };

@@ -119,13 +119,7 @@ fn emulator() -> Option<String> {
 
 async fn create_bucket(host: &str, versioning: bool) -> String {
     let bucket = format!("requests-{}", uuid::Uuid::new_v4().simple());
-    let resp = reqwest::Client::new()
-        .post(format!("{host}/storage/v1/b?project=test"))
-        .json(&serde_json::json!({ "name": bucket, "versioning": { "enabled": versioning } }))
-        .send()
-        .await
-        .expect("emulator reachable");
-    assert!(resp.status().is_success(), "creating bucket {bucket}: {}", resp.text().await.unwrap_or_default());
+    sea_gcp::storage::conformance::create_emulator_bucket(host, &bucket, versioning).await;
     bucket
 }
 

@@ -92,13 +92,7 @@ async fn memory_store() -> Arc<dyn Store> {
 
 async fn emulator_store(host: &str) -> Arc<dyn Store> {
     let bucket = format!("migrate-{}", uuid::Uuid::new_v4().simple());
-    let resp = reqwest::Client::new()
-        .post(format!("{host}/storage/v1/b?project=test"))
-        .json(&serde_json::json!({ "name": bucket }))
-        .send()
-        .await
-        .expect("emulator reachable");
-    assert!(resp.status().is_success(), "creating bucket {bucket}: {}", resp.text().await.unwrap_or_default());
+    sea_gcp::storage::conformance::create_emulator_bucket(host, &bucket, false).await;
     let mut config = StoreConfig::gcs(bucket);
     config.api_endpoint = Some(host.to_string());
     sea_gcp::storage::open("media", config).await.unwrap()

@@ -58,7 +58,7 @@ fn emulator() -> Option<String> {
 async fn gcs_store_behaves_like_gcs_on_the_emulator() {
     let Some(host) = emulator() else { return };
     let bucket = format!("behaviour-{}", uuid::Uuid::new_v4().simple());
-    create_bucket(&host, &bucket).await;
+    conformance::create_emulator_bucket(&host, &bucket, false).await;
     // fake-gcs-server's gaps are skipped by name; tests/gcs_requests.rs checks that our requests carry
     // those preconditions.
     conformance::run_all_with(conformance::Capabilities::FAKE_GCS_SERVER, |config: StoreConfig| {
@@ -74,16 +74,6 @@ async fn gcs_store_behaves_like_gcs_on_the_emulator() {
         }
     })
     .await;
-}
-
-async fn create_bucket(host: &str, bucket: &str) {
-    let resp = reqwest::Client::new()
-        .post(format!("{host}/storage/v1/b?project=test"))
-        .json(&serde_json::json!({ "name": bucket }))
-        .send()
-        .await
-        .expect("emulator reachable");
-    assert!(resp.status().is_success(), "creating bucket: {}", resp.status());
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! object_store's `integration.rs`).
 //!
 //! `tests/store_behaviour.rs` runs [`run_all`] against the memory store, the local store and GCS (the
-//! emulator). A third-party `Store` can run it on itself too:
+//! emulator, on a bucket from [`create_emulator_bucket`]). A third-party `Store` can run it on itself too:
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -116,6 +116,26 @@ where
     let mut chunked = template();
     chunked.blob_chunk_size = Some(256 * 1024);
     large_streams(factory(chunked).await).await;
+}
+
+/// Create `bucket` on a GCS emulator at `host` (`http://127.0.0.1:PORT`; JSON API `buckets.insert`),
+/// with object versioning on or off, for running these checks (or any test) against it. Panics, naming
+/// the bucket and the emulator's answer, when the emulator refuses or cannot be reached.
+pub async fn create_emulator_bucket(host: &str, bucket: &str, versioning: bool) {
+    let url = format!("{}/storage/v1/b?project=test", host.trim_end_matches('/'));
+    let body = serde_json::json!({ "name": bucket, "versioning": { "enabled": versioning } });
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("creating bucket {bucket}: the emulator at {host} is unreachable: {e}"));
+    let status = resp.status();
+    assert!(
+        status.is_success(),
+        "creating bucket {bucket} on {host}: {status} {}",
+        resp.text().await.unwrap_or_default()
+    );
 }
 
 fn chunks(data: &[u8], size: usize) -> super::ByteStream {

@@ -274,13 +274,7 @@ pub async fn emulator_bucket(what: &str) -> Option<(String, String)> {
         }
     };
     let bucket = format!("fields-{}", uuid::Uuid::new_v4().simple());
-    let resp = reqwest::Client::new()
-        .post(format!("{host}/storage/v1/b?project=test"))
-        .json(&serde_json::json!({ "name": bucket }))
-        .send()
-        .await
-        .expect("emulator reachable");
-    assert!(resp.status().is_success(), "creating bucket: {}", resp.status());
+    sea_gcp::storage::conformance::create_emulator_bucket(&host, &bucket, false).await;
     Some((host, bucket))
 }
 
