@@ -69,7 +69,7 @@ fn measure(name: &str, per_call: u64, single_threaded: bool, mut f: impl FnMut()
 
 fn key_file() -> PathBuf {
     let p =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/test_service_account.not-a-test.json");
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance/test_service_account.not-a-test.json");
     assert!(p.is_file(), "dummy key missing at {}", p.display());
     p
 }

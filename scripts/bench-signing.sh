@@ -13,7 +13,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 secs="${SIGNING_BENCH_SECS:-5}"
 out_md="${BENCHMARKS_MD:-$root/BENCHMARKS.md}"
-key="$root/../shared/conformance/test_service_account.not-a-test.json"
+key="$root/tests/data/conformance/test_service_account.not-a-test.json"
 [ -f "$key" ] || { echo "error: dummy key not found at $key" >&2; exit 1; }
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

@@ -1,4 +1,4 @@
-//! Google's V4 signing conformance vectors (`../shared/conformance/v4_signatures.json`), every case, through
+//! Google's V4 signing conformance vectors (`tests/data/conformance/v4_signatures.json`), every case, through
 //! the library: signed URLs (URL, canonical request, string to sign) and POST policies (URL and all
 //! fields, including `policy` and `x-goog-signature`). Also bad-input errors and signer equivalences.
 
@@ -17,10 +17,10 @@ use sea_gcp::signing::{
 };
 
 fn conformance_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance");
     assert!(
         dir.join("v4_signatures.json").is_file(),
-        "conformance vectors missing: expected {}/v4_signatures.json (CARGO_MANIFEST_DIR/../shared/conformance)",
+        "conformance vectors missing: expected {}/v4_signatures.json (CARGO_MANIFEST_DIR/tests/data/conformance)",
         dir.display()
     );
     dir

@@ -25,8 +25,8 @@ const EMAIL: &str = "test-iam-credentials@dummy-project-id.iam.gserviceaccount.c
 
 fn key_file() -> PathBuf {
     let p =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/test_service_account.not-a-test.json");
-    assert!(p.is_file(), "dummy key missing at {} (CARGO_MANIFEST_DIR/../shared/conformance)", p.display());
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance/test_service_account.not-a-test.json");
+    assert!(p.is_file(), "dummy key missing at {} (CARGO_MANIFEST_DIR/tests/data/conformance)", p.display());
     p
 }
 
