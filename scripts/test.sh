@@ -172,14 +172,20 @@ fi
 
 status=0
 if [ $# -gt 0 ]; then
-    section "cargo test $*"
-    cargo test "$@" || status=$?
+    section "cargo test --all-features $*"
+    cargo test --workspace --all-features "$@" || status=$?
 else
+    # Every documented feature combination of the library compiles on its own (no test needs them all).
+    section "feature combinations"
+    for features in "" gcs orm axum testing "gcs,orm" "gcs,testing"; do
+        note "cargo check -p sea-gcp --lib --no-default-features --features '$features'"
+        cargo check -q -p sea-gcp --lib --no-default-features --features "$features" || status=$?
+    done
     # --no-fail-fast: one failing target must not hide the results of the others.
-    section "cargo test --all-targets"
-    cargo test --all-targets --no-fail-fast || status=$?
+    section "cargo test --workspace --all-features --all-targets"
+    cargo test --workspace --all-features --all-targets --no-fail-fast || status=$?
     section "cargo test --doc"
-    cargo test --doc --no-fail-fast || status=$?
+    cargo test --workspace --all-features --doc --no-fail-fast || status=$?
 fi
 
 if [ "$status" -eq 0 ]; then

@@ -139,6 +139,7 @@ pub enum Error {
 
     /// A database error (blob fields, outbox, migrations).
     #[error("database error: {0}")]
+    #[cfg(feature = "orm")]
     Database(#[from] sea_orm::DbErr),
 
     /// A local I/O error outside a backend (reading a key file, a static directory, ...).

@@ -6,7 +6,21 @@
 //! - [`signing`]: V4 signed URLs and POST policies (service-account key, IAM signBlob, HMAC).
 //! - [`field`] and [`promote`]: `BlobValue` columns on SeaORM entities and the crash-safe save protocol.
 //! - [`upload`]: upload tickets, the axum router, the JS widget, the local-store routes.
-//! - [`migrate`]: path columns to blob columns; [`staticfiles`]: collectstatic; [`cli`]: the `sea-gcp` binary.
+//! - [`migrate`]: path columns to blob columns; [`staticfiles`]: collectstatic. The `sea-gcp` command is the
+//!   separate package `sea-gcp-cli`.
+//!
+//! ## Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `gcs` | yes | the GCS backend, IAM `signBlob` signing, bucket checks |
+//! | `orm` | yes | `BlobValue` columns, the save protocol and outbox, path-column migration (sea-orm; your app picks the drivers) |
+//! | `axum` | yes | the direct-upload router, widget and local-store routes (implies `orm`) |
+//! | `testing` | no | the behaviour suite for your own `Store`, fault-injecting and call-counting stores |
+//!
+//! A storage-only user writes `sea-gcp = { version = "0.1", default-features = false, features = ["gcs"] }`
+//! and compiles no sea-orm and no axum. The memory and local stores and the key and HMAC signers need no
+//! feature.
 //!
 //! ```no_run
 //! use sea_gcp::storage::{GetOptions, PutOptions, PutPayload, UrlOptions};
@@ -27,16 +41,20 @@
 //! ```
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod cli;
 pub mod config;
 mod error;
+#[cfg(feature = "orm")]
 pub mod field;
+#[cfg(feature = "orm")]
 pub mod migrate;
+#[cfg(feature = "orm")]
 pub mod promote;
 pub mod signing;
 pub mod staticfiles;
 pub mod storage;
+#[cfg(feature = "axum")]
 pub mod upload;
 
 pub use config::{Settings, StoreConfig};

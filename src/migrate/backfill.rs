@@ -64,6 +64,44 @@ impl std::str::FromStr for WriteMode {
     }
 }
 
+/// What a running [`backfill()`] reports to [`BackfillOptions::progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BackfillProgress {
+    /// Rows this run will read (reported once, before the first batch).
+    Total(u64),
+    /// A batch finished: `rows` read in it, and the run's counts so far.
+    Batch {
+        /// Rows read in this batch.
+        rows: u64,
+        /// Rows migrated so far in this run.
+        migrated: u64,
+        /// Rows whose object is missing so far in this run.
+        missing: u64,
+    },
+}
+
+/// A callback that receives [`BackfillProgress`] (drive a progress bar, log, export a metric).
+#[derive(Clone)]
+pub struct ProgressFn(Arc<dyn Fn(BackfillProgress) + Send + Sync>);
+
+impl ProgressFn {
+    /// Wrap a callback.
+    pub fn new(f: impl Fn(BackfillProgress) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    fn report(&self, event: BackfillProgress) {
+        (self.0)(event)
+    }
+}
+
+impl std::fmt::Debug for ProgressFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressFn")
+    }
+}
+
 /// Options of [`backfill()`].
 #[derive(Debug, Clone)]
 pub struct BackfillOptions {
@@ -86,8 +124,8 @@ pub struct BackfillOptions {
     pub max_batches: Option<u64>,
     /// Ignore the checkpoint and start from the first row.
     pub restart: bool,
-    /// A progress bar to drive (length = rows to read; position = rows done).
-    pub progress: Option<indicatif::ProgressBar>,
+    /// Called with the row total and after each batch (the CLI drives its progress bar with it).
+    pub progress: Option<ProgressFn>,
 }
 
 impl Default for BackfillOptions {
@@ -207,9 +245,9 @@ pub async fn backfill(
         }
     }
 
-    if let Some(bar) = &opts.progress {
+    if let Some(progress) = &opts.progress {
         let total = db.query_one_raw(sql::count_after(m, backend, after.as_ref())).await?;
-        bar.set_length(total.map(|r| state::read_count(&r)).transpose()?.unwrap_or(0));
+        progress.report(BackfillProgress::Total(total.map(|r| state::read_count(&r)).transpose()?.unwrap_or(0)));
     }
 
     let counting = Arc::new(CountingStore::new(store));
@@ -248,9 +286,12 @@ pub async fn backfill(
             summary.migrated += written;
             summary.changed_during_run += plan.writes.len() as u64 - written;
         }
-        if let Some(bar) = &opts.progress {
-            bar.inc(plan.rows);
-            bar.set_message(format!("{} migrated, {} missing", summary.migrated, summary.missing));
+        if let Some(progress) = &opts.progress {
+            progress.report(BackfillProgress::Batch {
+                rows: plan.rows,
+                migrated: summary.migrated,
+                missing: summary.missing,
+            });
         }
     }
     summary.completed = exhausted;

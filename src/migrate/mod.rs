@@ -31,7 +31,7 @@ pub mod sql;
 pub mod state;
 pub mod swap;
 
-pub use backfill::{BackfillOptions, BackfillSummary, WriteMode, backfill};
+pub use backfill::{BackfillOptions, BackfillProgress, BackfillSummary, ProgressFn, WriteMode, backfill};
 pub use listing::ListingMode;
 pub use report::{ReportEntry, ReportReason};
 pub use swap::{SwapOutcome, swap_columns};

@@ -3,8 +3,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+#[cfg(feature = "gcs")]
+use super::IamSigner;
+#[cfg(feature = "gcs")]
 use super::token::{self, MetadataServer};
-use super::{HmacSigner, IamSigner, ServiceAccountKeySigner, Signer};
+use super::{HmacSigner, ServiceAccountKeySigner, Signer};
 use crate::config::SigningConfig;
 use crate::{Error, Result};
 
@@ -26,14 +29,22 @@ pub async fn signer_from_config(config: &SigningConfig) -> Result<Arc<dyn Signer
                     return Ok(Arc::new(ServiceAccountKeySigner::from_file(path)?));
                 }
             }
-            let signer =
-                IamSigner::new(None, token::application_default()?).with_metadata_server(MetadataServer::from_env());
-            Ok(Arc::new(signer))
+            #[cfg(feature = "gcs")]
+            {
+                let signer = IamSigner::new(None, token::application_default()?)
+                    .with_metadata_server(MetadataServer::from_env());
+                Ok(Arc::new(signer))
+            }
+            #[cfg(not(feature = "gcs"))]
+            Err(without_iam())
         }
         SigningConfig::ServiceAccountKey { path } => Ok(Arc::new(ServiceAccountKeySigner::from_file(path)?)),
+        #[cfg(feature = "gcs")]
         SigningConfig::IamSignBlob { service_account_email } => {
             Ok(Arc::new(IamSigner::application_default(service_account_email.clone())?))
         }
+        #[cfg(not(feature = "gcs"))]
+        SigningConfig::IamSignBlob { .. } => Err(without_iam()),
         SigningConfig::Hmac { access_id, secret } => Ok(Arc::new(HmacSigner::new(access_id, secret)?)),
     }
 }
@@ -53,4 +64,14 @@ fn credential_type(path: &Path) -> Result<Option<String>> {
         )
     })?;
     Ok(value.get("type").and_then(|t| t.as_str()).map(str::to_string))
+}
+
+/// IAM signBlob needs an HTTP client and token sources, which come with the `gcs` feature.
+#[cfg(not(feature = "gcs"))]
+fn without_iam() -> Error {
+    Error::config(
+        None,
+        "IAM signBlob signing is not in this build: enable the `gcs` feature of sea-gcp, or configure \
+         `service_account_key` or `hmac` signing",
+    )
 }

@@ -18,10 +18,12 @@ mod cache;
 pub mod canonical;
 mod config;
 mod hmac;
+#[cfg(feature = "gcs")]
 mod iam;
 mod key;
 mod post_policy;
 pub mod target;
+#[cfg(feature = "gcs")]
 pub mod token;
 mod url;
 
@@ -38,6 +40,7 @@ pub use batch::{sign_urls, sign_urls_parallel, sign_urls_parallel_with};
 pub use cache::UrlCache;
 pub use config::signer_from_config;
 pub use hmac::HmacSigner;
+#[cfg(feature = "gcs")]
 pub use iam::{DEFAULT_IAM_ENDPOINT, IamSigner};
 pub use key::{ServiceAccountKey, ServiceAccountKeySigner};
 pub use post_policy::{PolicyCondition, PostPolicy, PostPolicyRequest, post_policy};

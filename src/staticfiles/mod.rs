@@ -40,6 +40,26 @@ impl Default for SyncOptions {
     }
 }
 
+impl SyncOptions {
+    /// Upload under `prefix` of the store.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Delete objects under the prefix that have no local file.
+    pub fn with_delete(mut self, delete: bool) -> Self {
+        self.delete = delete;
+        self
+    }
+
+    /// Uploads and deletes in flight at once (at least 1).
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+}
+
 /// Why a file is uploaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UploadReason {

@@ -11,10 +11,14 @@
 //! request is sent. Store-wide options (gzip, object parameters, content-type guessing) are applied by
 //! [`policy`], shared by every backend, so that they behave the same everywhere.
 
+#[cfg(feature = "testing")]
 pub mod conformance;
+#[cfg(any(feature = "testing", feature = "orm"))]
 pub mod counting;
+#[cfg(feature = "testing")]
 pub mod fault;
 pub mod file;
+#[cfg(feature = "gcs")]
 pub mod gcs;
 pub mod local;
 pub mod memory;
@@ -182,6 +186,14 @@ pub async fn open(key: &str, config: StoreConfig) -> Result<Arc<dyn Store>> {
     Ok(match &config.backend {
         BackendConfig::Memory => Arc::new(memory::MemoryStore::new(key, config)?),
         BackendConfig::Local => Arc::new(local::LocalStore::new(key, config).await?),
+        #[cfg(feature = "gcs")]
         BackendConfig::Gcs => Arc::new(gcs::GcsStore::new(key, config).await?),
+        #[cfg(not(feature = "gcs"))]
+        BackendConfig::Gcs => {
+            return Err(Error::config(
+                key.to_string(),
+                "the GCS backend is not in this build: enable the `gcs` feature of sea-gcp",
+            ));
+        }
     })
 }

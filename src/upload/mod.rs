@@ -14,8 +14,9 @@
 //!    takes; the save protocol records its temp name in the outbox once ([`TicketLedger`] is that check
 //!    as a trait), so a ticket promotes at most once.
 //!
-//! [`doctor::check_bucket`] says what a bucket needs for this flow (CORS, lifecycle on the ingress prefix).
+//! With the `gcs` feature, [`doctor::check_bucket`] says what a bucket needs for this flow (CORS, lifecycle on the ingress prefix).
 
+#[cfg(feature = "gcs")]
 pub mod doctor;
 mod field;
 mod filename;

@@ -1,25 +1,26 @@
-//! The `sea-gcp` command line.
+//! The `sea-gcp` command line (package `sea-gcp-cli`): a thin layer of clap arguments and progress bars
+//! over the library's operations.
 //!
 //! One file per subcommand; [`Command`] lists them. To add one (`doctor`, `repair`, ...): write
-//! `src/cli/<name>.rs` with a clap `Args` struct and an `async fn run(self, out: &mut dyn Write) ->
+//! `cli/src/<name>.rs` with a clap `Args` struct and an `async fn run(self, out: &mut dyn Write) ->
 //! Result<()>`, add a variant to [`Command`] and a line to [`Command::run`]. Shared flags live in
-//! [`args`]. Errors are returned as [`crate::Error`]; [`main`] prints them as one line on stderr and exits
+//! [`args`]. Errors are returned as [`sea_gcp::Error`]; [`main`] prints them as one line on stderr and exits
 //! non-zero (1 for a failed command, 2 for bad usage).
 
-pub mod args;
-pub mod doctor;
-pub mod migrate_column;
-pub mod post_policy;
-pub mod repair;
-pub mod sign_url;
-pub mod sync_static;
+mod args;
+mod doctor;
+mod migrate_column;
+mod post_policy;
+mod repair;
+mod sign_url;
+mod sync_static;
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::Result;
+use sea_gcp::Result;
 
 /// `sea-gcp`: Google Cloud Storage tools for sea-gcp applications.
 #[derive(Debug, Parser)]
@@ -67,7 +68,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// The binary's entry point: parse arguments, run, report errors as one line on stderr.
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal error (please report it): {}", one_line(&info.to_string()));
     }));
@@ -93,6 +94,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Library logs (retries, skipped files) on stderr; RUST_LOG=sea_gcp=debug shows more.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::load_settings;
-use crate::staticfiles::{self, SyncEvent, SyncOptions, UploadReason};
-use crate::{Error, Result};
+use crate::args::load_settings;
+use sea_gcp::staticfiles::{self, SyncEvent, SyncOptions, UploadReason};
+use sea_gcp::{Error, Result};
 
 /// Upload new and changed files of DIR to a store (compared against one listing), in parallel.
 #[derive(Debug, Args)]
@@ -46,7 +46,10 @@ impl SyncStaticArgs {
         }
         let settings = load_settings(self.settings.as_ref())?;
         let store = settings.open(&self.store).await?;
-        let opts = SyncOptions { prefix: self.prefix.clone(), delete: self.delete, concurrency: self.concurrency };
+        let opts = SyncOptions::default()
+            .with_prefix(self.prefix.clone())
+            .with_delete(self.delete)
+            .with_concurrency(self.concurrency);
         let plan = staticfiles::plan(store.as_ref(), &self.dir, &opts).await?;
         let new = plan.uploads.iter().filter(|u| u.reason == UploadReason::New).count();
         let changed = plan.uploads.len() - new;

@@ -8,10 +8,10 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn conformance_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/conformance");
     assert!(
         dir.join("v4_signatures.json").is_file(),
-        "conformance vectors missing: expected {}/v4_signatures.json (CARGO_MANIFEST_DIR/tests/data/conformance)",
+        "conformance vectors missing: expected {}/v4_signatures.json (CARGO_MANIFEST_DIR/../tests/data/conformance)",
         dir.display()
     );
     dir

@@ -1,5 +1,5 @@
 //! `sea-gcp repair`: replay the blob-field outbox (finish committed saves, undo abandoned ones).
-//! See [`crate::promote::replay`] and `docs/blob-field.md`.
+//! See [`sea_gcp::promote::replay`] and `docs/blob-field.md`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,10 +8,10 @@ use std::sync::Arc;
 use clap::Args;
 use sea_orm::Database;
 
-use super::args::load_settings;
-use crate::promote::outbox::Outbox;
-use crate::storage::Store;
-use crate::{Error, Result};
+use crate::args::load_settings;
+use sea_gcp::promote::outbox::Outbox;
+use sea_gcp::storage::Store;
+use sea_gcp::{Error, Result};
 
 /// Finish or undo interrupted blob saves recorded in the outbox. Safe to run at any time: intents
 /// touched within the grace period (saves still in flight) are left alone.
@@ -34,7 +34,7 @@ pub struct RepairArgs {
 impl RepairArgs {
     /// Run the replay and print its report; fails when something was left behind.
     pub async fn run(self, out: &mut dyn Write) -> Result<()> {
-        let grace = crate::config::parse_duration(&self.grace)?;
+        let grace = sea_gcp::config::parse_duration(&self.grace)?;
         let settings = load_settings(self.settings.as_ref())?;
         let mut stores: Vec<Arc<dyn Store>> = Vec::new();
         for key in settings.store_keys() {
@@ -42,7 +42,8 @@ impl RepairArgs {
         }
         let db = Database::connect(&self.database_url).await?;
         let report =
-            crate::promote::replay::replay_outbox(&db, &Outbox::new(self.outbox_table.clone()), &stores, grace).await?;
+            sea_gcp::promote::replay::replay_outbox(&db, &Outbox::new(self.outbox_table.clone()), &stores, grace)
+                .await?;
         writeln!(out, "repair: {report}")?;
         for (id, error) in &report.failed {
             writeln!(out, "  failed {id}: {error}")?;

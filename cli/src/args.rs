@@ -8,9 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::Args;
 
-use crate::config::{SigningConfig, parse_duration};
-use crate::signing::{Endpoint, HmacSigner, IamSigner, ServiceAccountKeySigner, Signer, UrlStyle, check_expiration};
-use crate::{Error, Result};
+use sea_gcp::config::{SigningConfig, parse_duration};
+use sea_gcp::signing::{Endpoint, HmacSigner, IamSigner, ServiceAccountKeySigner, Signer, UrlStyle, check_expiration};
+use sea_gcp::{Error, Result};
 
 /// Which key signs. Without any of these flags: `GOOGLE_APPLICATION_CREDENTIALS` if it names a
 /// service-account key, else IAM signBlob as the metadata server's account.
@@ -47,7 +47,7 @@ impl SignerArgs {
         if let Some(email) = &self.impersonate_service_account {
             return Ok(Arc::new(IamSigner::application_default(Some(email.clone()))?));
         }
-        crate::signing::signer_from_config(&SigningConfig::Auto).await
+        sea_gcp::signing::signer_from_config(&SigningConfig::Auto).await
     }
 }
 
@@ -193,11 +193,11 @@ pub fn pairs_to_map(pairs: &[(String, String)], what: &str, join_repeats: bool) 
 
 /// The stores for a command: `--settings FILE` (or `$SEA_GCP_SETTINGS`), else `./sea-gcp.toml` when present,
 /// else the environment alone; `SEA_GCP__<STORE>__<OPTION>` variables apply on top in every case.
-pub fn load_settings(path: Option<&std::path::PathBuf>) -> crate::Result<crate::Settings> {
+pub fn load_settings(path: Option<&std::path::PathBuf>) -> sea_gcp::Result<sea_gcp::Settings> {
     match path {
-        Some(p) => crate::Settings::from_file(p),
-        None if std::path::Path::new("sea-gcp.toml").exists() => crate::Settings::from_file("sea-gcp.toml"),
-        None => crate::Settings::from_env(),
+        Some(p) => sea_gcp::Settings::from_file(p),
+        None if std::path::Path::new("sea-gcp.toml").exists() => sea_gcp::Settings::from_file("sea-gcp.toml"),
+        None => sea_gcp::Settings::from_env(),
     }
 }
 

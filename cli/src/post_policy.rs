@@ -4,9 +4,9 @@ use std::io::Write;
 
 use clap::Args;
 
-use super::args::{SignerArgs, TargetArgs, pairs_to_map, parse_gs_url, parse_key_value};
-use crate::signing::{PolicyCondition, PostPolicyRequest, post_policy};
-use crate::{Error, Result};
+use crate::args::{SignerArgs, TargetArgs, pairs_to_map, parse_gs_url, parse_key_value};
+use sea_gcp::signing::{PolicyCondition, PostPolicyRequest, post_policy};
+use sea_gcp::{Error, Result};
 
 /// Flags of `sea-gcp post-policy`.
 #[derive(Debug, Clone, Args)]

@@ -4,10 +4,10 @@ use std::io::Write;
 
 use clap::{Args, ValueEnum};
 
-use super::args::{SignerArgs, TargetArgs, pairs_to_map, parse_gs_url, parse_key_value};
-use crate::signing::{V4Request, sign_url};
-use crate::storage::HttpMethod;
-use crate::{Error, Result};
+use crate::args::{SignerArgs, TargetArgs, pairs_to_map, parse_gs_url, parse_key_value};
+use sea_gcp::signing::{V4Request, sign_url};
+use sea_gcp::storage::HttpMethod;
+use sea_gcp::{Error, Result};
 
 /// Output format of `sign-url`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]

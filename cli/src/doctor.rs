@@ -1,15 +1,15 @@
 //! `sea-gcp doctor`: check a store's bucket for what direct uploads and blob fields need.
-//! See [`crate::upload::doctor`] and `docs/direct-uploads.md`.
+//! See [`sea_gcp::upload::doctor`] and `docs/direct-uploads.md`.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::args::load_settings;
-use crate::config::BackendConfig;
-use crate::upload::doctor::{DoctorExpectations, Severity, check_bucket, fetch_bucket};
-use crate::{Error, Result};
+use crate::args::load_settings;
+use sea_gcp::config::BackendConfig;
+use sea_gcp::upload::doctor::{DoctorExpectations, Severity, check_bucket, fetch_bucket};
+use sea_gcp::{Error, Result};
 
 /// Read a bucket's CORS, versioning, access control and lifecycle rules and say what is wrong.
 #[derive(Debug, Args)]

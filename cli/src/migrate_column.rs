@@ -1,5 +1,5 @@
 //! `sea-gcp migrate-column`: backfill a blob column from a path column, then optionally swap them.
-//! See [`crate::migrate`] and `docs/migrating.md`.
+//! See [`sea_gcp::migrate`] and `docs/migrating.md`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use clap::Args;
 use sea_orm::Database;
 
-use super::args::load_settings;
-use crate::migrate::{self, BackfillOptions, ColumnMigration, ListingMode, WriteMode};
-use crate::storage::counting::StoreOp;
-use crate::{Error, Result};
+use crate::args::load_settings;
+use sea_gcp::migrate::{self, BackfillOptions, BackfillProgress, ColumnMigration, ListingMode, ProgressFn, WriteMode};
+use sea_gcp::storage::counting::StoreOp;
+use sea_gcp::{Error, Result};
 
 /// Fill a blob column from a path column (text or django-gcp `{"path": ...}` JSON) with the objects'
 /// metadata from bucket listings; resumable, idempotent, online.
@@ -111,7 +111,7 @@ impl MigrateColumnArgs {
             writes: self.writes,
             max_batches: self.max_batches,
             restart: self.restart,
-            progress: Some(bar.clone()),
+            progress: Some(progress_bar(&bar)),
         };
         let s = migrate::backfill(&db, store, &m, &opts).await?;
         bar.finish_and_clear();
@@ -175,4 +175,17 @@ impl MigrateColumnArgs {
         }
         Ok(())
     }
+}
+
+/// Drive `bar` from the backfill's progress events.
+fn progress_bar(bar: &indicatif::ProgressBar) -> ProgressFn {
+    let bar = bar.clone();
+    ProgressFn::new(move |event| match event {
+        BackfillProgress::Total(total) => bar.set_length(total),
+        BackfillProgress::Batch { rows, migrated, missing } => {
+            bar.inc(rows);
+            bar.set_message(format!("{migrated} migrated, {missing} missing"));
+        }
+        _ => {}
+    })
 }
