@@ -11,6 +11,7 @@
 #
 # Usage: scripts/test.sh                 every target, then the doctests
 #        scripts/test.sh <cargo test args>  only those, e.g. `scripts/test.sh --test gcs_requests`
+#                                           (the library package; `-p sea-gcp-cli` for the CLI's tests)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -173,7 +174,7 @@ fi
 status=0
 if [ $# -gt 0 ]; then
     section "cargo test --all-features $*"
-    cargo test --workspace --all-features "$@" || status=$?
+    cargo test --all-features "$@" || status=$?
 else
     # Every documented feature combination of the library compiles on its own (no test needs them all).
     section "feature combinations"

@@ -22,7 +22,7 @@ use sea_gcp::storage::{GetOptions, PutOptions, PutPayload, Store};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use sea_orm_migration::{MigrationTrait, SchemaManager};
 
-#[path = "../migrations/m20260301_000001_document_file_blob.rs"]
+#[path = "../examples/migrations/m20260301_000001_document_file_blob.rs"]
 mod m20260301_000001_document_file_blob;
 
 // ---------------------------------------------------------------------------------------------------
@@ -449,7 +449,7 @@ async fn in_place_conversion_then_backfill() {
     }
 }
 
-/// The example migration in `migrations/` runs up and down.
+/// The example migration in `examples/migrations/` runs up and down.
 #[tokio::test]
 async fn example_migration_adds_and_drops_the_blob_column() {
     let t = sqlite().await;
