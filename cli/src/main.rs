@@ -8,6 +8,7 @@
 //! non-zero (1 for a failed command, 2 for bad usage).
 
 mod args;
+mod cleanup;
 mod doctor;
 mod migrate_column;
 mod post_policy;
@@ -44,6 +45,8 @@ pub enum Command {
     Repair(repair::RepairArgs),
     /// Check a bucket's CORS, versioning, access control and lifecycle for direct uploads.
     Doctor(doctor::DoctorArgs),
+    /// Remove abandoned uploads: temp objects under the ingress prefix, and a local store's stale temp files.
+    Cleanup(cleanup::CleanupArgs),
     /// Backfill a blob column from a path column (metadata from bucket listings), then optionally swap them.
     MigrateColumn(migrate_column::MigrateColumnArgs),
 }
@@ -58,6 +61,7 @@ impl Command {
             Command::Repair(args) => args.run(out).await,
             Command::Doctor(args) => args.run(out).await,
             Command::MigrateColumn(args) => args.run(out).await,
+            Command::Cleanup(args) => args.run(out).await,
         }
     }
 }

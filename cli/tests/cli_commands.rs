@@ -36,12 +36,12 @@ fn sync_static_uploads_only_changes() {
     let (ok, out, err) = sea_gcp(&["sync-static", site_arg, "--store", "static", "--dry-run"], &settings);
     assert!(ok, "{err}");
     assert!(out.contains("upload  app.js (new") && out.contains("2 new, 0 changed"), "{out}");
-    assert!(!root.join("meta/app.js.json").exists(), "a dry run changes nothing");
+    assert!(!root.join("objects/app.js.json").exists(), "a dry run changes nothing");
 
     let (ok, out, err) = sea_gcp(&["sync-static", site_arg, "--quiet"], &settings);
     assert!(ok, "{err}");
     assert!(out.contains("2 uploaded (2 new, 0 changed"), "{out}");
-    let css_meta = std::fs::read_to_string(root.join("meta/css/app.css.json")).unwrap();
+    let css_meta = std::fs::read_to_string(root.join("objects/css.d/app.css.json")).unwrap();
     assert!(css_meta.contains("\"content_encoding\":\"gzip\""), "{css_meta}");
 
     std::fs::write(site.join("app.js"), "let a = 2;").unwrap();

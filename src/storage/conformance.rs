@@ -99,6 +99,7 @@ where
     patch_semantics(factory(template()).await, caps).await;
     invalid_names(factory(template()).await).await;
     unusual_names(factory(template()).await).await;
+    coexisting_names(factory(template()).await).await;
     generations(factory(template()).await).await;
     let mut gz = template();
     gz.gzip = true;
@@ -439,6 +440,58 @@ pub async fn unusual_names(store: Arc<dyn Store>) {
     let meta = store.put(r"back\slash\./x.txt", PutPayload::from("x"), PutOptions::default()).await.unwrap();
     assert_eq!(meta.name, "back/slash/x.txt");
     assert!(store.exists("back/slash/x.txt").await.unwrap());
+}
+
+/// Names that a filesystem-backed layout could map onto one path coexist, as on GCS: an object and a
+/// "directory" named like its metadata file (`x`, `x.json/y`), a placeholder and a `.json` member
+/// (`dir/`, `dir/.json`), a name and names under it (`a`, `a/b`, `a.d/b`). Each keeps its own bytes,
+/// all are listed, and deleting one leaves the others.
+pub async fn coexisting_names(store: Arc<dyn Store>) {
+    let names = [
+        "x",
+        "x.json/y",
+        "x.json",
+        "x/y",
+        "dir/",
+        "dir/.json",
+        "dir/.json.json",
+        "a",
+        "a/b",
+        "a.d",
+        "a.d/b",
+        "f.d.json",
+    ];
+    for name in names {
+        store
+            .put(name, PutPayload::from(format!("bytes of {name}")), PutOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("coexisting_names: put {name:?} next to the others failed: {e}"));
+    }
+    for name in names {
+        assert_eq!(
+            store.get_bytes(name).await.unwrap(),
+            format!("bytes of {name}").as_bytes(),
+            "coexisting_names: {name}"
+        );
+    }
+    let mut listed: Vec<String> = store.list_all(None).map_ok(|m| m.name).try_collect().await.unwrap();
+    listed.sort();
+    let mut expected: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    expected.sort();
+    assert_eq!(listed, expected, "coexisting_names: every name is listed once");
+    let under_x: Vec<String> = store.list_all(Some("x.json/".into())).map_ok(|m| m.name).try_collect().await.unwrap();
+    assert_eq!(under_x, ["x.json/y"], "coexisting_names: the listing under x.json/");
+    for (i, name) in names.iter().enumerate() {
+        store.delete(name, DeleteOptions::default()).await.unwrap();
+        assert!(!store.exists(name).await.unwrap(), "coexisting_names: {name} deleted");
+        for other in &names[i + 1..] {
+            assert_eq!(
+                store.get_bytes(other).await.unwrap(),
+                format!("bytes of {other}").as_bytes(),
+                "coexisting_names: {other} survives deleting {name}"
+            );
+        }
+    }
 }
 
 /// list_generations returns at least the live generation; versioning is reported.

@@ -16,6 +16,7 @@
 //!
 //! With the `gcs` feature, [`doctor::check_bucket`] says what a bucket needs for this flow (CORS, lifecycle on the ingress prefix).
 
+pub mod cleanup;
 #[cfg(feature = "gcs")]
 pub mod doctor;
 mod field;
@@ -31,7 +32,10 @@ pub use field::{
     content_type_matches,
 };
 pub use filename::{FALLBACK_NAME, MAX_FILENAME_BYTES, sanitize_filename, temp_name};
-pub use local::local_store_routes;
+pub use local::{
+    ATTACHMENT_CSP, ActiveContent, LocalRoutesOptions, SANDBOX_CSP, is_active_content_type, local_store_routes,
+    local_store_routes_with,
+};
 pub use refusal::{AllowAll, Authorize, AuthorizeFn, Refusal};
 pub use router::{DEFAULT_BASE, TicketRequest, TicketResponse, UploadRouter, WIDGET_CSS, WIDGET_JS};
 pub use ticket::{

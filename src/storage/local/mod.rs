@@ -2,9 +2,13 @@
 //!
 //! Layout under `root`:
 //!
-//! * `meta/<key>.json`: the live object's [`ObjectMeta`] (the sidecar);
+//! * `objects/<dir>.d/.../<last segment>.json`: the live object's [`ObjectMeta`] (the sidecar; see
+//!   [`layout`] for why every pair of names can coexist, and for the move from the previous `meta/`
+//!   layout, done when the store opens);
 //! * `blobs/<generation>`: the bytes of each generation;
-//! * `tmp/`: uploads in progress.
+//! * `tmp/`: writes in progress and resumable upload sessions (`tmp/sessions/*.part`); files left there by
+//!   abandoned uploads or crashes are removed by [`LocalStore::remove_stale_temp_files`] (which
+//!   `sea-gcp cleanup` and the local routes' timer call).
 //!
 //! A write streams into `tmp/`, then renames it to `blobs/<new generation>`, then atomically replaces the
 //! sidecar: the sidecar rename is the commit point, so a crash leaves either the old object or the new
@@ -19,6 +23,8 @@
 //! URLs point at the crate's own routes under `base_url` and are signed with the server's HMAC
 //! ([`signature::UrlSigner`]), so downloads and direct uploads follow the same flow as on GCS.
 
+mod cleanup;
+pub mod layout;
 pub mod signature;
 
 use std::collections::BTreeMap;
@@ -42,7 +48,7 @@ use crate::config::{SigningConfig, StoreConfig};
 use crate::{Error, Result};
 
 /// Longest name segment the local store accepts: filesystems cap a file name at 255 bytes and the sidecar
-/// adds `.json`.
+/// layout adds `.json` (or `.d` to a directory).
 pub const MAX_SEGMENT_BYTES: usize = 250;
 
 /// Environment variable holding the secret that signs local-store URLs (stable across restarts).
@@ -69,11 +75,20 @@ impl LocalStore {
         config.validate(key)?;
         let root =
             config.root.clone().ok_or_else(|| Error::config(Some(key.to_string()), "a local store needs `root`"))?;
-        for dir in ["meta", "blobs", "tmp"] {
+        for dir in [layout::OBJECTS_DIR, "blobs", "tmp"] {
             tokio::fs::create_dir_all(root.join(dir)).await.map_err(|e| {
                 Error::config(Some(key.to_string()), format!("cannot create {}: {e}", root.join(dir).display()))
             })?;
         }
+        layout::migrate_legacy(&root, &root.join(layout::OBJECTS_DIR)).await.map_err(|e| {
+            Error::config(
+                Some(key.to_string()),
+                format!(
+                    "cannot move the sidecars under {} to the current layout: {e}",
+                    root.join(layout::LEGACY_META_DIR).display()
+                ),
+            )
+        })?;
         let secret = std::env::var(SECRET_ENV).ok().filter(|s| !s.is_empty()).or_else(|| match &config.signing {
             SigningConfig::Hmac { secret, .. } => Some(secret.clone()),
             _ => None,
@@ -111,6 +126,11 @@ impl LocalStore {
         &self.base_url
     }
 
+    /// The directory of resumable upload sessions served by the local routes (`tmp/sessions`).
+    pub fn sessions_dir(&self) -> PathBuf {
+        self.root.join("tmp").join("sessions")
+    }
+
     /// The keyspace (location prefix) of this store.
     pub fn keyspace(&self) -> &Keyspace {
         &self.keyspace
@@ -135,7 +155,7 @@ impl LocalStore {
     }
 
     fn meta_path(&self, key: &str) -> PathBuf {
-        self.root.join("meta").join(format!("{key}.json"))
+        layout::sidecar_path(&self.root.join(layout::OBJECTS_DIR), key)
     }
 
     fn blob_path(&self, generation: i64) -> PathBuf {
@@ -169,8 +189,8 @@ impl LocalStore {
     async fn remove_meta(&self, key: &str) -> Result<()> {
         let path = self.meta_path(key);
         tokio::fs::remove_file(&path).await.map_err(|e| self.io(e))?;
-        // Prune now-empty parent directories up to meta/.
-        let stop = self.root.join("meta");
+        // Prune now-empty parent directories up to objects/.
+        let stop = self.root.join(layout::OBJECTS_DIR);
         let mut dir = path.parent().map(Path::to_path_buf);
         while let Some(d) = dir {
             if d == stop || tokio::fs::remove_dir(&d).await.is_err() {
@@ -228,13 +248,6 @@ impl LocalStore {
 
     fn key_of(&self, name: &str) -> Result<(String, String)> {
         let (rel, key) = self.keyspace.key(name)?;
-        if key.ends_with(".json") && key.rsplit('/').next() == Some(".json") {
-            // `dir/.json` would share a sidecar path with the directory placeholder `dir/`.
-            return Err(Error::InvalidName {
-                name: rel,
-                reason: "a final segment named `.json` cannot be stored by the local store".into(),
-            });
-        }
         if let Some(segment) = key.split('/').find(|s| s.len() > MAX_SEGMENT_BYTES) {
             return Err(Error::InvalidName {
                 name: rel.chars().take(120).collect(),
@@ -397,13 +410,13 @@ impl Store for LocalStore {
         let prefix = super::naming::normalize_prefix(opts.prefix.as_deref().unwrap_or(""))?;
         let full_prefix = self.keyspace.prefix_key(&prefix)?;
         // Walk only the deepest directory that the prefix names.
-        let meta_root = self.root.join("meta");
+        let objects = self.root.join(layout::OBJECTS_DIR);
         let dir_part = match full_prefix.rfind('/') {
             Some(i) => &full_prefix[..i],
             None => "",
         };
         let mut keys = Vec::new();
-        let mut stack = vec![(meta_root.join(dir_part), dir_part.to_string())];
+        let mut stack = vec![(layout::directory_path(&objects, dir_part), dir_part.to_string())];
         while let Some((dir, rel_dir)) = stack.pop() {
             let mut entries = match tokio::fs::read_dir(&dir).await {
                 Ok(e) => e,
@@ -412,15 +425,19 @@ impl Store for LocalStore {
             };
             while let Some(entry) = entries.next_entry().await.map_err(|e| self.io(e))? {
                 let file_name = entry.file_name().to_string_lossy().into_owned();
-                let joined = if rel_dir.is_empty() { file_name.clone() } else { format!("{rel_dir}/{file_name}") };
+                let join = |segment: &str| {
+                    if rel_dir.is_empty() { segment.to_string() } else { format!("{rel_dir}/{segment}") }
+                };
                 let ft = entry.file_type().await.map_err(|e| self.io(e))?;
                 if ft.is_dir() {
+                    let Some(segment) = layout::directory_segment(&file_name) else { continue };
+                    let joined = join(segment);
                     if joined.starts_with(&full_prefix) || full_prefix.starts_with(&format!("{joined}/")) {
                         stack.push((entry.path(), joined));
                     }
-                } else if let Some(key) = joined.strip_suffix(".json") {
-                    // `dir/.json` is the sidecar of the placeholder `dir/`.
-                    let key = if file_name == ".json" { format!("{rel_dir}/") } else { key.to_string() };
+                } else if let Some(segment) = layout::file_segment(&file_name) {
+                    // An empty last segment is the placeholder `dir/`.
+                    let key = join(segment);
                     if key.starts_with(&full_prefix) {
                         keys.push(key);
                     }
@@ -484,7 +501,9 @@ impl Store for LocalStore {
         if let Some(t) = &opts.response_content_type {
             params.insert("response-content-type".to_string(), t.clone());
         }
-        if self.config.public_urls() && !opts.force_signed && opts.method == HttpMethod::Get {
+        // Response overrides count only on signed URLs (as on GCS), so asking for one signs the URL.
+        let overrides = opts.response_content_disposition.is_some() || opts.response_content_type.is_some();
+        if self.config.public_urls() && !opts.force_signed && !overrides && opts.method == HttpMethod::Get {
             let mut url = format!("{}/{}", self.base_url, encode_path(&key));
             if !params.is_empty() {
                 let q: Vec<String> =

@@ -2,17 +2,33 @@
 //! downloads and direct uploads exactly like GCS signed URLs do.
 //!
 //! A download URL is `{base_url}/{key}?expires=<unix>&generation=<g>&sig=<hex>`; an upload URL is
-//! `{base_url}/{key}?upload=1&expires=..&max=<bytes>&ct=<content type>&create=1&sig=..`. The signature
-//! covers the method, the key and every parameter, so none can be changed by the client.
+//! `{base_url}/{key}?upload=put&expires=..&max=<bytes>&ct=<content type>&create=1&sig=..`. The signature
+//! covers the method, the key and every parameter, so none can be changed, added, renamed or removed by
+//! the client.
+//!
+//! The MAC input is unambiguous: a version tag, then the method, the key, the number of parameters and
+//! each parameter's name and value, every field preceded by its length in bytes (8 bytes, big endian).
+//! Two different requests therefore never share a MAC input: moving an `=` or a newline between a name
+//! and its value (`create%3D1%0Act=...`) changes the lengths and breaks the signature. On top of that,
+//! [`UrlSigner::verify`] refuses parameters outside the route's list and repeated parameters before it
+//! looks at the signature.
 
 use std::collections::BTreeMap;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::{Error, Result};
-
 type HmacSha256 = Hmac<Sha256>;
+
+/// The domain-separation tag that starts every MAC input (bumped when the canonical form changes).
+const CANONICAL_VERSION: &[u8] = b"sea-gcp local URL v2";
+
+/// The parameters a download URL may carry (besides `sig`).
+pub const DOWNLOAD_PARAMS: &[&str] =
+    &["expires", "generation", "response-content-disposition", "response-content-type"];
+
+/// The parameters an upload URL may carry (besides `sig`).
+pub const UPLOAD_PARAMS: &[&str] = &["expires", "upload", "max", "ct", "create"];
 
 /// Percent-encode an object key for a URL path (keeps `/`).
 pub fn encode_path(key: &str) -> String {
@@ -28,6 +44,66 @@ pub fn encode_query(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, SET).to_string()
 }
 
+/// Why a local-store URL was refused. [`UrlRefusal::code`] is the stable code the routes answer with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlRefusal {
+    /// The URL carries no `sig` parameter.
+    #[error("the URL is not signed (no sig parameter); ask the application for a new URL")]
+    Unsigned,
+    /// `sig` is not hexadecimal.
+    #[error("the URL's signature is malformed; ask the application for a new URL")]
+    MalformedSignature,
+    /// The signature does not match the request.
+    #[error("the URL's signature does not match this request; use the URL exactly as the application gave it")]
+    BadSignature,
+    /// `expires` is missing or not a number.
+    #[error("the URL has no valid expiry; ask the application for a new URL")]
+    NoExpiry,
+    /// `expires` is in the past.
+    #[error("the URL has expired; ask the application for a new one")]
+    Expired,
+    /// A parameter this route does not know (it could not have been signed).
+    #[error("the URL carries the parameter `{0}`, which this route does not accept; remove it")]
+    UnknownParameter(String),
+    /// A parameter given more than once.
+    #[error("the URL carries the parameter `{0}` more than once; give it once")]
+    RepeatedParameter(String),
+}
+
+impl UrlRefusal {
+    /// The stable machine-readable code (`url_expired`, `unknown_parameter`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            UrlRefusal::Unsigned => "unsigned_url",
+            UrlRefusal::MalformedSignature | UrlRefusal::BadSignature => "bad_signature",
+            UrlRefusal::NoExpiry => "bad_expiry",
+            UrlRefusal::Expired => "url_expired",
+            UrlRefusal::UnknownParameter(_) => "unknown_parameter",
+            UrlRefusal::RepeatedParameter(_) => "repeated_parameter",
+        }
+    }
+}
+
+/// A parameter name as quoted in a refusal: at most 64 characters.
+fn quoted(name: &str) -> String {
+    name.chars().take(64).collect()
+}
+
+/// Check that every parameter is in `allowed` (or is `sig`) and appears once; returns them as a map.
+pub fn check_parameters(query: &[(String, String)], allowed: &[&str]) -> Result<BTreeMap<String, String>, UrlRefusal> {
+    let mut params = BTreeMap::new();
+    for (name, value) in query {
+        if name != "sig" && !allowed.contains(&name.as_str()) {
+            return Err(UrlRefusal::UnknownParameter(quoted(name)));
+        }
+        if params.insert(name.clone(), value.clone()).is_some() {
+            return Err(UrlRefusal::RepeatedParameter(quoted(name)));
+        }
+    }
+    Ok(params)
+}
+
 /// Signs and verifies local-store URLs.
 #[derive(Clone)]
 pub struct UrlSigner {
@@ -40,6 +116,11 @@ impl std::fmt::Debug for UrlSigner {
     }
 }
 
+fn field(mac: &mut HmacSha256, bytes: &[u8]) {
+    mac.update(&(bytes.len() as u64).to_be_bytes());
+    mac.update(bytes);
+}
+
 impl UrlSigner {
     /// A signer with this secret.
     pub fn new(secret: impl AsRef<[u8]>) -> Self {
@@ -48,14 +129,13 @@ impl UrlSigner {
 
     fn mac(&self, method: &str, key: &str, params: &BTreeMap<String, String>) -> HmacSha256 {
         let mut mac = HmacSha256::new_from_slice(&self.secret).expect("HMAC takes any key length");
-        mac.update(method.as_bytes());
-        mac.update(b"\n");
-        mac.update(key.as_bytes());
+        field(&mut mac, CANONICAL_VERSION);
+        field(&mut mac, method.as_bytes());
+        field(&mut mac, key.as_bytes());
+        mac.update(&(params.len() as u64).to_be_bytes());
         for (k, v) in params {
-            mac.update(b"\n");
-            mac.update(k.as_bytes());
-            mac.update(b"=");
-            mac.update(v.as_bytes());
+            field(&mut mac, k.as_bytes());
+            field(&mut mac, v.as_bytes());
         }
         mac
     }
@@ -63,29 +143,30 @@ impl UrlSigner {
     /// The query string (without `?`) for `method` on `key` with `params` (which must include `expires`).
     pub fn sign(&self, method: &str, key: &str, params: &BTreeMap<String, String>) -> String {
         let sig = hex::encode(self.mac(method, key, params).finalize().into_bytes());
-        let mut query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", encode_query(v))).collect();
+        let mut query: Vec<String> =
+            params.iter().map(|(k, v)| format!("{}={}", encode_query(k), encode_query(v))).collect();
         query.push(format!("sig={sig}"));
         query.join("&")
     }
 
-    /// Verify a request: the signature over every parameter but `sig`, and `expires` not in the past.
-    /// Returns the signed parameters.
+    /// Verify a request's decoded query pairs: only `allowed` parameters (plus `sig`), each once, the
+    /// signature over all of them but `sig`, and `expires` not in the past. Returns the signed
+    /// parameters.
     pub fn verify(
         &self,
         method: &str,
         key: &str,
-        query: &BTreeMap<String, String>,
+        query: &[(String, String)],
+        allowed: &[&str],
         now_unix: i64,
-    ) -> Result<BTreeMap<String, String>> {
-        let refuse = |why: &str| Error::signing(format!("local URL refused: {why}"));
-        let mut params = query.clone();
-        let sig = params.remove("sig").ok_or_else(|| refuse("no signature (sig) parameter"))?;
-        let sig = hex::decode(sig).map_err(|_| refuse("the signature is not hex"))?;
-        self.mac(method, key, &params).verify_slice(&sig).map_err(|_| refuse("the signature does not match"))?;
-        let expires: i64 =
-            params.get("expires").and_then(|e| e.parse().ok()).ok_or_else(|| refuse("no valid expires parameter"))?;
+    ) -> Result<BTreeMap<String, String>, UrlRefusal> {
+        let mut params = check_parameters(query, allowed)?;
+        let sig = params.remove("sig").ok_or(UrlRefusal::Unsigned)?;
+        let sig = hex::decode(sig).map_err(|_| UrlRefusal::MalformedSignature)?;
+        self.mac(method, key, &params).verify_slice(&sig).map_err(|_| UrlRefusal::BadSignature)?;
+        let expires: i64 = params.get("expires").and_then(|e| e.parse().ok()).ok_or(UrlRefusal::NoExpiry)?;
         if expires < now_unix {
-            return Err(refuse("the URL has expired"));
+            return Err(UrlRefusal::Expired);
         }
         Ok(params)
     }
@@ -95,21 +176,62 @@ impl UrlSigner {
 mod tests {
     use super::*;
 
+    fn pairs(q: &str) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+    }
+
+    const ALL: &[&str] = &["expires", "ct", "create", "a", "b"];
+
     #[test]
     fn sign_and_verify() {
         let s = UrlSigner::new("secret");
         let mut p = BTreeMap::new();
         p.insert("expires".to_string(), "2000".to_string());
         p.insert("ct".to_string(), "text/plain; charset=utf-8".to_string());
-        let q = s.sign("GET", "a b/c.txt", &p);
-        let parsed: BTreeMap<String, String> = url::form_urlencoded::parse(q.as_bytes()).into_owned().collect();
-        assert_eq!(s.verify("GET", "a b/c.txt", &parsed, 1000).unwrap(), p);
-        assert!(s.verify("PUT", "a b/c.txt", &parsed, 1000).is_err());
-        assert!(s.verify("GET", "a b/d.txt", &parsed, 1000).is_err());
-        assert!(s.verify("GET", "a b/c.txt", &parsed, 3000).unwrap_err().to_string().contains("expired"));
-        let mut tampered = parsed.clone();
-        tampered.insert("ct".into(), "text/html".into());
-        assert!(s.verify("GET", "a b/c.txt", &tampered, 1000).is_err());
+        let q = pairs(&s.sign("GET", "a b/c.txt", &p));
+        assert_eq!(s.verify("GET", "a b/c.txt", &q, ALL, 1000).unwrap(), p);
+        assert_eq!(s.verify("PUT", "a b/c.txt", &q, ALL, 1000), Err(UrlRefusal::BadSignature));
+        assert_eq!(s.verify("GET", "a b/d.txt", &q, ALL, 1000), Err(UrlRefusal::BadSignature));
+        assert_eq!(s.verify("GET", "a b/c.txt", &q, ALL, 3000), Err(UrlRefusal::Expired));
+        let mut tampered = q.clone();
+        tampered[0].1 = "text/html".into();
+        assert_eq!(s.verify("GET", "a b/c.txt", &tampered, ALL, 1000), Err(UrlRefusal::BadSignature));
         assert_eq!(encode_path("a b/ü#?.txt"), "a%20b/%C3%BC%23%3F.txt");
+    }
+
+    #[test]
+    fn moving_separators_between_names_and_values_breaks_the_signature() {
+        let s = UrlSigner::new("secret");
+        let mut p = BTreeMap::new();
+        p.insert("a".to_string(), "1".to_string());
+        p.insert("b".to_string(), "2".to_string());
+        p.insert("expires".to_string(), "2000".to_string());
+        let sig = pairs(&s.sign("PUT", "k", &p)).into_iter().find(|(k, _)| k == "sig").unwrap().1;
+        // `a=1\nb=2` as one parameter named `a=1\nb` with value `2`.
+        let forged = vec![
+            ("a=1\nb".to_string(), "2".to_string()),
+            ("expires".to_string(), "2000".to_string()),
+            ("sig".to_string(), sig.clone()),
+        ];
+        let all: &[&str] = &["a", "b", "expires", "a=1\nb"];
+        assert_eq!(s.verify("PUT", "k", &forged, all, 1000), Err(UrlRefusal::BadSignature));
+        // The key and the first parameter's name do not run together either.
+        let moved = vec![("expires".to_string(), "2000".to_string()), ("sig".to_string(), sig)];
+        assert_eq!(s.verify("PUT", "k\na=1\nb=2", &moved, all, 1000), Err(UrlRefusal::BadSignature));
+    }
+
+    #[test]
+    fn unknown_and_repeated_parameters_are_refused_before_the_signature() {
+        let s = UrlSigner::new("secret");
+        let mut p = BTreeMap::new();
+        p.insert("expires".to_string(), "2000".to_string());
+        let mut q = pairs(&s.sign("GET", "k", &p));
+        q.push(("x-extra".into(), "1".into()));
+        assert_eq!(s.verify("GET", "k", &q, ALL, 1000), Err(UrlRefusal::UnknownParameter("x-extra".into())));
+        let mut q = pairs(&s.sign("GET", "k", &p));
+        q.push(("expires".into(), "9999".into()));
+        let refusal = s.verify("GET", "k", &q, ALL, 1000).unwrap_err();
+        assert_eq!(refusal, UrlRefusal::RepeatedParameter("expires".into()));
+        assert_eq!(refusal.code(), "repeated_parameter");
     }
 }
