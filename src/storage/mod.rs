@@ -17,6 +17,7 @@ pub mod fault;
 pub mod file;
 pub mod gcs;
 pub mod local;
+pub mod media_type;
 pub mod memory;
 pub mod naming;
 mod payload;

@@ -33,6 +33,7 @@ use super::filename;
 use super::refusal::{AllowAll, Authorize, Refusal};
 use super::ticket::{TICKET_VERSION, TicketClaims, TicketSigner};
 use super::verify::UploadVerifier;
+use crate::storage::media_type::MediaType;
 use crate::storage::naming::normalize_location;
 use crate::storage::{HttpMethod, SignedUploadOptions};
 
@@ -236,7 +237,8 @@ impl UploadRouter {
     }
 }
 
-/// The declared content type, or one guessed from the file name; refused when malformed.
+/// The declared content type (or one guessed from the file name), parsed strictly and normalised to
+/// its essence plus a charset ([`MediaType`]); refused when malformed.
 fn effective_content_type(declared: &str, filename: &str) -> Result<String, Refusal> {
     let declared = declared.trim();
     let ct = if declared.is_empty() {
@@ -244,15 +246,9 @@ fn effective_content_type(declared: &str, filename: &str) -> Result<String, Refu
     } else {
         declared.to_string()
     };
-    let essence = ct.split(';').next().unwrap_or("").trim();
-    let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b));
-    let valid = ct.len() <= 255
-        && !ct.chars().any(|c| c.is_control())
-        && essence.split_once('/').is_some_and(|(t, s)| token(t) && token(s));
-    if !valid {
-        return Err(Refusal::bad_request("invalid_content_type", format!("{ct:?} is not a valid content type")));
-    }
-    Ok(ct)
+    MediaType::parse(&ct)
+        .map(|t| t.to_string())
+        .map_err(|e| Refusal::bad_request("invalid_content_type", e.to_string()))
 }
 
 async fn issue_ticket(State(router): State<Arc<UploadRouter>>, parts: Parts, body: Bytes) -> Response {

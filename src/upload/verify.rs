@@ -14,7 +14,7 @@ use chrono::Utc;
 use super::field::UploadFields;
 use super::ticket::{TicketClaims, TicketLedger, TicketProblem, TicketRejection, TicketSigner};
 use crate::field::{PendingUpload, VerifiedUpload};
-use crate::storage::GetOptions;
+use crate::storage::{GetOptions, media_type};
 
 /// Suffix of the hidden input that asks to clear a blankable field.
 pub const CLEAR_SUFFIX: &str = "__clear";
@@ -107,7 +107,7 @@ impl UploadVerifier {
             )));
         }
         let stored_type = meta.content_type.clone().unwrap_or_default();
-        if !stored_type.eq_ignore_ascii_case(&claims.content_type) {
+        if !media_type::same(&stored_type, &claims.content_type) {
             return Err(bad(format!(
                 "the uploaded file has content type {stored_type:?}, but the ticket allows {:?}",
                 claims.content_type
