@@ -31,6 +31,7 @@
 pub mod cli;
 pub mod config;
 mod error;
+pub mod secret;
 pub mod field;
 pub mod migrate;
 pub mod promote;
@@ -41,4 +42,5 @@ pub mod upload;
 
 pub use config::{Settings, StoreConfig};
 pub use error::{BoxError, Error, Result};
+pub use secret::Secret;
 pub use storage::{ObjectMeta, Store};

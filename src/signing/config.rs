@@ -34,7 +34,7 @@ pub async fn signer_from_config(config: &SigningConfig) -> Result<Arc<dyn Signer
         SigningConfig::IamSignBlob { service_account_email } => {
             Ok(Arc::new(IamSigner::application_default(service_account_email.clone())?))
         }
-        SigningConfig::Hmac { access_id, secret } => Ok(Arc::new(HmacSigner::new(access_id, secret)?)),
+        SigningConfig::Hmac { access_id, secret } => Ok(Arc::new(HmacSigner::new(access_id, secret.expose())?)),
     }
 }
 

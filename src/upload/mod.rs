@@ -31,7 +31,7 @@ pub use field::{
 };
 pub use filename::{FALLBACK_NAME, MAX_FILENAME_BYTES, sanitize_filename, temp_name};
 pub use local::local_store_routes;
-pub use refusal::{AllowAll, Authorize, AuthorizeFn, Refusal};
+pub use refusal::{AllowAll, Authorize, AuthorizeFn, Grant, Refusal};
 pub use router::{DEFAULT_BASE, TicketRequest, TicketResponse, UploadRouter, WIDGET_CSS, WIDGET_JS};
 pub use ticket::{
     MAX_TICKET_LEN, TICKET_VERSION, TicketClaims, TicketLedger, TicketProblem, TicketRejection, TicketSigner,

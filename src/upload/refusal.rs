@@ -67,21 +67,45 @@ impl From<TicketRejection> for Refusal {
     }
 }
 
+/// What an [`Authorize`] hook allowed: optionally, the subject (user or session id) the ticket is
+/// bound to. A bound ticket verifies only for the same subject
+/// ([`UploadVerifier::verify_for`](super::UploadVerifier::verify_for)), so a leaked ticket cannot be
+/// attached by another account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// The subject the ticket is bound to; `None`: any holder of the ticket may post it.
+    pub subject: Option<String>,
+}
+
+impl Grant {
+    /// Allowed, the ticket bound to `subject` (a user id, a session id).
+    pub fn for_subject(subject: impl Into<String>) -> Self {
+        Self { subject: Some(subject.into()) }
+    }
+
+    /// Allowed, the ticket bound to no one (public forms).
+    pub fn unbound() -> Self {
+        Self::default()
+    }
+}
+
 /// Decides who may upload to which field. Called for every `POST /uploads` after the field's limits pass.
 #[async_trait]
 pub trait Authorize: Send + Sync + 'static {
-    /// `Ok(())` to allow; a [`Refusal`] (typically [`Refusal::forbidden`]) to refuse.
-    async fn authorize(&self, request: &Parts, field: &UploadField) -> Result<(), Refusal>;
+    /// A [`Grant`] to allow (binding the ticket to a subject, preferably); a [`Refusal`] (typically
+    /// [`Refusal::forbidden`]) to refuse.
+    async fn authorize(&self, request: &Parts, field: &UploadField) -> Result<Grant, Refusal>;
 }
 
-/// Lets everyone upload to every registered field (development, tests, public forms).
+/// Lets everyone upload to every registered field, with unbound tickets (development, tests, public
+/// forms). Prefer [`UploadRouter::allow_all`](super::UploadRouter::allow_all), which logs the choice.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AllowAll;
 
 #[async_trait]
 impl Authorize for AllowAll {
-    async fn authorize(&self, _request: &Parts, _field: &UploadField) -> Result<(), Refusal> {
-        Ok(())
+    async fn authorize(&self, _request: &Parts, _field: &UploadField) -> Result<Grant, Refusal> {
+        Ok(Grant::unbound())
     }
 }
 
@@ -98,9 +122,9 @@ impl<F> std::fmt::Debug for AuthorizeFn<F> {
 #[async_trait]
 impl<F> Authorize for AuthorizeFn<F>
 where
-    F: Fn(&Parts, &UploadField) -> Result<(), Refusal> + Send + Sync + 'static,
+    F: Fn(&Parts, &UploadField) -> Result<Grant, Refusal> + Send + Sync + 'static,
 {
-    async fn authorize(&self, request: &Parts, field: &UploadField) -> Result<(), Refusal> {
+    async fn authorize(&self, request: &Parts, field: &UploadField) -> Result<Grant, Refusal> {
         (self.0)(request, field)
     }
 }
