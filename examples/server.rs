@@ -116,7 +116,7 @@ async fn media_store(settings: &Settings, secret: &str) -> sea_gcp::Result<(Arc<
             config.root = Some("./.tmp/example-media".into());
         }
         // The local store signs its URLs with an HMAC secret from its signing settings.
-        config.signing = sea_gcp::config::SigningConfig::Hmac { access_id: "local".into(), secret: secret.to_string() };
+        config.signing = sea_gcp::config::SigningConfig::Hmac { access_id: "local".into(), secret: secret.into() };
         let local = Arc::new(LocalStore::new("media", config).await?.with_url_secret(secret));
         let store: Arc<dyn Store> = local.clone();
         return Ok((store, Some(local)));

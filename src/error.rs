@@ -124,6 +124,14 @@ pub enum Error {
         message: String,
     },
 
+    /// An upload ticket was posted again after its upload had been saved: a ticket promotes at most
+    /// once. Clients get 409 `ticket_replayed`.
+    #[error("the upload for `{field}` was already saved once with this ticket; upload the file again")]
+    TicketReplayed {
+        /// The field, as `table.column`.
+        field: String,
+    },
+
     /// A blob column holds a value that is not a blob value (not JSON, wrong shape, unknown version).
     #[error("corrupt value in `{table}.{column}` for row {row}: {message}")]
     CorruptColumn {

@@ -51,6 +51,7 @@ pub mod field;
 pub mod migrate;
 #[cfg(feature = "orm")]
 pub mod promote;
+pub mod secret;
 pub mod signing;
 pub mod staticfiles;
 pub mod storage;
@@ -59,4 +60,5 @@ pub mod upload;
 
 pub use config::{Settings, StoreConfig};
 pub use error::{BoxError, Error, Result};
+pub use secret::Secret;
 pub use storage::{ObjectMeta, Store};

@@ -10,7 +10,7 @@ use sea_gcp::StoreConfig;
 use sea_gcp::storage::local::LocalStore;
 use sea_gcp::storage::{GetOptions, ListOptions, Store, UrlOptions};
 use sea_gcp::upload::{
-    AuthorizeFn, Refusal, TicketClaims, TicketProblem, TicketResponse, TicketSigner, UploadField, UploadFields,
+    AuthorizeFn, Grant, Refusal, TicketClaims, TicketProblem, TicketResponse, TicketSigner, UploadField, UploadFields,
     UploadRouter, UploadVerifier, UsedTickets, local_store_routes,
 };
 use serde_json::{Value, json};
@@ -45,12 +45,14 @@ async fn app() -> App {
         .register(UploadField::new("doc.cover", dyn_store.clone()).max_size(MAX))
         .unwrap();
     let router = UploadRouter::new(fields, TicketSigner::new("ticket-secret")).authorize(AuthorizeFn(
-        |parts: &axum::http::request::Parts, _field: &UploadField| {
-            if parts.headers.get("x-user").is_some_and(|u| u == "mallory") {
-                Err(Refusal::forbidden("mallory may not upload"))
-            } else {
-                Ok(())
-            }
+        |parts: &axum::http::request::Parts, _field: &UploadField| match parts
+            .headers
+            .get("x-user")
+            .and_then(|u| u.to_str().ok())
+        {
+            Some("mallory") => Err(Refusal::forbidden("mallory may not upload")),
+            Some(user) => Ok(Grant::for_subject(user)),
+            None => Ok(Grant::unbound()),
         },
     ));
     let verifier = router.verifier();
@@ -96,7 +98,11 @@ async fn upload_verify_and_promote_once() {
     let grant = app.grant("doc.file", "notes.txt", b"hello", "text/plain").await;
     assert!(!grant.resumable);
     assert_eq!(grant.headers.get("x-goog-if-generation-match").map(String::as_str), Some("0"));
-    assert_eq!(grant.headers.get("x-goog-content-length-range").map(String::as_str), Some("0,1000"));
+    assert_eq!(
+        grant.headers.get("x-goog-content-length-range").map(String::as_str),
+        Some("0,5"),
+        "bound to the declared size"
+    );
     assert_eq!(app.put(&grant, b"hello".to_vec()).await.status(), 200);
     let ledger = UsedTickets::new();
     let pending = app.verifier.verify_and_claim("doc.file", &grant.ticket, &ledger).await.unwrap();
@@ -150,7 +156,7 @@ async fn bad_tickets_are_refused_and_nothing_is_promoted_or_deleted() {
     }
     // Expired.
     let later = chrono::Utc::now().timestamp() + 2 * 3600;
-    let r = app.verifier.verify_at("doc.file", &grant.ticket, later).await.unwrap_err();
+    let r = app.verifier.verify_at("doc.file", &grant.ticket, None, later).await.unwrap_err();
     assert_eq!((r.problem, r.problem.status()), (TicketProblem::Expired, 410));
     // Nothing promoted, nothing deleted.
     assert!(ledger.is_empty());
@@ -193,7 +199,14 @@ async fn ticket_requests_are_checked() {
         assert_eq!((got, answer["error"].as_str().unwrap()), (status, code), "{body}: {answer}");
         assert!(!answer["message"].as_str().unwrap().is_empty());
     }
-    let r = app.http.post(format!("{}/uploads", app.base)).body("not json").send().await.unwrap();
+    let r = app
+        .http
+        .post(format!("{}/uploads", app.base))
+        .header("content-type", "application/json")
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let r = app
         .http
@@ -265,9 +278,10 @@ async fn signed_put_limits_are_enforced() {
     let r = req.send().await.unwrap();
     assert_eq!(r.status(), 413);
     // Tampered URL (a larger max).
+    assert!(grant.url.contains("max=5"), "the local URL binds the declared size: {}", grant.url);
     let r = app
         .http
-        .put(grant.url.replace("max=1000", "max=100000"))
+        .put(grant.url.replace("max=5", "max=100000"))
         .header("content-type", "text/plain")
         .body("x")
         .send()
@@ -389,4 +403,212 @@ async fn hundred_concurrent_uploads_do_not_cross() {
     }
     assert_eq!(ledger.len(), 100);
     assert_eq!(app.object_names().await.len(), 100);
+}
+
+#[tokio::test]
+async fn declared_size_binds_the_upload() {
+    let app = app().await;
+    // A ticket for 10 bytes: the field would take 1,000, the upload may take 10.
+    let grant = app.grant("doc.file", "ten.txt", b"0123456789", "text/plain").await;
+    assert_eq!(grant.headers.get("x-goog-content-length-range").map(String::as_str), Some("0,10"));
+    let big = vec![b'x'; 5 * 1024 * 1024];
+    let r = app.put(&grant, big.clone()).await;
+    assert_eq!(r.status(), 413, "a 5 MiB body under a 10-byte ticket is refused");
+    let r = app.put(&grant, vec![b'x'; 11]).await;
+    assert_eq!(r.status(), 413, "one byte over the declared size is refused");
+    assert!(app.object_names().await.is_empty(), "nothing stored");
+    // Written around the URL (a server-side bug, another client of the bucket): verification refuses it.
+    let name = claims_of(&grant.ticket).name;
+    app.store
+        .put(
+            &name,
+            sea_gcp::storage::PutPayload::Bytes(vec![b'x'; 500].into()),
+            sea_gcp::storage::PutOptions::create_only().with_content_type("text/plain"),
+        )
+        .await
+        .unwrap();
+    let r = app.verifier.verify("doc.file", &grant.ticket).await.unwrap_err();
+    assert_eq!(r.problem, TicketProblem::BadUpload);
+    assert!(r.message.contains("declared"), "{}", r.message);
+}
+
+#[tokio::test]
+async fn declared_size_binds_memory_and_emulator_uploads() {
+    use sea_gcp::storage::memory::MemoryStore;
+    use sea_gcp::storage::{PutOptions, PutPayload};
+    // Memory (no signed uploads: the bytes land by other means): verification refuses more than declared.
+    let memory: Arc<dyn Store> = Arc::new(MemoryStore::default_for("media"));
+    let fields = UploadFields::new().register(UploadField::new("doc.file", memory.clone()).max_size(10 << 20)).unwrap();
+    let signer = TicketSigner::new("k");
+    let name = "_tmp/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b/a.bin".to_string();
+    let ticket = signer.issue(&TicketClaims {
+        v: sea_gcp::upload::TICKET_VERSION,
+        store: "media".into(),
+        field: "doc.file".into(),
+        name: name.clone(),
+        original_name: "a.bin".into(),
+        max_size: 10 << 20,
+        size: 10,
+        content_type: "application/octet-stream".into(),
+        expires: chrono::Utc::now().timestamp() + 600,
+        nonce: "n".into(),
+        sub: None,
+    });
+    let router = UploadRouter::new(fields, signer).allow_all();
+    let (parts, _) = json_request(None).into_parts();
+    let body =
+        json!({"field": "doc.file", "filename": "a.bin", "size": 10, "content_type": "application/octet-stream"});
+    memory
+        .put(
+            &name,
+            PutPayload::Bytes(vec![0u8; 5 << 20].into()),
+            PutOptions::create_only().with_content_type("application/octet-stream"),
+        )
+        .await
+        .unwrap();
+    let r = router.verifier().verify("doc.file", &ticket).await.unwrap_err();
+    assert_eq!(r.problem, TicketProblem::BadUpload, "{r:?}");
+    assert!(r.message.contains("declared"), "{}", r.message);
+
+    // GCS (emulator): the signed PUT carries and signs `x-goog-content-length-range: 0,10`.
+    let Ok(host) = std::env::var("STORAGE_EMULATOR_HOST") else {
+        if std::env::var("SEA_GCP_REQUIRE_ALL").as_deref() == Ok("1") {
+            panic!("STORAGE_EMULATOR_HOST is required (SEA_GCP_REQUIRE_ALL=1)");
+        }
+        eprintln!(
+            "SKIPPED: the emulator half of declared_size_binds_memory_and_emulator_uploads (no STORAGE_EMULATOR_HOST)"
+        );
+        return;
+    };
+    let bucket = format!("size-{}", uuid::Uuid::new_v4().simple());
+    sea_gcp::storage::conformance::create_emulator_bucket(&host, &bucket, false).await;
+    let config = StoreConfig { bucket_name: bucket, api_endpoint: Some(host.clone()), ..StoreConfig::gcs("x") };
+    let gcs = sea_gcp::storage::open("media", config).await.unwrap();
+    let fields = UploadFields::new().register(UploadField::new("doc.file", gcs).max_size(10 << 20)).unwrap();
+    let router = UploadRouter::new(fields, TicketSigner::new("k")).allow_all();
+    let grant = router.issue(&parts, body.to_string().as_bytes()).await.unwrap();
+    assert_eq!(grant.headers.get("x-goog-content-length-range").map(String::as_str), Some("0,10"));
+    let url = url::Url::parse(&grant.url).unwrap();
+    let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    let signed: Vec<&str> = query["X-Goog-SignedHeaders"].split(';').collect();
+    assert!(signed.contains(&"x-goog-content-length-range"), "the range is signed: {signed:?}");
+}
+
+fn json_request(user: Option<&str>) -> axum::http::Request<()> {
+    let mut b = axum::http::Request::post("/uploads").header("content-type", "application/json");
+    if let Some(u) = user {
+        b = b.header("x-user", u);
+    }
+    b.body(()).unwrap()
+}
+
+#[tokio::test]
+async fn content_type_lists_cannot_bypass_the_accept_list() {
+    let app = app().await;
+    for ct in [
+        "image/png; a=b, text/html",
+        "image/png, text/html",
+        "image/png;a=b,text/html",
+        "image/png; a=\"b\", text/html",
+        "text/plain text/html",
+        "image /png",
+    ] {
+        let (status, body) =
+            app.ticket(json!({"field": "doc.file", "filename": "x.png", "size": 3, "content_type": ct})).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_content_type")), "{ct:?}: {body}");
+    }
+    // A well-formed type outside the list is refused as before; parameters are dropped from the binding.
+    let (status, body) =
+        app.ticket(json!({"field": "doc.file", "filename": "x.html", "size": 3, "content_type": "text/html"})).await;
+    assert_eq!((status, body["error"].as_str()), (415, Some("content_type_refused")), "{body}");
+    let grant = app.grant("doc.file", "x.png", b"png", "IMAGE/PNG; a=b").await;
+    assert_eq!(grant.content_type, "image/png");
+    assert_eq!(grant.headers.get("content-type").map(String::as_str), Some("image/png"));
+    assert_eq!(app.object_names().await, Vec::<String>::new(), "no refused request stored anything");
+}
+
+#[tokio::test]
+async fn ticket_requests_must_be_json() {
+    let app = app().await;
+    let body = json!({"field": "doc.file", "filename": "a.txt", "size": 1, "content_type": "text/plain"}).to_string();
+    // What a cross-site form can send without a preflight: text/plain, urlencoded, multipart; and none.
+    for ct in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+        Some("application/json, text/plain"),
+    ] {
+        let mut req =
+            app.http.post(format!("{}/uploads", app.base)).header("origin", "https://evil.example").body(body.clone());
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 415, "{ct:?}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "json_required");
+        assert!(v.get("ticket").is_none());
+    }
+    let r = app
+        .http
+        .post(format!("{}/uploads", app.base))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn tickets_bound_to_a_subject_verify_only_for_it() {
+    let app = app().await;
+    let body = json!({"field": "doc.file", "filename": "a.txt", "size": 3, "content_type": "text/plain"});
+    let r = app.http.post(format!("{}/uploads", app.base)).header("x-user", "alice").json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let grant: TicketResponse = r.json().await.unwrap();
+    assert_eq!(claims_of(&grant.ticket).sub.as_deref(), Some("alice"));
+    assert_eq!(app.put(&grant, b"abc".to_vec()).await.status(), 200);
+    let name = claims_of(&grant.ticket).name;
+    for subject in [Some("bob"), None, Some("alice ")] {
+        let r = app.verifier.verify_for("doc.file", &grant.ticket, subject).await.unwrap_err();
+        assert_eq!((r.problem, r.problem.status()), (TicketProblem::WrongSubject, 403), "{subject:?}");
+    }
+    assert_eq!(app.object_names().await, vec![name.clone()], "nothing changed by the refusals");
+    let ok = app.verifier.verify_for("doc.file", &grant.ticket, Some("alice")).await.unwrap();
+    assert_eq!(ok.temp_name, name);
+    // An unbound ticket (no user) verifies for anyone.
+    let unbound = app.grant("doc.file", "b.txt", b"xyz", "text/plain").await;
+    assert!(claims_of(&unbound.ticket).sub.is_none());
+    assert_eq!(app.put(&unbound, b"xyz".to_vec()).await.status(), 200);
+    assert!(app.verifier.verify_for("doc.file", &unbound.ticket, Some("bob")).await.is_ok());
+}
+
+#[test]
+#[should_panic(expected = "choose who may upload")]
+fn a_router_without_an_authorisation_choice_does_not_serve() {
+    let store: Arc<dyn Store> = Arc::new(sea_gcp::storage::memory::MemoryStore::default_for("media"));
+    let fields = UploadFields::new().register(UploadField::new("doc.file", store)).unwrap();
+    let _: axum::Router = UploadRouter::new(fields, TicketSigner::new("k")).router();
+}
+
+#[tokio::test]
+async fn storage_errors_are_not_echoed() {
+    // A store whose signing fails with an internal detail: the client sees a stable code only.
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        bucket_name: "b".into(),
+        api_endpoint: Some("http://127.0.0.1:9".into()),
+        signing: sea_gcp::config::SigningConfig::ServiceAccountKey { path: dir.path().join("internal-key-path.json") },
+        ..StoreConfig::gcs("x")
+    };
+    let gcs = sea_gcp::storage::open("media", config).await.unwrap();
+    let fields = UploadFields::new().register(UploadField::new("doc.file", gcs)).unwrap();
+    let router = UploadRouter::new(fields, TicketSigner::new("k")).allow_all();
+    let (parts, _) = json_request(None).into_parts();
+    let body = json!({"field": "doc.file", "filename": "a.txt", "size": 3, "content_type": "text/plain"});
+    let r = router.issue(&parts, body.to_string().as_bytes()).await.unwrap_err();
+    assert_eq!(r.error, "storage_unavailable");
+    assert!(!r.message.contains("internal-key-path") && !r.message.contains("127.0.0.1"), "{}", r.message);
 }

@@ -55,8 +55,8 @@ pub enum SigningConfig {
     Hmac {
         /// The HMAC access id.
         access_id: String,
-        /// The HMAC secret.
-        secret: String,
+        /// The HMAC secret (redacted in `Debug`).
+        secret: crate::Secret,
     },
 }
 

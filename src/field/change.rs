@@ -33,18 +33,45 @@ pub struct PendingUpload {
     pub original_name: String,
     /// The store and field the upload was issued for, when a ticket says so (checked on save).
     pub binding: Option<UploadBinding>,
+    /// The ticket the upload came with, when it came with one: the save records its nonce so that the
+    /// ticket promotes at most once, and checks the declared size.
+    pub ticket: Option<TicketUse>,
+}
+
+/// What the save protocol needs of an upload ticket: its nonce (recorded, in the row's transaction,
+/// until the ticket expires), its expiry and the size the browser declared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketUse {
+    /// The ticket's random nonce.
+    pub nonce: String,
+    /// The ticket's expiry, Unix seconds (the record is kept until then).
+    pub expires: i64,
+    /// The size the browser declared when it asked for the ticket; the promoted object may not be larger.
+    pub declared_size: u64,
 }
 
 impl PendingUpload {
     /// An upload whose temporary object the server trusts (written by the server itself, or already
     /// verified by other means).
     pub fn trusted(temp_name: impl Into<String>, generation: Option<i64>, original_name: impl Into<String>) -> Self {
-        Self { temp_name: temp_name.into(), generation, original_name: original_name.into(), binding: None }
+        Self {
+            temp_name: temp_name.into(),
+            generation,
+            original_name: original_name.into(),
+            binding: None,
+            ticket: None,
+        }
     }
 
     /// Bind to a store and `table.column`: the save refuses it for any other field.
     pub fn bound_to(mut self, store: impl Into<String>, field: impl Into<String>) -> Self {
         self.binding = Some(UploadBinding { store: store.into(), field: field.into() });
+        self
+    }
+
+    /// Came with this ticket: the save refuses a second promotion of it (`ticket_replayed`).
+    pub fn with_ticket(mut self, ticket: TicketUse) -> Self {
+        self.ticket = Some(ticket);
         self
     }
 }

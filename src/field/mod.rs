@@ -17,7 +17,7 @@ pub mod spec;
 pub mod validate;
 pub mod value;
 
-pub use change::{BlobChange, BlobChanges, PendingUpload, UploadBinding, VerifiedUpload};
+pub use change::{BlobChange, BlobChanges, PendingUpload, TicketUse, UploadBinding, VerifiedUpload};
 pub use column::{CorruptRow, RawCell, find_checked, scan_column};
 pub use spec::{
     AttributesContext, BlobFieldSpec, ChangeEvent, DeletePolicy, DestinationContext, OverwriteMode,

@@ -414,17 +414,10 @@ impl<E: EntityTrait> BlobFieldSpec<E> {
         self.editable
     }
 
-    /// Does `content_type` match the accepted list? (Parameters such as `; charset=` are ignored.)
+    /// Does `content_type` match the accepted list? It must parse strictly as one media type
+    /// ([`media_type`](crate::storage::media_type)); parameters such as `; charset=` do not count.
     pub fn accepts_content_type(&self, content_type: &str) -> bool {
-        if self.accept.is_empty() {
-            return true;
-        }
-        let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        self.accept.iter().any(|pattern| {
-            pattern == "*/*"
-                || *pattern == ct
-                || pattern.strip_suffix("/*").is_some_and(|major| ct.split('/').next() == Some(major))
-        })
+        crate::storage::media_type::accepts(&self.accept, content_type)
     }
 
     pub(crate) fn destination_fn(&self) -> Option<&DestinationFn<E::Model>> {

@@ -10,11 +10,15 @@
 //! }
 //! ```
 //!
-//! or run [`OutboxMigrator`] on its own (`OutboxMigrator::up(&db, None)`).
+//! and, for direct uploads (tickets promote at most once), [`CreateUsedTickets`] after it:
+//! `Box::new(sea_gcp::promote::migration::CreateUsedTickets::default())`.
+//!
+//! Or run [`OutboxMigrator`] (both) on its own (`OutboxMigrator::up(&db, None)`).
 
 use sea_orm_migration::prelude::*;
 
 use super::outbox::Outbox;
+use super::used_tickets::UsedTicketTable;
 
 /// Creates the outbox table and its `updated_at` index (`down` drops the table).
 #[derive(Debug, Clone, Default)]
@@ -47,7 +51,39 @@ impl MigrationTrait for CreateOutbox {
     }
 }
 
-/// A migrator holding only [`CreateOutbox`], for applications that do not use sea-orm-migration
+/// Creates the used-ticket table of an outbox ([`UsedTicketTable`]) and its `expires_at` index (`down`
+/// drops the table).
+#[derive(Debug, Clone, Default)]
+pub struct CreateUsedTickets {
+    table: UsedTicketTable,
+}
+
+impl CreateUsedTickets {
+    /// The used-ticket table of an outbox with a non-default table name.
+    pub fn for_outbox_table(table: impl Into<String>) -> Self {
+        Self { table: UsedTicketTable::for_outbox(&Outbox::new(table)) }
+    }
+}
+
+impl MigrationName for CreateUsedTickets {
+    fn name(&self) -> &str {
+        "m20260201_000001_create_sea_gcp_used_tickets"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateUsedTickets {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.create_table(self.table.create_table_statement()).await?;
+        manager.create_index(self.table.create_index_statement().if_not_exists().to_owned()).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table(Alias::new(self.table.table())).if_exists().to_owned()).await
+    }
+}
+
+/// A migrator holding [`CreateOutbox`] and [`CreateUsedTickets`], for applications that do not use sea-orm-migration
 /// themselves.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OutboxMigrator;
@@ -55,7 +91,7 @@ pub struct OutboxMigrator;
 #[async_trait::async_trait]
 impl MigratorTrait for OutboxMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateOutbox::default())]
+        vec![Box::new(CreateOutbox::default()), Box::new(CreateUsedTickets::default())]
     }
 
     fn migration_table_name() -> sea_orm::DynIden {

@@ -5,7 +5,9 @@ pub mod outbox;
 pub mod replay;
 pub mod saver;
 pub mod steps;
+pub mod used_tickets;
 
 pub use outbox::{Intent, IntentState, ObjectRef, Outbox};
 pub use replay::{ReplayReport, replay, replay_outbox};
 pub use saver::{BlobSave, BlobSaver, CommitReport, RowOp, Saved};
+pub use used_tickets::UsedTicketTable;

@@ -563,6 +563,9 @@ where
                 BlobChange::Attach(upload) => {
                     let store = saver.store_for(spec)?;
                     promote_one(&saver, spec, &store, plan, &upload, &row, adding).await?;
+                    let (db, outbox, field) = (saver.connection(), &saver.inner.outbox, spec.field_name());
+                    super::used_tickets::record(txn, db, outbox, spec.store_key(), &field, &upload, plan.new.as_ref())
+                        .await?;
                     let intent = plan.intent.as_mut().expect("attach plans have an intent");
                     intent.row_key = Some(row_key.clone());
                     written.push((plan.column, to_sea_value(plan.new.as_ref())));

@@ -45,7 +45,7 @@ pub async fn signer_from_config(config: &SigningConfig) -> Result<Arc<dyn Signer
         }
         #[cfg(not(feature = "gcs"))]
         SigningConfig::IamSignBlob { .. } => Err(without_iam()),
-        SigningConfig::Hmac { access_id, secret } => Ok(Arc::new(HmacSigner::new(access_id, secret)?)),
+        SigningConfig::Hmac { access_id, secret } => Ok(Arc::new(HmacSigner::new(access_id, secret.expose())?)),
     }
 }
 

@@ -21,6 +21,7 @@ pub mod file;
 #[cfg(feature = "gcs")]
 pub mod gcs;
 pub mod local;
+pub mod media_type;
 pub mod memory;
 pub mod naming;
 mod payload;

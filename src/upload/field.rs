@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::storage::Store;
+use crate::storage::{Store, media_type};
 use crate::{Error, Result};
 
 /// Default ingress prefix: temp uploads live under it until promoted (give it a lifecycle rule).
@@ -115,9 +115,10 @@ impl UploadField {
         self
     }
 
-    /// Does this field accept `content_type`? Parameters (`; charset=...`) are ignored.
+    /// Does this field accept `content_type`? It must parse strictly as one media type
+    /// ([`MediaType`](crate::storage::media_type::MediaType)); its parameters do not count.
     pub fn accepts(&self, content_type: &str) -> bool {
-        self.accept.is_empty() || self.accept.iter().any(|pattern| content_type_matches(pattern, content_type))
+        media_type::accepts(&self.accept, content_type)
     }
 
     /// The `accept` attribute value for an `<input type=file>`.
@@ -126,17 +127,10 @@ impl UploadField {
     }
 }
 
-/// Does `content_type` match `pattern` (`type/subtype`, `type/*` or `*/*`)? Case-insensitive; parameters
-/// of `content_type` are ignored.
+/// Does `content_type` match `pattern` (`type/subtype`, `type/*` or `*/*`)? Case-insensitive;
+/// `content_type` must parse strictly as one media type ([`media_type`]); its parameters are ignored.
 pub fn content_type_matches(pattern: &str, content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let pattern = pattern.trim().to_ascii_lowercase();
-    let Some((ptype, psub)) = pattern.split_once('/') else { return false };
-    let Some((ctype, csub)) = essence.split_once('/') else { return false };
-    if ctype.is_empty() || csub.is_empty() {
-        return false;
-    }
-    (ptype == "*" || ptype == ctype) && (psub == "*" || psub == csub)
+    media_type::MediaType::parse(content_type).is_ok_and(|t| t.matches(pattern))
 }
 
 /// The fields that accept direct uploads, by id.
@@ -196,6 +190,7 @@ mod tests {
         assert!(!content_type_matches("image/*", "text/plain"));
         assert!(!content_type_matches("image/*", "image"));
         assert!(!content_type_matches("image/*", "image/"));
+        assert!(!content_type_matches("image/*", "image/png; a=b, text/html"));
     }
 
     #[test]

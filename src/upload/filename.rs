@@ -1,7 +1,7 @@
 //! Server-chosen temp names for direct uploads: `<ingress prefix><uuid v7>/<sanitised filename>`.
 //!
 //! The browser's file name is only a hint: [`sanitize_filename`] keeps its last path component,
-//! drops `..`, NUL and control characters, and trims it to a byte budget (on a character boundary,
+//! drops `..`, NUL, control characters and bidirectional controls (overrides, isolates, marks), and trims it to a byte budget (on a character boundary,
 //! keeping the extension when it can) so that the full key stays under GCS's 1,024-byte limit.
 //! Unicode and emoji are kept. A name with nothing left becomes `file`.
 
@@ -28,11 +28,18 @@ const MAX_KEPT_EXTENSION: usize = 16;
 /// assert_eq!(sanitize_filename("🐈 cat.png", 200), "🐈 cat.png");
 /// ```
 pub fn sanitize_filename(raw: &str, max_bytes: usize) -> String {
-    let cleaned: String = raw.chars().filter(|c| !c.is_control()).collect();
+    let cleaned: String = raw.chars().filter(|c| !c.is_control() && !is_bidi_control(*c)).collect();
     let last = cleaned.rsplit(['/', '\\']).next().unwrap_or("");
     let trimmed = last.trim().trim_start_matches('.').trim();
     let name = if trimmed.is_empty() || trimmed.chars().all(|c| c == '.') { FALLBACK_NAME } else { trimmed };
     shorten(name, max_bytes.max(FALLBACK_NAME.len()))
+}
+
+/// Bidirectional formatting characters: embeddings and overrides (U+202A–U+202E), isolates
+/// (U+2066–U+2069) and the marks U+200E, U+200F and U+061C. They can make `invoice\u{202E}fdp.exe`
+/// display as `invoiceexe.pdf`.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 /// Cut `name` to at most `max_bytes`, on a char boundary, keeping a short extension.
@@ -76,6 +83,20 @@ mod tests {
         assert_eq!(sanitize_filename("\u{0}\u{7}", 100), "file");
         assert_eq!(sanitize_filename(".hidden", 100), "hidden");
         assert_eq!(sanitize_filename("line\nbreak.txt", 100), "linebreak.txt");
+    }
+
+    #[test]
+    fn strips_bidi_controls() {
+        assert_eq!(sanitize_filename("invoice\u{202E}fdp.exe", 100), "invoicefdp.exe");
+        for c in [
+            '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+            '\u{200E}', '\u{200F}', '\u{061C}',
+        ] {
+            let s = sanitize_filename(&format!("a{c}b.txt"), 100);
+            assert_eq!(s, "ab.txt", "U+{:04X} survived", c as u32);
+        }
+        assert_eq!(sanitize_filename("\u{202E}\u{2066}", 100), "file");
+        assert_eq!(sanitize_filename("שלום.txt", 100), "שלום.txt");
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub use local::{
     ATTACHMENT_CSP, ActiveContent, LocalRoutesOptions, SANDBOX_CSP, is_active_content_type, local_store_routes,
     local_store_routes_with,
 };
-pub use refusal::{AllowAll, Authorize, AuthorizeFn, Refusal};
+pub use refusal::{AllowAll, Authorize, AuthorizeFn, Grant, Refusal};
 pub use router::{DEFAULT_BASE, TicketRequest, TicketResponse, UploadRouter, WIDGET_CSS, WIDGET_JS};
 pub use ticket::{
     MAX_TICKET_LEN, TICKET_VERSION, TicketClaims, TicketLedger, TicketProblem, TicketRejection, TicketSigner,

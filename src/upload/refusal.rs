@@ -43,6 +43,66 @@ impl Refusal {
     }
 }
 
+impl Refusal {
+    /// The refusal a client gets for a failed save: a stable code and a message for the user, never
+    /// storage or database details (those are logged here, with `tracing`).
+    ///
+    /// * [`Error::TicketReplayed`](crate::Error::TicketReplayed): 409 `ticket_replayed`.
+    /// * [`Error::Validation`](crate::Error::Validation): 422 `invalid_value` with the field's message,
+    ///   temp object names (`<ingress prefix><uuid>/<name>`) replaced by "the upload".
+    /// * [`Error::Precondition`](crate::Error::Precondition), [`Error::NotFound`](crate::Error::NotFound):
+    ///   409 `upload_conflict` (the file changed or vanished while saving).
+    /// * Anything else: 500 `save_failed`.
+    pub fn from_save_error(error: &crate::Error) -> Self {
+        use crate::Error;
+        match error {
+            Error::TicketReplayed { .. } => Self::new(StatusCode::CONFLICT, "ticket_replayed", error.to_string()),
+            Error::Validation { field, message } => {
+                tracing::info!(field, "save refused: {message}");
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", hide_temp_names(message))
+            }
+            Error::Precondition { .. } | Error::NotFound { .. } => {
+                tracing::warn!("save failed on a changed or missing object: {error}");
+                Self::new(
+                    StatusCode::CONFLICT,
+                    "upload_conflict",
+                    "the uploaded file changed or disappeared while saving; upload it again",
+                )
+            }
+            other => {
+                tracing::error!("save failed: {other}");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "save_failed",
+                    "the change could not be saved; try again in a moment",
+                )
+            }
+        }
+    }
+}
+
+/// Replace each `` `...` `` span that names a temp object (a path with a UUID segment) by "the upload".
+fn hide_temp_names(message: &str) -> String {
+    let parts: Vec<&str> = message.split('`').collect();
+    if parts.len() < 3 {
+        return message.to_string();
+    }
+    let mut out = String::with_capacity(message.len());
+    for (i, part) in parts.iter().enumerate() {
+        let quoted = i % 2 == 1 && i + 1 < parts.len();
+        if quoted && part.contains('/') && part.split('/').any(|seg| uuid::Uuid::try_parse(seg).is_ok()) {
+            out.push_str("the upload");
+        } else if quoted {
+            out.push('`');
+            out.push_str(part);
+            out.push('`');
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}: {}", self.status.as_u16(), self.error, self.message)
@@ -67,21 +127,45 @@ impl From<TicketRejection> for Refusal {
     }
 }
 
+/// What an [`Authorize`] hook allowed: optionally, the subject (user or session id) the ticket is
+/// bound to. A bound ticket verifies only for the same subject
+/// ([`UploadVerifier::verify_for`](super::UploadVerifier::verify_for)), so a leaked ticket cannot be
+/// attached by another account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// The subject the ticket is bound to; `None`: any holder of the ticket may post it.
+    pub subject: Option<String>,
+}
+
+impl Grant {
+    /// Allowed, the ticket bound to `subject` (a user id, a session id).
+    pub fn for_subject(subject: impl Into<String>) -> Self {
+        Self { subject: Some(subject.into()) }
+    }
+
+    /// Allowed, the ticket bound to no one (public forms).
+    pub fn unbound() -> Self {
+        Self::default()
+    }
+}
+
 /// Decides who may upload to which field. Called for every `POST /uploads` after the field's limits pass.
 #[async_trait]
 pub trait Authorize: Send + Sync + 'static {
-    /// `Ok(())` to allow; a [`Refusal`] (typically [`Refusal::forbidden`]) to refuse.
-    async fn authorize(&self, request: &Parts, field: &UploadField) -> Result<(), Refusal>;
+    /// A [`Grant`] to allow (binding the ticket to a subject, preferably); a [`Refusal`] (typically
+    /// [`Refusal::forbidden`]) to refuse.
+    async fn authorize(&self, request: &Parts, field: &UploadField) -> Result<Grant, Refusal>;
 }
 
-/// Lets everyone upload to every registered field (development, tests, public forms).
+/// Lets everyone upload to every registered field, with unbound tickets (development, tests, public
+/// forms). Prefer [`UploadRouter::allow_all`](super::UploadRouter::allow_all), which logs the choice.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AllowAll;
 
 #[async_trait]
 impl Authorize for AllowAll {
-    async fn authorize(&self, _request: &Parts, _field: &UploadField) -> Result<(), Refusal> {
-        Ok(())
+    async fn authorize(&self, _request: &Parts, _field: &UploadField) -> Result<Grant, Refusal> {
+        Ok(Grant::unbound())
     }
 }
 
@@ -98,9 +182,38 @@ impl<F> std::fmt::Debug for AuthorizeFn<F> {
 #[async_trait]
 impl<F> Authorize for AuthorizeFn<F>
 where
-    F: Fn(&Parts, &UploadField) -> Result<(), Refusal> + Send + Sync + 'static,
+    F: Fn(&Parts, &UploadField) -> Result<Grant, Refusal> + Send + Sync + 'static,
 {
-    async fn authorize(&self, request: &Parts, field: &UploadField) -> Result<(), Refusal> {
+    async fn authorize(&self, request: &Parts, field: &UploadField) -> Result<Grant, Refusal> {
         (self.0)(request, field)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_errors_hide_temp_names_and_details() {
+        let race = crate::Error::Validation {
+            field: "docs.file".into(),
+            message: "the upload `_tmp/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b/a.txt` is already being promoted; \
+                      upload the file again"
+                .into(),
+        };
+        let r = Refusal::from_save_error(&race);
+        assert_eq!((r.status.as_u16(), r.error.as_str()), (422, "invalid_value"));
+        assert!(!r.message.contains("_tmp/") && r.message.contains("the upload is already"), "{}", r.message);
+        let kept = Refusal::from_save_error(&crate::Error::Validation {
+            field: "docs.file".into(),
+            message: "content type `text/html` is not accepted".into(),
+        });
+        assert!(kept.message.contains("`text/html`"), "{}", kept.message);
+        let db = crate::Error::Database(sea_orm::DbErr::Custom("connection to 10.0.0.7:5432 refused".into()));
+        let r = Refusal::from_save_error(&db);
+        assert_eq!((r.status.as_u16(), r.error.as_str()), (500, "save_failed"));
+        assert!(!r.message.contains("10.0.0.7"), "{}", r.message);
+        let replay = crate::Error::TicketReplayed { field: "docs.file".into() };
+        assert_eq!(Refusal::from_save_error(&replay).status.as_u16(), 409);
     }
 }

@@ -1,12 +1,15 @@
 //! The axum routes of direct uploads: `POST {base}` issues tickets, `GET {base}/widget.js` and
 //! `GET {base}/widget.css` serve the widget.
 //!
-//! `POST {base}` takes `{"field": "entity.column", "filename": "..", "size": n, "content_type": ".."}`.
-//! It looks the field up, checks the size and content type against the field's limits, asks the
-//! application's [`Authorize`] hook, chooses the temp name (`<ingress prefix><uuid v7>/<safe name>`), asks
+//! `POST {base}` takes `{"field": "entity.column", "filename": "..", "size": n, "content_type": ".."}`
+//! with `Content-Type: application/json` (anything else is refused with 415, so a cross-site form
+//! cannot send it without a CORS preflight). It looks the field up, checks the size and content type
+//! against the field's limits, asks the application's [`Authorize`] hook (required: set one with
+//! [`UploadRouter::authorize`], or say [`UploadRouter::allow_all`]), which may bind the ticket to a
+//! subject (a user or session id), chooses the temp name (`<ingress prefix><uuid v7>/<safe name>`), asks
 //! the store for a signed upload (a PUT bound to the content type, `x-goog-content-length-range:
-//! 0,<max>` and `x-goog-if-generation-match: 0`; above the field's threshold, a resumable session started
-//! with the browser's `Origin`) and answers:
+//! 0,<declared size>` and `x-goog-if-generation-match: 0`; above the field's threshold, a resumable
+//! session started with the browser's `Origin`) and answers:
 //!
 //! ```json
 //! {"ticket": "…", "method": "PUT", "url": "…", "headers": {"content-type": "…"}, "resumable": false,
@@ -14,7 +17,7 @@
 //! ```
 //!
 //! Requests that name an object (`path`, `name`, `key`) are refused: the server chooses every name.
-//! Every refusal is a JSON [`Refusal`].
+//! Every refusal is a JSON [`Refusal`] with a stable code; storage errors are logged, never echoed.
 
 use std::sync::Arc;
 
@@ -33,6 +36,7 @@ use super::filename;
 use super::refusal::{AllowAll, Authorize, Refusal};
 use super::ticket::{TICKET_VERSION, TicketClaims, TicketSigner};
 use super::verify::UploadVerifier;
+use crate::storage::media_type::MediaType;
 use crate::storage::naming::normalize_location;
 use crate::storage::{HttpMethod, SignedUploadOptions};
 
@@ -86,25 +90,42 @@ pub struct TicketResponse {
 pub struct UploadRouter {
     fields: Arc<UploadFields>,
     signer: TicketSigner,
-    authorize: Arc<dyn Authorize>,
+    authorize: Option<Arc<dyn Authorize>>,
     base: String,
 }
 
 impl std::fmt::Debug for UploadRouter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UploadRouter").field("fields", &self.fields).field("base", &self.base).finish()
+        f.debug_struct("UploadRouter")
+            .field("fields", &self.fields)
+            .field("base", &self.base)
+            .field("authorize", &self.authorize.as_ref().map(|_| ".."))
+            .finish_non_exhaustive()
     }
 }
 
 impl UploadRouter {
-    /// Routes for `fields`, tickets signed by `signer`, everyone allowed (set [`UploadRouter::authorize`]).
+    /// Routes for `fields`, tickets signed by `signer`. Choose who may upload before serving:
+    /// [`UploadRouter::authorize`] with a hook, or [`UploadRouter::allow_all`]; until then
+    /// [`UploadRouter::router`] panics and [`UploadRouter::issue`] refuses every request.
     pub fn new(fields: UploadFields, signer: TicketSigner) -> Self {
-        Self { fields: Arc::new(fields), signer, authorize: Arc::new(AllowAll), base: DEFAULT_BASE.into() }
+        Self { fields: Arc::new(fields), signer, authorize: None, base: DEFAULT_BASE.into() }
     }
 
-    /// Use `hook` to decide who may upload to which field.
+    /// Use `hook` to decide who may upload to which field (and to bind tickets to a subject).
     pub fn authorize(mut self, hook: impl Authorize) -> Self {
-        self.authorize = Arc::new(hook);
+        self.authorize = Some(Arc::new(hook));
+        self
+    }
+
+    /// Let anyone upload to every registered field, with unbound tickets (development, public forms).
+    /// Logs a warning: a ticket is then a bearer token any client can obtain.
+    pub fn allow_all(mut self) -> Self {
+        tracing::warn!(
+            base = %self.base,
+            "upload router: allow_all() lets anyone obtain upload tickets; set an Authorize hook for real users"
+        );
+        self.authorize = Some(Arc::new(AllowAll));
         self
     }
 
@@ -130,7 +151,16 @@ impl UploadRouter {
     }
 
     /// The routes: `POST {base}`, `GET {base}/widget.js`, `GET {base}/widget.css`.
+    ///
+    /// # Panics
+    ///
+    /// When no authorisation was chosen ([`UploadRouter::authorize`] or [`UploadRouter::allow_all`]).
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        assert!(
+            self.authorize.is_some(),
+            "UploadRouter for {}: choose who may upload with .authorize(hook) or .allow_all() before .router()",
+            self.base
+        );
         Router::new()
             .route(&self.base, post(issue_ticket))
             .route(
@@ -143,6 +173,27 @@ impl UploadRouter {
 
     /// Issue a ticket for `request` (the handler of `POST {base}`, callable directly).
     pub async fn issue(&self, parts: &Parts, body: &[u8]) -> Result<TicketResponse, Refusal> {
+        let Some(authorize) = &self.authorize else {
+            tracing::error!(base = %self.base, "upload router has no Authorize hook: every ticket request is refused");
+            return Err(Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "uploads_not_configured",
+                "uploads are not configured on this server",
+            ));
+        };
+        let is_json = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| MediaType::parse(v).ok())
+            .is_some_and(|t| t.essence() == "application/json");
+        if !is_json {
+            return Err(Refusal::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "json_required",
+                "send the ticket request with `Content-Type: application/json`",
+            ));
+        }
         let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
             Refusal::bad_request(
                 "invalid_json",
@@ -182,18 +233,25 @@ impl UploadRouter {
                 format!("`{}` does not accept {content_type}; accepted: {}", field.id, field.accept.join(", ")),
             ));
         }
-        self.authorize.authorize(parts, field).await?;
+        let subject = authorize.authorize(parts, field).await?.subject;
 
         let store = &field.store;
-        let location = normalize_location(store.key(), &store.config().location)
-            .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "store_misconfigured", e.to_string()))?;
+        let location = normalize_location(store.key(), &store.config().location).map_err(|e| {
+            tracing::error!(field = %field.id, store = store.key(), "store location is invalid: {e}");
+            Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store_misconfigured",
+                "the upload storage is misconfigured",
+            )
+        })?;
         let name = filename::temp_name(&field.ingress_prefix, &location, &req.filename);
         let original_name = filename::sanitize_filename(&req.filename, 255);
         let resumable = req.size > field.resumable_threshold;
         let origin = parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()).map(str::to_string);
         let opts = SignedUploadOptions {
             content_type: content_type.clone(),
-            max_size: field.max_size,
+            // Bound to the declared size: the bytes sent may not exceed what the ticket was issued for.
+            max_size: req.size,
             create_only: true,
             expires_in: field.ticket_ttl,
             resumable,
@@ -202,11 +260,11 @@ impl UploadRouter {
             ..SignedUploadOptions::default()
         };
         let presigned = store.signed_upload(&name, opts).await.map_err(|e| {
-            tracing::warn!(field = %field.id, "signed upload failed: {e}");
+            tracing::warn!(field = %field.id, store = store.key(), "signed upload failed: {e}");
             Refusal::new(
                 StatusCode::BAD_GATEWAY,
                 "storage_unavailable",
-                format!("the storage refused to start the upload: {e}"),
+                "the storage could not start the upload; try again in a moment",
             )
         })?;
         let expires = Utc::now().timestamp() + field.ticket_ttl.as_secs() as i64;
@@ -221,6 +279,7 @@ impl UploadRouter {
             content_type: content_type.clone(),
             expires,
             nonce: uuid::Uuid::new_v4().to_string(),
+            sub: subject,
         };
         Ok(TicketResponse {
             ticket: self.signer.issue(&claims),
@@ -236,7 +295,8 @@ impl UploadRouter {
     }
 }
 
-/// The declared content type, or one guessed from the file name; refused when malformed.
+/// The declared content type (or one guessed from the file name), parsed strictly and normalised to
+/// its essence plus a charset ([`MediaType`]); refused when malformed.
 fn effective_content_type(declared: &str, filename: &str) -> Result<String, Refusal> {
     let declared = declared.trim();
     let ct = if declared.is_empty() {
@@ -244,15 +304,9 @@ fn effective_content_type(declared: &str, filename: &str) -> Result<String, Refu
     } else {
         declared.to_string()
     };
-    let essence = ct.split(';').next().unwrap_or("").trim();
-    let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b));
-    let valid = ct.len() <= 255
-        && !ct.chars().any(|c| c.is_control())
-        && essence.split_once('/').is_some_and(|(t, s)| token(t) && token(s));
-    if !valid {
-        return Err(Refusal::bad_request("invalid_content_type", format!("{ct:?} is not a valid content type")));
-    }
-    Ok(ct)
+    MediaType::parse(&ct)
+        .map(|t| t.to_string())
+        .map_err(|e| Refusal::bad_request("invalid_content_type", e.to_string()))
 }
 
 async fn issue_ticket(State(router): State<Arc<UploadRouter>>, parts: Parts, body: Bytes) -> Response {

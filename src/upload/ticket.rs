@@ -3,12 +3,15 @@
 //! A ticket is `base64url(JSON claims) "." base64url(HMAC-SHA256(secret, "sea-gcp-ticket.v1." payload))`.
 //! The claims bind the store, the field (`entity.column`), the server-chosen temp name, the size limit,
 //! the content type, an expiry and a random nonce, so a client can neither name an object it was not
-//! issued nor reuse a ticket for another field. Verification compares the signature in constant time
+//! issued nor reuse a ticket for another field, and optionally a subject (user or session id), so a
+//! leaked ticket cannot be posted by another account. Verification compares the signature in constant time
 //! (`hmac`'s `verify_slice`) before reading any claim.
 //!
-//! A ticket promotes at most once: the promotion side records every temp name it promotes
-//! ([`TicketLedger`]; the outbox keeps temp names unique) and refuses a second claim. [`UsedTickets`]
-//! is the in-memory ledger used by tests and single-process tools.
+//! A ticket promotes at most once for its whole lifetime: the save protocol records its nonce in the
+//! used-ticket table ([`UsedTicketTable`](crate::promote::UsedTicketTable)) in the row's transaction
+//! and refuses a second promotion with 409 `ticket_replayed`. [`TicketLedger`] is that check as a
+//! trait for code outside the save protocol; [`UsedTickets`] is the in-memory ledger used by tests and
+//! single-process tools.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -54,8 +57,13 @@ pub struct TicketClaims {
     pub content_type: String,
     /// Expiry, Unix seconds. The ticket must be posted back (and promoted) before it.
     pub expires: i64,
-    /// Random nonce (uuid v4), so two tickets are never equal.
+    /// Random nonce (uuid v4), so two tickets are never equal; recorded when the ticket is promoted,
+    /// so that it promotes at most once.
     pub nonce: String,
+    /// The subject (user or session id) the authorisation hook bound the ticket to: only a request
+    /// of the same subject may post it. Absent: unbound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
 }
 
 /// Why a ticket (or a form value claiming to be one) was refused.
@@ -69,6 +77,8 @@ pub enum TicketProblem {
     Expired,
     /// Issued for another field or store.
     WrongField,
+    /// Bound to another subject (user or session) than the one posting it.
+    WrongSubject,
     /// The ticket was already promoted once.
     Replayed,
     /// The upload the ticket names is missing or breaks the ticket's limits.
@@ -83,6 +93,7 @@ impl TicketProblem {
             TicketProblem::BadSignature => "bad_ticket_signature",
             TicketProblem::Expired => "ticket_expired",
             TicketProblem::WrongField => "ticket_wrong_field",
+            TicketProblem::WrongSubject => "ticket_wrong_subject",
             TicketProblem::Replayed => "ticket_replayed",
             TicketProblem::BadUpload => "upload_invalid",
         }
@@ -92,7 +103,7 @@ impl TicketProblem {
     pub fn status(&self) -> u16 {
         match self {
             TicketProblem::Malformed | TicketProblem::WrongField | TicketProblem::BadUpload => 400,
-            TicketProblem::BadSignature => 403,
+            TicketProblem::BadSignature | TicketProblem::WrongSubject => 403,
             TicketProblem::Expired => 410,
             TicketProblem::Replayed => 409,
         }
@@ -274,6 +285,7 @@ mod tests {
             content_type: "application/pdf".into(),
             expires: 1000,
             nonce: "n".into(),
+            sub: None,
         }
     }
 

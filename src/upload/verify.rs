@@ -13,8 +13,8 @@ use chrono::Utc;
 
 use super::field::UploadFields;
 use super::ticket::{TicketClaims, TicketLedger, TicketProblem, TicketRejection, TicketSigner};
-use crate::field::{PendingUpload, VerifiedUpload};
-use crate::storage::GetOptions;
+use crate::field::{PendingUpload, TicketUse, VerifiedUpload};
+use crate::storage::{GetOptions, media_type};
 
 /// Suffix of the hidden input that asks to clear a blankable field.
 pub const CLEAR_SUFFIX: &str = "__clear";
@@ -77,18 +77,46 @@ impl UploadVerifier {
         Self { signer, fields }
     }
 
-    /// Verify `ticket` for `field` now.
+    /// Verify `ticket` for `field` now, posted by no particular subject: a ticket bound to a subject
+    /// is refused (use [`UploadVerifier::verify_for`]).
     pub async fn verify(&self, field: &str, ticket: &str) -> Result<TicketUpload, TicketRejection> {
-        self.verify_at(field, ticket, Utc::now().timestamp()).await
+        self.verify_at(field, ticket, None, Utc::now().timestamp()).await
     }
 
-    /// Verify `ticket` for `field` at `now_unix`: signature, expiry and binding, then the temp object's
-    /// existence, size and content type.
-    pub async fn verify_at(&self, field: &str, ticket: &str, now_unix: i64) -> Result<TicketUpload, TicketRejection> {
+    /// Verify `ticket` for `field` now, posted by `subject` (the same user or session id the
+    /// [`Authorize`](super::Authorize) hook bound the ticket to).
+    pub async fn verify_for(
+        &self,
+        field: &str,
+        ticket: &str,
+        subject: Option<&str>,
+    ) -> Result<TicketUpload, TicketRejection> {
+        self.verify_at(field, ticket, subject, Utc::now().timestamp()).await
+    }
+
+    /// Verify `ticket` for `field`, posted by `subject`, at `now_unix`: signature, expiry, field and
+    /// subject binding, then the temp object's existence, size (at most the declared size) and content
+    /// type.
+    pub async fn verify_at(
+        &self,
+        field: &str,
+        ticket: &str,
+        subject: Option<&str>,
+        now_unix: i64,
+    ) -> Result<TicketUpload, TicketRejection> {
         let spec = self.fields.get(field).ok_or_else(|| {
             TicketRejection::new(TicketProblem::WrongField, field, format!("`{field}` is not an upload field"))
         })?;
         let claims = self.signer.verify(ticket, spec.store.key(), field, now_unix)?;
+        if let Some(bound) = claims.sub.as_deref()
+            && subject != Some(bound)
+        {
+            return Err(TicketRejection::new(
+                TicketProblem::WrongSubject,
+                field,
+                format!("the upload ticket for `{field}` was issued to another user or session; upload the file again"),
+            ));
+        }
         let bad = |m: String| TicketRejection::new(TicketProblem::BadUpload, field, m);
         if !claims.name.starts_with(&spec.ingress_prefix) {
             return Err(bad(format!("the ticket's object is outside the ingress prefix {:?}", spec.ingress_prefix)));
@@ -97,7 +125,8 @@ impl UploadVerifier {
             if e.is_not_found() {
                 bad(format!("no file was uploaded for `{field}` with this ticket; upload it again"))
             } else {
-                bad(format!("the uploaded file for `{field}` could not be checked: {e}"))
+                tracing::warn!(field, store = spec.store.key(), "checking an uploaded file failed: {e}");
+                bad(format!("the uploaded file for `{field}` could not be checked; try again in a moment"))
             }
         })?;
         if meta.size > claims.max_size {
@@ -106,8 +135,14 @@ impl UploadVerifier {
                 meta.size, claims.max_size
             )));
         }
+        if meta.size > claims.size {
+            return Err(bad(format!(
+                "the uploaded file is {} bytes, but {} bytes were declared for its ticket; upload the file again",
+                meta.size, claims.size
+            )));
+        }
         let stored_type = meta.content_type.clone().unwrap_or_default();
-        if !stored_type.eq_ignore_ascii_case(&claims.content_type) {
+        if !media_type::same(&stored_type, &claims.content_type) {
             return Err(bad(format!(
                 "the uploaded file has content type {stored_type:?}, but the ticket allows {:?}",
                 claims.content_type
@@ -132,7 +167,7 @@ impl UploadVerifier {
         ticket: &str,
         ledger: &dyn TicketLedger,
     ) -> Result<TicketUpload, TicketRejection> {
-        let pending = self.verify(field, ticket).await?;
+        let pending = self.verify_for(field, ticket, None).await?;
         match ledger.claim(&pending.store, &pending.temp_name).await {
             Ok(true) => Ok(pending),
             Ok(false) => Err(TicketRejection::new(
@@ -140,18 +175,25 @@ impl UploadVerifier {
                 field,
                 format!("this upload for `{field}` was already saved once; upload the file again"),
             )),
-            Err(e) => Err(TicketRejection::new(
-                TicketProblem::BadUpload,
-                field,
-                format!("could not record the upload for `{field}`: {e}"),
-            )),
+            Err(e) => {
+                tracing::warn!(field, "recording a used ticket failed: {e}");
+                Err(TicketRejection::new(
+                    TicketProblem::BadUpload,
+                    field,
+                    format!("could not record the upload for `{field}`; try again in a moment"),
+                ))
+            }
         }
     }
 }
 
 impl VerifiedUpload for TicketUpload {
     fn into_pending_upload(self) -> PendingUpload {
-        PendingUpload::trusted(self.temp_name, self.generation, self.original_name).bound_to(self.store, self.field)
+        let ticket =
+            TicketUse { nonce: self.claims.nonce, expires: self.claims.expires, declared_size: self.claims.size };
+        PendingUpload::trusted(self.temp_name, self.generation, self.original_name)
+            .bound_to(self.store, self.field)
+            .with_ticket(ticket)
     }
 }
 

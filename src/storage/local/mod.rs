@@ -90,7 +90,7 @@ impl LocalStore {
             )
         })?;
         let secret = std::env::var(SECRET_ENV).ok().filter(|s| !s.is_empty()).or_else(|| match &config.signing {
-            SigningConfig::Hmac { secret, .. } => Some(secret.clone()),
+            SigningConfig::Hmac { secret, .. } => Some(secret.expose().to_string()),
             _ => None,
         });
         let secret = secret.unwrap_or_else(|| {
