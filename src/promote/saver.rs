@@ -42,8 +42,8 @@ use std::time::{Duration, Instant};
 use sea_orm::sea_query::SimpleExpr;
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ActiveValue, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    EntityTrait, IntoActiveModel, Iterable, ModelTrait, PrimaryKeyToColumn, QueryFilter, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait, Value,
+    EntityTrait, IntoActiveModel, Iterable, ModelTrait, PrimaryKeyToColumn, QueryFilter, QuerySelect,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait, Value,
 };
 
 use super::outbox::{Intent, IntentState, ObjectRef, Outbox};
@@ -835,7 +835,7 @@ where
         p
     });
     plan.copy = CopyState::Attempted(dest.clone());
-    let source = (temp_meta.generation, Some(temp_meta.metageneration));
+    let source = (temp_meta.generation, temp_meta.known_metageneration());
     match steps::copy(store.as_ref(), &temp, source, &dest, params, Some(0)).await {
         Ok(meta) => {
             plan.new = Some(BlobValue::from_meta(&meta, Some(upload.original_name.clone())));
@@ -892,7 +892,7 @@ where
     *value = BlobValue::from_meta(meta, original);
     value.name = expected.name.clone();
     let txn = saver.begin().await?;
-    let current = find_checked(&txn, E::find().filter(key_condition::<E>(row))).await?;
+    let current = find_checked(&txn, E::find().filter(key_condition::<E>(row)).lock_exclusive()).await?;
     let Some(current) = current.into_iter().next() else { return Ok(txn.commit().await?) };
     let stored = decode::<E>(BlobSaver::<E>::table(), column, &current)?;
     if stored.as_ref().is_some_and(|s| s.name == expected.name && s.generation.is_none()) {
@@ -927,7 +927,10 @@ where
             }
         }
     }
-    find_checked(txn, E::find().filter(condition)).await?.into_iter().next().ok_or_else(|| {
+    // Locked until the caller's transaction ends (`SELECT ... FOR UPDATE`; SQLite has a single writer,
+    // `BEGIN IMMEDIATE` in the one-call methods): a concurrent save of the same row waits and then sees
+    // this save's value as the one it replaces, so no promoted object is left unreferenced.
+    find_checked(txn, E::find().filter(condition).lock_exclusive()).await?.into_iter().next().ok_or_else(|| {
         Error::Database(sea_orm::DbErr::RecordNotFound(format!(
             "no `{}` row with this primary key to update",
             E::default().table_name()
