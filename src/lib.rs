@@ -40,5 +40,5 @@ pub mod storage;
 pub mod upload;
 
 pub use config::{Settings, StoreConfig};
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Result, SaveStep};
 pub use storage::{ObjectMeta, Store};

@@ -180,7 +180,13 @@ async fn put_head_get_range_with_metadata() {
     assert_eq!(sent["cacheControl"], "public, max-age=60");
     assert_eq!(sent["contentDisposition"], "inline");
     assert_eq!(sent["contentLanguage"], "en");
-    assert_eq!(sent["metadata"], serde_json::json!({"store": "media", "call": "yes"}));
+    // A guarded upload carries a per-request upload id: a retry that gets 412 recognises its own write.
+    let upload_id = sent["metadata"][sea_gcp::storage::gcs::TAG_UPLOAD].as_str().expect("upload id").to_string();
+    assert_eq!(upload_id.len(), 32);
+    assert_eq!(
+        sent["metadata"],
+        serde_json::json!({"store": "media", "call": "yes", sea_gcp::storage::gcs::TAG_UPLOAD: upload_id})
+    );
     assert!(body.contains("Content-Type: text/plain\r\n\r\nhello world\r\n"));
 
     assert_eq!(meta.name, "docs/a b.txt", "names are relative to the location");

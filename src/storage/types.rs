@@ -385,6 +385,11 @@ pub struct MetadataPatch {
     pub metadata: BTreeMap<String, Option<String>>,
     /// Preconditions (typically `if_metageneration_match`).
     pub preconditions: Preconditions,
+    /// The caller declares that applying this patch twice is harmless: it sets constant values of keys
+    /// only it writes (the save protocol's claim). A transient failure is then retried under
+    /// `if_generation_match` too, not only under `if_metageneration_match` (Google's rule for patches,
+    /// which protects other writers' keys). See [`crate::storage::retry`].
+    pub repeatable: bool,
 }
 
 impl MetadataPatch {

@@ -50,13 +50,15 @@ impl Ctx<'_> {
         Error::Backend { backend: "gcs", store: self.store.to_string(), status: None, retryable, source }
     }
 
-    /// Convert a `reqwest` error.
+    /// Convert a `reqwest` error. A failure without a response keeps its whole cause chain in the
+    /// message (`error sending request for url (...): client error (SendRequest): connection closed
+    /// before message completed`), not only reqwest's outermost line.
     pub(crate) fn reqwest(&self, err: reqwest::Error) -> Error {
         if let Some(status) = err.status() {
             return self.status(status.as_u16(), err.to_string());
         }
         let retryable = err.is_connect() || err.is_timeout() || err.is_request() || err.is_body();
-        self.transport(retryable, Box::new(err))
+        self.transport(retryable, Box::new(Chained::new(Box::new(err))))
     }
 
     /// Convert a `reqwest-middleware` error.
@@ -95,6 +97,42 @@ impl Ctx<'_> {
             .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
             .unwrap_or_else(|| body.chars().take(500).collect());
         Err(self.status(status.as_u16(), message))
+    }
+}
+
+/// An error whose message is its whole cause chain, joined by `: ` (each cause once). Its `source()`
+/// is the wrapped error's, so the chain stays walkable.
+#[derive(Debug)]
+pub(crate) struct Chained {
+    text: String,
+    inner: crate::BoxError,
+}
+
+impl Chained {
+    pub(crate) fn new(inner: crate::BoxError) -> Self {
+        let mut text = inner.to_string();
+        let mut cause = inner.source();
+        while let Some(c) = cause {
+            let line = c.to_string();
+            if !text.contains(&line) {
+                text.push_str(": ");
+                text.push_str(&line);
+            }
+            cause = c.source();
+        }
+        Self { text, inner }
+    }
+}
+
+impl std::fmt::Display for Chained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Chained {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner.source()
     }
 }
 
