@@ -2,8 +2,10 @@
 //! 503, 429, closed connections and dropped answers at 5% each, and the 412s GCS answers where the
 //! emulator does not. New uploads, replacements and row deletes, on every database.
 //!
-//! Asserted, per database: no false failure (a save or upload that reported an error although it took
-//! effect), every save that reported success committed, the invariants hold after replay (every
+//! Asserted, per database: no failure at all (with 8 retries per call a transient fault gives up with
+//! probability about 5e-7, so a failure is a write that succeeded and was reported as failed, or a step
+//! that was not retried), in particular no false failure (an error reported for a save or upload that
+//! took effect), every save that reported success committed, the invariants hold after replay (every
 //! reference live at its cached generation, no orphan), and no unguarded write was sent twice. The
 //! counts are printed (`FAULTS: ...`) for the record.
 
@@ -50,7 +52,7 @@ async fn gcs_store(endpoint: &str, bucket: &str, location: &str, retries: u32) -
 #[derive(Debug, Default)]
 struct Counts {
     operations: BTreeMap<&'static str, usize>,
-    failures: usize,
+    failures: Vec<String>,
     false_failures: Vec<String>,
     upload_failures: usize,
     false_upload_failures: Vec<String>,
@@ -63,7 +65,7 @@ impl Counts {
         match result {
             Ok(()) => assert!(committed, "{ctx}: {kind} reported success but did not commit"),
             Err(e) => {
-                self.failures += 1;
+                self.failures.push(format!("{ctx}: {kind}: {e}"));
                 if committed {
                     self.false_failures.push(format!("{ctx}: {kind}: {e}"));
                 }
@@ -205,7 +207,7 @@ async fn saves_behind_a_fault_proxy_fail_only_when_they_did_not_happen() {
             get(Outcome::Dropped),
             get(Outcome::Refused),
             proxy.repeated_requests(),
-            counts.failures,
+            counts.failures.len(),
             counts.false_failures.len(),
             counts.upload_failures,
             counts.false_upload_failures.len(),
@@ -213,7 +215,15 @@ async fn saves_behind_a_fault_proxy_fail_only_when_they_did_not_happen() {
             replayed.examined,
         );
         eprintln!("{line}");
-        assert!(counts.false_failures.is_empty(), "{name}: saves that failed but happened: {:#?}", counts.false_failures);
+        // With 8 retries, a call fails for good with probability 0.2^9 (about 5e-7): every failure is a
+        // write that succeeded and was misreported, or a step that gave up on a transient fault.
+        assert!(counts.failures.is_empty(), "{name}: saves failed under transient faults: {:#?}", counts.failures);
+        assert_eq!(counts.upload_failures, 0, "{name}: uploads failed under transient faults");
+        assert!(
+            counts.false_failures.is_empty(),
+            "{name}: saves that failed but happened: {:#?}",
+            counts.false_failures
+        );
         assert!(
             counts.false_upload_failures.is_empty(),
             "{name}: uploads that failed but happened: {:#?}",
@@ -224,4 +234,30 @@ async fn saves_behind_a_fault_proxy_fail_only_when_they_did_not_happen() {
         tables.drop(db).await;
     }
     eprintln!("FAULTS total time {:.1}s", started.elapsed().as_secs_f64());
+}
+
+/// A save that fails names the step and keeps the cause chain: a connection error reads "... at the
+/// claim step ... error sending request for url (...): ...: Connection refused", not only reqwest's
+/// first line.
+#[tokio::test]
+async fn a_failed_step_is_named_with_its_cause() {
+    let db = databases().await.into_iter().next().expect("SQLite is always available");
+    let db = &db.conn;
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = gcs_store(&format!("http://127.0.0.1:{port}"), "no-bucket", "loc", 1).await;
+    let tables = Tables::create(db).await;
+    let saver = saver(db, &tables, dead);
+    let up = PendingUpload::trusted("_tmp/x/a.txt".to_string(), Some(1), "a.txt");
+    let model = docs::ActiveModel { title: Set("t".into()), ..Default::default() };
+    let err = saver.insert(model, BlobChanges::new().attach(docs::Column::File, up)).await.unwrap_err();
+    assert!(matches!(err, sea_gcp::Error::SaveStep { step: sea_gcp::SaveStep::Claim, .. }), "{err}");
+    assert!(err.is_retryable(), "the cause is a transient backend error: {err}");
+    assert!(matches!(err.cause(), sea_gcp::Error::Backend { status: None, .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("at the claim (metadata patch of the temporary upload) step"), "{text}");
+    assert!(text.contains("error sending request for url"), "{text}");
+    assert!(text.to_ascii_lowercase().contains("connection refused"), "the cause chain is kept: {text}");
+    assert!(docs::Entity::find().all(db).await.unwrap().is_empty(), "nothing committed");
+    tables.drop(db).await;
 }

@@ -256,7 +256,12 @@ fn reset(socket: TcpStream) {
     drop(socket);
 }
 
-async fn respond(socket: &mut TcpStream, status: u16, headers: &[(String, String)], body: &[u8]) -> std::io::Result<()> {
+async fn respond(
+    socket: &mut TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
         204 => "No Content",
@@ -412,7 +417,10 @@ async fn refusal(state: &State, req: &Request) -> Option<(u16, String)> {
         let start = body.find('{')?;
         let end = body[start..].find("\r\n")? + start;
         let meta: serde_json::Value = serde_json::from_str(&body[start..end]).ok()?;
-        (percent_encoding::percent_decode_str(&bucket).decode_utf8_lossy().to_string(), meta["name"].as_str()?.to_string())
+        (
+            percent_encoding::percent_decode_str(&bucket).decode_utf8_lossy().to_string(),
+            meta["name"].as_str()?.to_string(),
+        )
     } else if req.method == "POST" && path.contains("/copyTo/") {
         let (src_path, dst_path) = path.split_once("/copyTo/")?;
         let (bucket, source) = object_of(src_path)?;
