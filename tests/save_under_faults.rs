@@ -196,9 +196,10 @@ async fn saves_behind_a_fault_proxy_fail_only_when_they_did_not_happen() {
         let outcomes = proxy.outcomes();
         let get = |o: Outcome| outcomes.get(&o).copied().unwrap_or(0);
         let requests: usize = outcomes.values().sum();
+        let repeats = proxy.repeated_requests();
         let line = format!(
             "FAULTS {name}: operations {:?}; requests {requests} (503 {}, 429 {}, closed {}, dropped {}, 412/404 from \
-             the proxy's checks {}; repeated requests {}); failures {} (false {}), upload failures {} (false {}); \
+             the proxy's checks {}; retries {:?}); failures {} (false {}), upload failures {} (false {}); \
              intents left for replay {}, replay examined {}",
             counts.operations,
             get(Outcome::Unavailable),
@@ -206,7 +207,7 @@ async fn saves_behind_a_fault_proxy_fail_only_when_they_did_not_happen() {
             get(Outcome::Closed),
             get(Outcome::Dropped),
             get(Outcome::Refused),
-            proxy.repeated_requests(),
+            repeats,
             counts.failures.len(),
             counts.false_failures.len(),
             counts.upload_failures,
@@ -230,6 +231,7 @@ async fn saves_behind_a_fault_proxy_fail_only_when_they_did_not_happen() {
             counts.false_upload_failures
         );
         assert!(get(Outcome::Dropped) > 0 && get(Outcome::Closed) > 0, "{name}: the faults fired: {line}");
+        assert!(repeats.get("PATCH").is_some_and(|n| *n > 0), "{name}: the claim patch is retried: {line}");
         summary.push(line);
         tables.drop(db).await;
     }

@@ -177,13 +177,19 @@ impl FaultProxy {
             .collect()
     }
 
-    /// Guarded requests sent more than once (the retries that did happen).
-    pub fn repeated_requests(&self) -> usize {
+    /// Repeats of identical requests (the retries that did happen), per method.
+    pub fn repeated_requests(&self) -> BTreeMap<String, usize> {
         let mut seen: HashMap<(String, String, String, u64), usize> = HashMap::new();
         for l in self.state.log.lock().unwrap().iter() {
             *seen.entry((l.method.clone(), l.path.clone(), l.query.clone(), l.body)).or_insert(0) += 1;
         }
-        seen.values().map(|n| n - 1).sum()
+        let mut out = BTreeMap::new();
+        for ((method, ..), n) in seen {
+            if n > 1 {
+                *out.entry(method).or_insert(0) += n - 1;
+            }
+        }
+        out
     }
 }
 
