@@ -153,22 +153,87 @@ pub enum Error {
     /// A local I/O error outside a backend (reading a key file, a static directory, ...).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+
+    /// A step of a blob save failed (the claim, the copy, the row write, the commit): the message names
+    /// the step and the field, then the cause with its whole chain. [`Error::cause`] is the underlying
+    /// error ([`Error::Backend`], [`Error::Database`], ...); `is_retryable`, `is_not_found` and
+    /// `is_precondition` look through to it. Refusals ([`Error::Validation`]) are never wrapped.
+    #[error("saving blob field `{field}` failed at the {step} step: {source}")]
+    SaveStep {
+        /// Which step.
+        step: SaveStep,
+        /// The field, as `table.column` (or the table, for the row write and the commit).
+        field: String,
+        /// What went wrong.
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+/// The steps of a blob save that can fail after its checks passed (see [`Error::SaveStep`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SaveStep {
+    /// The metadata patch that claims the temporary upload.
+    Claim,
+    /// The copy of the temporary upload to its destination.
+    Copy,
+    /// Writing the row (insert, update, cached values, outbox) in the transaction.
+    RowWrite,
+    /// Committing the transaction.
+    Commit,
+    /// Deleting temporary and replaced objects after the commit (failures are left for replay).
+    Cleanup,
+}
+
+impl fmt::Display for SaveStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SaveStep::Claim => "claim (metadata patch of the temporary upload)",
+            SaveStep::Copy => "copy (temporary upload to its destination)",
+            SaveStep::RowWrite => "row write",
+            SaveStep::Commit => "commit",
+            SaveStep::Cleanup => "cleanup (deleting temporary and replaced objects)",
+        })
+    }
 }
 
 impl Error {
     /// True for [`Error::NotFound`].
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::NotFound { .. })
+        matches!(self.cause(), Error::NotFound { .. })
     }
 
     /// True for [`Error::Precondition`] (including "already exists" for create-only writes).
     pub fn is_precondition(&self) -> bool {
-        matches!(self, Error::Precondition { .. })
+        matches!(self.cause(), Error::Precondition { .. })
     }
 
     /// True when the same request may succeed if retried (429, 5xx, connection errors).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Backend { retryable: true, .. })
+        matches!(self.cause(), Error::Backend { retryable: true, .. })
+    }
+
+    /// The error under any [`Error::SaveStep`] wrapper (the error itself otherwise).
+    pub fn cause(&self) -> &Error {
+        match self {
+            Error::SaveStep { source, .. } => source.cause(),
+            other => other,
+        }
+    }
+
+    /// Wrap `self` as the failure of `step` of a save of `field`. Refusals (validation, corrupt
+    /// columns, configuration, invalid arguments) and errors already wrapped are returned unchanged.
+    pub fn at_step(self, step: SaveStep, field: impl Into<String>) -> Self {
+        match self {
+            e @ (Error::Validation { .. }
+            | Error::CorruptColumn { .. }
+            | Error::Config { .. }
+            | Error::InvalidArgument(_)
+            | Error::InvalidName { .. }
+            | Error::SaveStep { .. }) => e,
+            e => Error::SaveStep { step, field: field.into(), source: Box::new(e) },
+        }
     }
 
     /// A configuration error for `store`.

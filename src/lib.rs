@@ -59,6 +59,6 @@ pub mod storage;
 pub mod upload;
 
 pub use config::{Settings, StoreConfig};
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, Result, SaveStep};
 pub use secret::Secret;
 pub use storage::{ObjectMeta, Store};

@@ -536,3 +536,44 @@ async fn the_outbox_migration_runs_up_and_down() {
     OutboxMigrator::down(&db.conn, None).await.unwrap();
     assert!(outbox.list(&db.conn, None).await.is_err(), "down drops the table");
 }
+
+/// Two concurrent replacements of one row's blob: the row is locked while a save decides what it
+/// replaces, so the loser of the race replaces the winner's object (and deletes it) instead of both
+/// replacing the original and orphaning one new object. Rounds are counted, orphans must be zero.
+#[tokio::test]
+async fn concurrent_replacements_of_one_row_orphan_nothing() {
+    const ROUNDS: usize = 10;
+    for db in databases().await {
+        let name = db.name;
+        let db = &db.conn;
+        let memory = memory(false);
+        // A little storage latency widens the window between reading the row and committing.
+        let store = Arc::new(sea_gcp::storage::fault::FaultStore::new(memory.clone()));
+        store.delay(StoreOp::PatchMetadata, Duration::from_millis(5)).delay(StoreOp::Copy, Duration::from_millis(5));
+        let tables = Tables::create(db).await;
+        let saver = saver(db, &tables, store.clone());
+        let up = upload(memory.as_ref(), "v0.txt", b"v0", "text/plain").await;
+        let saved = saver.insert(new_doc("raced"), BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
+        let id = saved.model.id;
+        let mut orphaned_rounds = 0;
+        for round in 0..ROUNDS {
+            let a = upload(memory.as_ref(), "a.txt", format!("a{round}").as_bytes(), "text/plain").await;
+            let b = upload(memory.as_ref(), "b.txt", format!("b{round}").as_bytes(), "text/plain").await;
+            let row = || docs::ActiveModel { id: sea_orm::ActiveValue::Unchanged(id), ..Default::default() };
+            let (ra, rb) = tokio::join!(
+                saver.update(row(), BlobChanges::new().attach(docs::Column::File, a)),
+                saver.update(row(), BlobChanges::new().attach(docs::Column::File, b)),
+            );
+            let (ra, rb) = (ra.unwrap(), rb.unwrap());
+            assert!(ra.report.left_for_replay.is_empty() && rb.report.left_for_replay.is_empty(), "{name}");
+            let referenced: BTreeSet<String> = referenced(db).await.into_iter().map(|v| v.name).collect();
+            if permanent_objects(memory.as_ref()).await != referenced {
+                orphaned_rounds += 1;
+            }
+        }
+        assert_eq!(orphaned_rounds, 0, "{name}: rounds that left an orphan, of {ROUNDS}");
+        assert_references_live(db, memory.as_ref(), name).await;
+        assert_no_orphans(db, memory.as_ref(), &tables.outbox, &BTreeSet::new(), name).await;
+        tables.drop(db).await;
+    }
+}

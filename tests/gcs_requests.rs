@@ -7,6 +7,8 @@
 //!
 //! The retry tests need no emulator: a small axum server answers 503 a set number of times.
 
+mod field_support;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -178,7 +180,13 @@ async fn put_head_get_range_with_metadata() {
     assert_eq!(sent["cacheControl"], "public, max-age=60");
     assert_eq!(sent["contentDisposition"], "inline");
     assert_eq!(sent["contentLanguage"], "en");
-    assert_eq!(sent["metadata"], serde_json::json!({"store": "media", "call": "yes"}));
+    // A guarded upload carries a per-request upload id: a retry that gets 412 recognises its own write.
+    let upload_id = sent["metadata"][sea_gcp::storage::gcs::TAG_UPLOAD].as_str().expect("upload id").to_string();
+    assert_eq!(upload_id.len(), 32);
+    assert_eq!(
+        sent["metadata"],
+        serde_json::json!({"store": "media", "call": "yes", sea_gcp::storage::gcs::TAG_UPLOAD: upload_id})
+    );
     assert!(body.contains("Content-Type: text/plain\r\n\r\nhello world\r\n"));
 
     assert_eq!(meta.name, "docs/a b.txt", "names are relative to the location");
@@ -673,4 +681,37 @@ async fn auto_signing_works_offline_against_the_emulator() {
     let url = store.url("a.txt", UrlOptions::default()).await.unwrap();
     assert!(url.contains("X-Goog-Algorithm=GOOG4-HMAC-SHA256"), "{url}");
     assert!(url.contains(sea_gcp::storage::gcs::EMULATOR_HMAC_ACCESS_ID), "{url}");
+}
+
+/// A response without `metageneration` (fake-gcs-server's patch answer) means "unknown": the save's
+/// promoting copy then carries no `ifSourceMetagenerationMatch` at all, never a made-up `0`.
+#[tokio::test]
+async fn a_save_never_sends_a_made_up_metageneration() {
+    use field_support::{Tables, databases, saver, upload};
+    use sea_gcp::field::BlobChanges;
+    use sea_orm::ActiveValue::Set;
+
+    let Some(host) = emulator() else { return };
+    let (store, rec) = store_with(&host, |_| {}).await;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let db = databases().await.into_iter().next().expect("SQLite is always available");
+    let tables = Tables::create(&db.conn).await;
+    let saver = saver(&db.conn, &tables, store.clone());
+    let pending = upload(store.as_ref(), "a.txt", b"hello", "text/plain").await;
+    rec.take();
+    let model = field_support::docs::ActiveModel { title: Set("t".into()), ..Default::default() };
+    let saved =
+        saver.insert(model, BlobChanges::new().attach(field_support::docs::Column::File, pending)).await.unwrap();
+    let sent = rec.take();
+    let claim = sent.iter().find(|r| r.method == "PATCH").expect("the claim patch");
+    assert!(claim.q("ifGenerationMatch").is_some(), "the claim is pinned to the upload's generation: {claim:?}");
+    let copy = sent.iter().find(|r| r.path.contains("/copyTo/")).expect("the promoting copy");
+    assert!(copy.q("ifSourceGenerationMatch").is_some(), "{copy:?}");
+    assert_eq!(copy.q("ifGenerationMatch"), Some("0"), "create-only: {copy:?}");
+    assert_ne!(copy.q("ifSourceMetagenerationMatch"), Some("0"), "a made-up metageneration was sent: {copy:?}");
+    // fake-gcs-server's patch response has no metageneration, so no metageneration guard can be sent.
+    assert_eq!(copy.q("ifSourceMetagenerationMatch"), None, "{copy:?}");
+    let file = saved.model.file.expect("the file is attached");
+    assert_ne!(file.metageneration, Some(0), "an unknown metageneration is not cached as 0");
+    tables.drop(&db.conn).await;
 }

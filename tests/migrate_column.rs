@@ -246,9 +246,18 @@ async fn backfill_fills_metadata_reports_missing_and_is_idempotent() {
             assert!(csv_text.starts_with("pk,path,reason,detail\n5,docs/gone.txt,missing,"), "{ctx}: {csv_text}");
             assert!(csv_text.contains("\n6,../escape.txt,invalid,"), "{ctx}: {csv_text}");
 
-            // Second run: everything already done, nothing written, same report.
+            // Second run: everything already done, nothing written, same report. The row reported
+            // missing for the same path is looked for in the listing only: no head.
             let again = backfill(&t.db, store.clone(), &m, &opts).await.unwrap();
             assert_eq!((again.migrated, again.already_done, again.missing, again.invalid), (0, 154, 1, 1), "{ctx}");
+            assert_eq!(again.missing_not_rechecked, 1, "{ctx}: {again:?}");
+            assert_eq!(again.storage_calls.get(StoreOp::Head), 0, "{ctx}: known missing rows are not probed again");
+            assert_eq!(again.storage_calls.get(StoreOp::List), 1, "{ctx}: {again:?}");
+            // Asked to recheck: one head per missing row again.
+            let recheck = BackfillOptions { recheck_missing: true, ..opts.clone() };
+            let rechecked = backfill(&t.db, store.clone(), &m, &recheck).await.unwrap();
+            assert_eq!((rechecked.missing, rechecked.missing_not_rechecked), (1, 0), "{ctx}: {rechecked:?}");
+            assert_eq!(rechecked.storage_calls.get(StoreOp::Head), 1, "{ctx}: {rechecked:?}");
             assert_eq!(column(&t, &table, "file_blob").await, blobs, "{ctx}: a second run changes nothing");
             assert_eq!(state::report_count(&t.db, &m).await.unwrap(), 2, "{ctx}");
 

@@ -67,6 +67,10 @@ pub struct MigrateColumnArgs {
     /// Ignore the checkpoint and start from the first row.
     #[arg(long)]
     pub restart: bool,
+    /// Probe again (one `head` each) rows an earlier run reported missing for the same path; by
+    /// default they are only looked for in the batch's listing.
+    #[arg(long)]
+    pub recheck_missing: bool,
     /// After the backfill, drop the old column and rename the blob column to its name — only if the
     /// report is empty and every row is migrated.
     #[arg(long)]
@@ -111,6 +115,7 @@ impl MigrateColumnArgs {
             writes: self.writes,
             max_batches: self.max_batches,
             restart: self.restart,
+            recheck_missing: self.recheck_missing,
             progress: Some(progress_bar(&bar)),
         };
         let s = migrate::backfill(&db, store, &m, &opts).await?;
@@ -126,7 +131,15 @@ impl MigrateColumnArgs {
         writeln!(out, "  {migrated:<19} {}", s.migrated)?;
         writeln!(out, "  already done:       {}", s.already_done)?;
         writeln!(out, "  blank:              {}", s.blank)?;
-        writeln!(out, "  missing:            {}", s.missing)?;
+        if s.missing_not_rechecked > 0 {
+            writeln!(
+                out,
+                "  missing:            {} ({} reported before, not probed again: --recheck-missing)",
+                s.missing, s.missing_not_rechecked
+            )?;
+        } else {
+            writeln!(out, "  missing:            {}", s.missing)?;
+        }
         writeln!(out, "  invalid:            {}", s.invalid)?;
         writeln!(out, "  conflicts:          {}", s.conflicts)?;
         if s.changed_during_run > 0 {

@@ -98,7 +98,7 @@ impl BlobValue {
     /// Replace the cache with `meta` (the name is kept).
     fn fill_from(&mut self, meta: &ObjectMeta) {
         self.generation = Some(meta.generation);
-        self.metageneration = Some(meta.metageneration);
+        self.metageneration = meta.known_metageneration();
         self.size = Some(meta.size);
         self.content_type = meta.content_type.clone();
         self.crc32c = meta.crc32c.clone();

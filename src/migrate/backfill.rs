@@ -17,9 +17,13 @@
 //! | name N, object exists | NULL, or an uncached value naming N | **written**                          |
 //! | name N, no object     | NULL, or an uncached value naming N | reported `missing`, row untouched    |
 //!
+//! An absent name is confirmed with a `head` unless an earlier run reported the same row missing for
+//! the same path ([`BackfillOptions::recheck_missing`] probes those again too).
+//!
 //! A write lands only if both columns still hold what was read (see [`super::sql::update_batch`]);
 //! otherwise the row is counted as "changed during the run" and picked up by the next run.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -124,6 +128,10 @@ pub struct BackfillOptions {
     pub max_batches: Option<u64>,
     /// Ignore the checkpoint and start from the first row.
     pub restart: bool,
+    /// Confirm again, with one `head` each, rows an earlier run reported missing for the same path.
+    /// Off by default: such rows are looked for in the batch's listing only (an object that appeared
+    /// since is still found), so a run that changes nothing makes no request per missing row.
+    pub recheck_missing: bool,
     /// Called with the row total and after each batch (the CLI drives its progress bar with it).
     pub progress: Option<ProgressFn>,
 }
@@ -140,6 +148,7 @@ impl Default for BackfillOptions {
             writes: WriteMode::default(),
             max_batches: None,
             restart: false,
+            recheck_missing: false,
             progress: None,
         }
     }
@@ -158,6 +167,9 @@ pub struct BackfillSummary {
     pub blank: u64,
     /// Rows whose object does not exist (reported, untouched).
     pub missing: u64,
+    /// Of `missing`: rows an earlier run had reported missing for the same path, not probed again
+    /// (see [`BackfillOptions::recheck_missing`]).
+    pub missing_not_rechecked: u64,
     /// Rows whose value names no usable object, or whose blob column holds garbage (reported).
     pub invalid: u64,
     /// Rows whose blob column names another object (reported, kept).
@@ -191,6 +203,7 @@ impl BackfillSummary {
         self.rows += c.rows;
         self.already_done += c.already_done;
         self.blank += c.blank;
+        self.missing_not_rechecked += c.missing_not_rechecked;
         for e in &c.report {
             match e.reason {
                 ReportReason::Missing => self.missing += 1,
@@ -211,6 +224,7 @@ struct BatchPlan {
     report: Vec<ReportEntry>,
     already_done: u64,
     blank: u64,
+    missing_not_rechecked: u64,
 }
 
 /// Fill `m.to_column` from `m.from_column` with the metadata of the objects in `store`.
@@ -234,6 +248,18 @@ pub async fn backfill(
 
     let mut summary = BackfillSummary { dry_run: opts.dry_run, ..BackfillSummary::default() };
     let mut after: Option<PkValue> = None;
+    // Rows reported missing by an earlier run (key → path), read before the report is cleared.
+    let known_missing: Arc<HashMap<String, Option<String>>> =
+        Arc::new(if opts.recheck_missing || !state::tables_exist(db).await? {
+            HashMap::new()
+        } else {
+            state::read_report(db, m)
+                .await?
+                .into_iter()
+                .filter(|e| e.reason == ReportReason::Missing)
+                .map(|e| (e.pk, e.path))
+                .collect()
+        });
     if !opts.dry_run {
         state::ensure_tables(db).await?;
         match state::read_checkpoint(db, m).await? {
@@ -271,8 +297,9 @@ pub async fn backfill(
             let Some(last) = rows.last() else { break };
             after = Some(last.pk.clone());
             dispatched += 1;
-            let (resolver, store_key) = (resolver.clone(), store_key.clone());
-            in_flight.push_back(Task(tokio::spawn(async move { plan_batch(&resolver, &store_key, rows).await })));
+            let (resolver, store_key, known) = (resolver.clone(), store_key.clone(), known_missing.clone());
+            in_flight
+                .push_back(Task(tokio::spawn(async move { plan_batch(&resolver, &store_key, &known, rows).await })));
         }
         let Some(joined) = in_flight.next().await else { break };
         let plan = joined.map_err(|e| Error::InvalidArgument(format!("a backfill batch panicked: {e}")))??;
@@ -341,7 +368,12 @@ async fn check_columns(db: &DatabaseConnection, m: &ColumnMigration) -> Result<O
 }
 
 /// Decide every row of a batch, looking the needed objects up with listings.
-async fn plan_batch(resolver: &Resolver, store_key: &str, rows: Vec<SourceRow>) -> Result<BatchPlan> {
+async fn plan_batch(
+    resolver: &Resolver,
+    store_key: &str,
+    known_missing: &HashMap<String, Option<String>>,
+    rows: Vec<SourceRow>,
+) -> Result<BatchPlan> {
     let mut plan = BatchPlan {
         rows: rows.len() as u64,
         pks: rows.iter().map(|r| r.pk.to_text()).collect(),
@@ -375,7 +407,16 @@ async fn plan_batch(resolver: &Resolver, store_key: &str, rows: Vec<SourceRow>) 
     let mut names: Vec<String> = wanted.iter().map(|(_, n, _)| n.clone()).collect();
     names.sort();
     names.dedup();
-    let found = resolver.resolve(&names).await?;
+    // A name is left unprobed only when every row wanting it was reported missing for the same path.
+    let reported = |row: &SourceRow| known_missing.get(&row.pk.to_text()).is_some_and(|path| *path == row.from);
+    let mut unprobed: HashSet<String> =
+        wanted.iter().filter(|(r, _, _)| reported(r)).map(|(_, n, _)| n.clone()).collect();
+    for (row, name, _) in &wanted {
+        if !reported(row) {
+            unprobed.remove(name);
+        }
+    }
+    let found = resolver.resolve_skipping(&names, &unprobed).await?;
     for (row, name, original) in wanted {
         match found.get(&name) {
             Some(meta) => {
@@ -386,6 +427,18 @@ async fn plan_batch(resolver: &Resolver, store_key: &str, rows: Vec<SourceRow>) 
                     old_to: row.to,
                     new: value.to_json().to_string(),
                 });
+            }
+            None if unprobed.contains(&name) => {
+                plan.missing_not_rechecked += 1;
+                plan.report.push(ReportEntry {
+                    pk: row.pk.to_text(),
+                    path: row.from,
+                    reason: ReportReason::Missing,
+                    detail: format!(
+                        "no object {name:?} in store `{store_key}` (not in the listing; reported missing before, \
+                         not probed again: --recheck-missing)"
+                    ),
+                })
             }
             None => plan.report.push(ReportEntry {
                 pk: row.pk.to_text(),

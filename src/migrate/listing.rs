@@ -21,8 +21,11 @@
 //!
 //! A name absent from a listing is confirmed with one `head` before it is reported missing: a listing
 //! can be older than an object the application created since, and a missing object should be rare.
+//! A name an earlier run already reported missing (for the same row and path) is not confirmed again
+//! ([`Resolver::resolve_skipping`]), so a run that changes nothing costs no request per missing row;
+//! the listing still finds it if it has appeared since.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
@@ -85,6 +88,16 @@ impl Resolver {
     /// The metadata of each of `names` that exists (absent names are missing objects, confirmed with a
     /// `head` each). `names` are normalised object names.
     pub async fn resolve(&self, names: &[String]) -> Result<HashMap<String, ObjectMeta>> {
+        self.resolve_skipping(names, &HashSet::new()).await
+    }
+
+    /// Like [`Resolver::resolve`], but names in `known_missing` (reported missing by an earlier run)
+    /// that the listing does not hold are not confirmed with a `head`: they stay missing for free.
+    pub async fn resolve_skipping(
+        &self,
+        names: &[String],
+        known_missing: &HashSet<String>,
+    ) -> Result<HashMap<String, ObjectMeta>> {
         if names.is_empty() {
             return Ok(HashMap::new());
         }
@@ -100,7 +113,8 @@ impl Resolver {
                 names.iter().filter_map(|n| listing.get(n).map(|m| (n.clone(), m.clone()))).collect()
             }
         };
-        let absent: Vec<String> = names.iter().filter(|n| !found.contains_key(*n)).cloned().collect();
+        let absent: Vec<String> =
+            names.iter().filter(|n| !found.contains_key(*n) && !known_missing.contains(*n)).cloned().collect();
         let heads = absent.into_iter().map(|name| {
             let store = self.store.clone();
             async move {

@@ -42,8 +42,8 @@ use std::time::{Duration, Instant};
 use sea_orm::sea_query::SimpleExpr;
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ActiveValue, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
-    EntityTrait, IntoActiveModel, Iterable, ModelTrait, PrimaryKeyToColumn, QueryFilter, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait, Value,
+    EntityTrait, IntoActiveModel, Iterable, ModelTrait, PrimaryKeyToColumn, QueryFilter, QuerySelect,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait, Value,
 };
 
 use super::outbox::{Intent, IntentState, ObjectRef, Outbox};
@@ -57,7 +57,7 @@ use crate::field::{
     DestinationContext, PendingUpload,
 };
 use crate::storage::{ObjectMeta, ObjectParameters, Store, naming};
-use crate::{Error, Result};
+use crate::{Error, Result, SaveStep};
 
 /// How long a bucket's versioning state is trusted before it is read again.
 pub const DEFAULT_VERSIONING_TTL: Duration = Duration::from_secs(300);
@@ -352,7 +352,7 @@ where
             save.abort().await;
             return Err(e);
         }
-        txn.commit().await?;
+        txn.commit().await.map_err(|e| Error::from(e).at_step(SaveStep::Commit, Self::table()))?;
         Ok(save.committed().await)
     }
 
@@ -374,7 +374,7 @@ where
         };
         if let Err(e) = txn.commit().await {
             save.abort().await;
-            return Err(e.into());
+            return Err(Error::from(e).at_step(SaveStep::Commit, Self::table()));
         }
         let report = save.committed().await;
         Ok(Saved { model, report })
@@ -546,10 +546,11 @@ where
         }
 
         // Write the row: insert first, so a database-generated key is known to get_destination_path.
+        let row_write = |e: sea_orm::DbErr| Error::from(e).at_step(SaveStep::RowWrite, table);
         let mut row = if adding {
-            model.insert(txn).await?
+            model.insert(txn).await.map_err(row_write)?
         } else if model.is_changed() {
-            model.update(txn).await?
+            model.update(txn).await.map_err(row_write)?
         } else {
             existing_model.clone().expect("updates load the existing row")
         };
@@ -590,13 +591,14 @@ where
                 update = update.col_expr(*column, SimpleExpr::Value(value.clone()));
                 row.try_set(*column, value.clone())?;
             }
-            update.filter(key_condition::<E>(&row)).exec(txn).await?;
+            update.filter(key_condition::<E>(&row)).exec(txn).await.map_err(row_write)?;
         }
         for plan in &self.plans {
             let Some(intent) = &plan.intent else { continue };
             let spec = saver.spec(plan.column)?;
             if intent.temp_name.is_some() {
-                if !saver.inner.outbox.mark_done(txn, intent).await? {
+                let marked = saver.inner.outbox.mark_done(txn, intent).await;
+                if !marked.map_err(|e| e.at_step(SaveStep::RowWrite, spec.field_name()))? {
                     return Err(Error::Database(sea_orm::DbErr::Custom(format!(
                         "outbox intent {} for `{}` was reclaimed by replay (the save took longer than the grace \
                          period); roll back and save again",
@@ -605,7 +607,8 @@ where
                     ))));
                 }
             } else {
-                saver.inner.outbox.insert(txn, intent, &spec.field_name()).await?;
+                let inserted = saver.inner.outbox.insert(txn, intent, &spec.field_name()).await;
+                inserted.map_err(|e| e.at_step(SaveStep::RowWrite, spec.field_name()))?;
             }
         }
         self.row = Some(row.clone());
@@ -629,13 +632,19 @@ where
                 let mut intent = Intent::new(spec.store_key(), table, spec.column_name(), IntentState::Done);
                 intent.obsolete.push(ObjectRef { name: old_value.name.clone(), generation: old_value.generation });
                 intent.row_key = Some(row_key.clone());
-                saver.inner.outbox.insert(txn, &intent, &spec.field_name()).await?;
+                let inserted = saver.inner.outbox.insert(txn, &intent, &spec.field_name()).await;
+                inserted.map_err(|e| e.at_step(SaveStep::RowWrite, spec.field_name()))?;
                 plan.intent = Some(intent);
             }
             plan.old = old;
             self.plans.push(plan);
         }
-        model.clone().into_active_model().delete(txn).await?;
+        model
+            .clone()
+            .into_active_model()
+            .delete(txn)
+            .await
+            .map_err(|e| Error::from(e).at_step(SaveStep::RowWrite, table))?;
         self.row = Some(model);
         Ok(())
     }
@@ -671,6 +680,7 @@ where
                     }
                     Ok(Resolution::Failed(e)) | Err(e) => {
                         complete = !matches!(plan.copy, CopyState::Deferred(_));
+                        let e = e.at_step(SaveStep::Cleanup, spec.field_name());
                         report.left_for_replay.push((intent.id.clone(), e.to_string()));
                     }
                     Ok(Resolution::LeftPending) => {
@@ -807,7 +817,7 @@ where
             Error::Precondition { .. } => refuse(format!(
                 "the upload `{temp}` was replaced after it was issued (generation mismatch); upload the file again"
             )),
-            other => other,
+            other => other.at_step(SaveStep::Claim, spec.field_name()),
         })?;
     intent.temp_generation = Some(temp_meta.generation);
 
@@ -838,8 +848,20 @@ where
         p
     });
     plan.copy = CopyState::Attempted(dest.clone());
-    let source = (temp_meta.generation, Some(temp_meta.metageneration));
-    match steps::copy(store.as_ref(), &temp, source, &dest, params, Some(0)).await {
+    let source = (temp_meta.generation, temp_meta.known_metageneration());
+    let copied = match steps::copy(store.as_ref(), &temp, source, &dest, params, Some(0)).await {
+        // 412 from a retry whose first attempt made the copy (its answer was lost): the destination
+        // carries this intent's tag, so the copy succeeded. Only this intent writes that tag.
+        Err(e @ Error::Precondition { .. }) if matches!(&e, Error::Precondition { name, .. } if *name == dest) => {
+            match steps::created_by(store.as_ref(), &dest, &intent.id).await {
+                Ok(Some(meta)) => Ok(meta),
+                Ok(None) => Err(e),
+                Err(other) => return Err(other.at_step(SaveStep::Copy, spec.field_name())),
+            }
+        }
+        other => other,
+    };
+    match copied {
         Ok(meta) => {
             plan.new = Some(BlobValue::from_meta(&meta, Some(upload.original_name.clone())));
             intent.dest_generation = Some(meta.generation);
@@ -868,7 +890,7 @@ where
                 "an object already exists at `{dest}` and overwrite mode `{mode}` does not allow replacing it when                  {case}{hint}; return another path from get_destination_path"
             )));
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.at_step(SaveStep::Copy, spec.field_name())),
     }
     intent.destination = Some(dest.clone());
     if let Some(old) = plan.old.as_ref().filter(|old| spec.policy() == DeletePolicy::Delete && old.name != dest) {
@@ -895,7 +917,7 @@ where
     *value = BlobValue::from_meta(meta, original);
     value.name = expected.name.clone();
     let txn = saver.begin().await?;
-    let current = find_checked(&txn, E::find().filter(key_condition::<E>(row))).await?;
+    let current = find_checked(&txn, E::find().filter(key_condition::<E>(row)).lock_exclusive()).await?;
     let Some(current) = current.into_iter().next() else { return Ok(txn.commit().await?) };
     let stored = decode::<E>(BlobSaver::<E>::table(), column, &current)?;
     if stored.as_ref().is_some_and(|s| s.name == expected.name && s.generation.is_none()) {
@@ -930,7 +952,10 @@ where
             }
         }
     }
-    find_checked(txn, E::find().filter(condition)).await?.into_iter().next().ok_or_else(|| {
+    // Locked until the caller's transaction ends (`SELECT ... FOR UPDATE`; SQLite has a single writer,
+    // `BEGIN IMMEDIATE` in the one-call methods): a concurrent save of the same row waits and then sees
+    // this save's value as the one it replaces, so no promoted object is left unreferenced.
+    find_checked(txn, E::find().filter(condition).lock_exclusive()).await?.into_iter().next().ok_or_else(|| {
         Error::Database(sea_orm::DbErr::RecordNotFound(format!(
             "no `{}` row with this primary key to update",
             E::default().table_name()

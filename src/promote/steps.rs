@@ -31,7 +31,21 @@ pub async fn claim(
     if let Some(g) = generation {
         patch.preconditions.if_generation_match = Some(g);
     }
+    // Constant values of the protocol's own keys, pinned to the upload's generation: a repeat after a
+    // lost answer sets the same values again, so the store may retry it.
+    patch.repeatable = true;
     store.patch_metadata(temp, patch).await
+}
+
+/// The live object at `destination` when this intent created it (it carries the intent's tag), or
+/// `None`. Resolves a create-only copy that failed with 412 because a retry of the same copy found the
+/// first attempt's object (its answer was lost): that is the copy succeeding, not a conflict.
+pub async fn created_by(store: &dyn Store, destination: &str, intent_id: &str) -> Result<Option<ObjectMeta>> {
+    match store.head(destination, GetOptions::default()).await {
+        Ok(meta) if meta.metadata.get(TAG_INTENT).map(String::as_str) == Some(intent_id) => Ok(Some(meta)),
+        Ok(_) | Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Copy `temp` (exactly `temp_generation`, at `temp_metageneration` when given) to `destination`.
@@ -157,5 +171,9 @@ async fn deferred_copy(store: &dyn Store, intent: &Intent, temp: &str, dest: &st
         a.metadata.insert(TAG_INTENT.into(), intent.id.clone());
         a
     });
-    copy(store, temp, (generation, None), dest, params, Some(current)).await
+    match copy(store, temp, (generation, None), dest, params, Some(current)).await {
+        // A retried copy whose first attempt took effect: the destination now carries our tag.
+        Err(e @ Error::Precondition { .. }) => created_by(store, dest, &intent.id).await?.ok_or(e),
+        other => other,
+    }
 }

@@ -14,7 +14,10 @@
 //!      acting twice: [`Idempotency::Guarded`]. The guards are `ifGenerationMatch` (including 0,
 //!      create-only) for uploads, copies and deletes, a pinned `generation` for deletes, and
 //!      `ifMetagenerationMatch` for metadata patches ([`Idempotency::for_write`],
-//!      [`Idempotency::for_patch`], [`Idempotency::for_delete`]);
+//!      [`Idempotency::for_patch`], [`Idempotency::for_delete`]). A patch its caller marks
+//!      [`repeatable`](super::MetadataPatch::repeatable) (constant values of keys only it writes, like
+//!      the save protocol's claim) is also guarded by `ifGenerationMatch`
+//!      ([`Idempotency::for_repeatable_patch`]);
 //!    * an unguarded write is never retried: [`Idempotency::Never`]. The transient error is returned
 //!      to the caller, who knows whether repeating is acceptable.
 //!
@@ -67,6 +70,18 @@ impl Idempotency {
     /// Metadata patches: guarded by `ifMetagenerationMatch`.
     pub fn for_patch(preconditions: &Preconditions) -> Self {
         if preconditions.if_metageneration_match.is_some() { Idempotency::Guarded } else { Idempotency::Never }
+    }
+
+    /// Metadata patches marked [`MetadataPatch::repeatable`](super::MetadataPatch::repeatable) (constant
+    /// values of keys only the caller writes): guarded by `ifMetagenerationMatch` or `ifGenerationMatch`.
+    /// Repeating such a patch after it took effect sets the same values again, and the generation
+    /// precondition keeps it off any other content.
+    pub fn for_repeatable_patch(preconditions: &Preconditions) -> Self {
+        if preconditions.if_metageneration_match.is_some() || preconditions.if_generation_match.is_some() {
+            Idempotency::Guarded
+        } else {
+            Idempotency::Never
+        }
     }
 
     /// True when a transient failure may be retried.
@@ -190,6 +205,10 @@ mod tests {
         assert_eq!(Idempotency::for_write(&meta_only), Idempotency::Never);
         assert_eq!(Idempotency::for_patch(&meta_only), Idempotency::Guarded);
         assert_eq!(Idempotency::for_patch(&Preconditions::default()), Idempotency::Never);
+        assert_eq!(Idempotency::for_patch(&Preconditions::generation(3)), Idempotency::Never);
+        assert_eq!(Idempotency::for_repeatable_patch(&Preconditions::generation(3)), Idempotency::Guarded);
+        assert_eq!(Idempotency::for_repeatable_patch(&meta_only), Idempotency::Guarded);
+        assert_eq!(Idempotency::for_repeatable_patch(&Preconditions::default()), Idempotency::Never);
         assert_eq!(Idempotency::for_delete(None, &Preconditions::default()), Idempotency::Never);
         assert_eq!(Idempotency::for_delete(Some(3), &Preconditions::default()), Idempotency::Guarded);
         assert_eq!(Idempotency::for_delete(None, &Preconditions::generation(3)), Idempotency::Guarded);

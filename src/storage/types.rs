@@ -30,7 +30,9 @@ pub struct ObjectMeta {
     pub md5: Option<String>,
     /// Generation: changes on every content write. Never 0 for a live object.
     pub generation: i64,
-    /// Metageneration: starts at 1, increments on every metadata patch of this generation.
+    /// Metageneration: starts at 1, increments on every metadata patch of this generation. `0` means
+    /// unknown (a response that did not report it, as some emulators do): use
+    /// [`ObjectMeta::known_metageneration`] rather than sending `0` as a precondition.
     pub metageneration: i64,
     /// Storage class (`STANDARD`, `NEARLINE`, ...), when known.
     pub storage_class: Option<String>,
@@ -42,6 +44,15 @@ pub struct ObjectMeta {
     pub created: Option<DateTime<Utc>>,
     /// Last metadata or content update.
     pub updated: Option<DateTime<Utc>>,
+}
+
+impl ObjectMeta {
+    /// The metageneration when the backend reported one (GCS metagenerations start at 1), `None` when
+    /// it is unknown. Preconditions built from a response must use this: an unknown metageneration is
+    /// no guard, and a made-up one would fail or, worse, pass by accident.
+    pub fn known_metageneration(&self) -> Option<i64> {
+        (self.metageneration > 0).then_some(self.metageneration)
+    }
 }
 
 /// GCS request preconditions. The memory and local stores enforce them exactly as GCS does:
@@ -374,6 +385,11 @@ pub struct MetadataPatch {
     pub metadata: BTreeMap<String, Option<String>>,
     /// Preconditions (typically `if_metageneration_match`).
     pub preconditions: Preconditions,
+    /// The caller declares that applying this patch twice is harmless: it sets constant values of keys
+    /// only it writes (the save protocol's claim). A transient failure is then retried under
+    /// `if_generation_match` too, not only under `if_metageneration_match` (Google's rule for patches,
+    /// which protects other writers' keys). See [`crate::storage::retry`].
+    pub repeatable: bool,
 }
 
 impl MetadataPatch {

@@ -50,13 +50,15 @@ impl Ctx<'_> {
         Error::Backend { backend: "gcs", store: self.store.to_string(), status: None, retryable, source }
     }
 
-    /// Convert a `reqwest` error.
+    /// Convert a `reqwest` error. A failure without a response keeps its whole cause chain in the
+    /// message (`error sending request for url (...): client error (SendRequest): connection closed
+    /// before message completed`), not only reqwest's outermost line.
     pub(crate) fn reqwest(&self, err: reqwest::Error) -> Error {
         if let Some(status) = err.status() {
             return self.status(status.as_u16(), err.to_string());
         }
         let retryable = err.is_connect() || err.is_timeout() || err.is_request() || err.is_body();
-        self.transport(retryable, Box::new(err))
+        self.transport(retryable, Box::new(Chained::new(Box::new(err))))
     }
 
     /// Convert a `reqwest-middleware` error.
@@ -98,6 +100,42 @@ impl Ctx<'_> {
     }
 }
 
+/// An error whose message is its whole cause chain, joined by `: ` (each cause once). Its `source()`
+/// is the wrapped error's, so the chain stays walkable.
+#[derive(Debug)]
+pub(crate) struct Chained {
+    text: String,
+    inner: crate::BoxError,
+}
+
+impl Chained {
+    pub(crate) fn new(inner: crate::BoxError) -> Self {
+        let mut text = inner.to_string();
+        let mut cause = inner.source();
+        while let Some(c) = cause {
+            let line = c.to_string();
+            if !text.contains(&line) {
+                text.push_str(": ");
+                text.push_str(&line);
+            }
+            cause = c.source();
+        }
+        Self { text, inner }
+    }
+}
+
+impl std::fmt::Display for Chained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Chained {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner.source()
+    }
+}
+
 /// 408, 429 and 5xx may succeed when repeated.
 pub(crate) fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500..=599)
@@ -125,7 +163,7 @@ pub(crate) fn to_meta(keyspace: &Keyspace, object: Object) -> ObjectMeta {
         crc32c: none_if_empty(object.crc32c),
         md5: none_if_empty(object.md5_hash),
         generation: object.generation,
-        metageneration: object.metageneration,
+        metageneration: object.metageneration.max(0),
         storage_class: none_if_empty(object.storage_class),
         custom_time: object.custom_time.and_then(to_chrono),
         metadata: object.metadata.unwrap_or_default().into_iter().collect(),
@@ -135,7 +173,9 @@ pub(crate) fn to_meta(keyspace: &Keyspace, object: Object) -> ObjectMeta {
 }
 
 /// A JSON object resource (from a request sent directly) → [`ObjectMeta`]. Lenient: numbers may be
-/// strings or numbers, and fields the API may omit are optional.
+/// strings or numbers, and fields the API may omit are optional. A missing or unreadable
+/// `metageneration` is left unknown (`0`, see [`ObjectMeta::known_metageneration`]): fake-gcs-server
+/// omits it from patch responses, and preconditions must not be built from a made-up value.
 pub(crate) fn json_to_meta(keyspace: &Keyspace, v: &serde_json::Value) -> ObjectMeta {
     let text = |k: &str| v.get(k).and_then(|x| x.as_str()).filter(|s| !s.is_empty()).map(str::to_string);
     let int = |k: &str| match v.get(k) {
@@ -166,7 +206,7 @@ pub(crate) fn json_to_meta(keyspace: &Keyspace, v: &serde_json::Value) -> Object
         crc32c: text("crc32c"),
         md5: text("md5Hash"),
         generation: int("generation"),
-        metageneration: int("metageneration"),
+        metageneration: int("metageneration").max(0),
         storage_class: text("storageClass"),
         custom_time: when("customTime"),
         metadata,
@@ -265,6 +305,11 @@ mod tests {
         assert_eq!((meta.name.as_str(), meta.size, meta.generation, meta.metageneration), ("b.txt", 42, 17, 2));
         assert_eq!(meta.metadata["a"], "1");
         assert!(meta.updated.is_some() && meta.content_type.is_some() && meta.cache_control.is_none());
+        assert_eq!(meta.known_metageneration(), Some(2));
+        // Absent means unknown (fake-gcs-server's patch response): never a made-up value.
+        let json = serde_json::json!({"name": "uploads/c.txt", "size": "1", "generation": "3"});
+        let meta = json_to_meta(&keyspace, &json);
+        assert_eq!((meta.generation, meta.known_metageneration()), (3, None));
         assert_eq!(predefined_acl(Some("publicRead")), Some(PredefinedObjectAcl::PublicRead));
         assert_eq!(predefined_acl(None), None);
     }

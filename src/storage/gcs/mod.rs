@@ -30,6 +30,7 @@ mod get;
 mod list;
 mod patch;
 mod put;
+pub use put::TAG_UPLOAD;
 mod upload_session;
 mod url;
 

@@ -2,7 +2,8 @@
 //!
 //! Sent directly with a JSON body (not `gcloud-storage`'s `patch_object`): removing a custom metadata
 //! key, or clearing a field given as an empty string, needs an explicit JSON `null`, which its `Object`
-//! type cannot express. Retried only when guarded by `ifMetagenerationMatch`.
+//! type cannot express. Retried only when guarded by `ifMetagenerationMatch`, or, for a patch marked
+//! [`repeatable`](crate::storage::MetadataPatch::repeatable), by `ifGenerationMatch`.
 
 use serde_json::{Map, Value};
 
@@ -55,9 +56,10 @@ pub(super) async fn patch_metadata(store: &GcsStore, name: &str, patch: Metadata
     .collect();
     let url = format!("{}/b/{}/o/{}", store.conn.api_base(), encode_segment(store.bucket()), encode_segment(&key));
     let body = patch_body(&patch);
+    let idempotency = if patch.repeatable { Idempotency::for_repeatable_patch(p) } else { Idempotency::for_patch(p) };
     store
         .retry
-        .run("gcs.patch_metadata", Idempotency::for_patch(p), || async {
+        .run("gcs.patch_metadata", idempotency, || async {
             let request = store.conn.request(reqwest::Method::PATCH, &url).await?.query(&query).json(&body);
             let response = request.send().await.map_err(|e| ctx.middleware(e))?;
             convert::read_meta(&ctx, &store.keyspace, ctx.check(response).await?).await

@@ -28,6 +28,10 @@ pub const DEFAULT_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
 /// `blob_chunk_size` is set).
 pub const SINGLE_REQUEST_LIMIT: u64 = 8 * 1024 * 1024;
 
+/// Metadata key of the per-request upload id a guarded one-request upload carries: a retry that gets
+/// 412 (its first attempt took effect but the answer was lost) finds its own object by it.
+pub const TAG_UPLOAD: &str = "sea-gcp-upload";
+
 /// Files are read in pieces of this size.
 const READ_SIZE: usize = 256 * 1024;
 
@@ -103,9 +107,20 @@ async fn gzip_bytes(data: Bytes) -> Result<Bytes> {
 /// bytes, as Google's client libraries send it. (`gcloud-storage` sends `multipart/form-data` without a
 /// media content type, which fake-gcs-server stores without the metadata's content type.) The body is
 /// built in memory: this path only carries payloads up to [`SINGLE_REQUEST_LIMIT`] or already in memory.
+///
+/// A guarded upload (`ifGenerationMatch`) is retried after transient failures; when a retry gets 412
+/// and the live object carries this request's upload id ([`TAG_UPLOAD`]) and the bytes' CRC32C and
+/// MD5, the first attempt did the write and its answer was lost: that object is the result.
 async fn multipart(store: &GcsStore, target: &Target<'_>, data: Bytes) -> Result<ObjectMeta> {
     let boundary = format!("sea_gcp_{}", uuid::Uuid::new_v4().simple());
-    let metadata = serde_json::to_vec(&target.object)
+    let guarded = target.request.if_generation_match.is_some();
+    let upload_id = guarded.then(|| uuid::Uuid::new_v4().simple().to_string());
+    let mut object = target.object.clone();
+    if let Some(id) = &upload_id {
+        object.metadata.get_or_insert_with(Default::default).insert(TAG_UPLOAD.to_string(), id.clone());
+    }
+    let hashes = upload_id.as_ref().map(|_| content_hashes(&data));
+    let metadata = serde_json::to_vec(&object)
         .map_err(|e| Error::InvalidArgument(format!("object metadata cannot be encoded: {e}")))?;
     let media_type = target.object.content_type.as_deref().unwrap_or("application/octet-stream");
     let mut body = BytesMut::with_capacity(data.len() + metadata.len() + 256);
@@ -133,10 +148,12 @@ async fn multipart(store: &GcsStore, target: &Target<'_>, data: Bytes) -> Result
         query.push(("predefinedAcl", acl.clone()));
     }
     let ctx = target.ctx;
+    let attempts = std::sync::atomic::AtomicU32::new(0);
     store
         .retry
         .run("gcs.put", target.idempotency, || async {
-            let response = store
+            let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let sent = store
                 .conn
                 .request(reqwest::Method::POST, &url)
                 .await?
@@ -145,10 +162,54 @@ async fn multipart(store: &GcsStore, target: &Target<'_>, data: Bytes) -> Result
                 .body(body.clone())
                 .send()
                 .await
-                .map_err(|e| ctx.middleware(e))?;
-            convert::read_meta(&ctx, &store.keyspace, ctx.check(response).await?).await
+                .map_err(|e| ctx.middleware(e));
+            let result = match sent {
+                Ok(response) => match ctx.check(response).await {
+                    Ok(response) => convert::read_meta(&ctx, &store.keyspace, response).await,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            match (result, &upload_id, &hashes) {
+                (Err(e @ Error::Precondition { .. }), Some(id), Some(hashes)) if attempt > 0 => {
+                    own_upload(store, target, id, hashes).await?.ok_or(e)
+                }
+                (result, ..) => result,
+            }
         })
         .await
+}
+
+/// Base64 CRC32C (big-endian, GCS's format) and MD5 of `data`.
+fn content_hashes(data: &[u8]) -> (String, String) {
+    use base64::Engine;
+    use md5::Digest;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    (b64.encode(crc32c::crc32c(data).to_be_bytes()), b64.encode(md5::Md5::digest(data)))
+}
+
+/// The live object when it is the one this request wrote: it carries `upload_id` and the same CRC32C
+/// and MD5. `None` when another writer's object is there (a real conflict).
+async fn own_upload(
+    store: &GcsStore,
+    target: &Target<'_>,
+    upload_id: &str,
+    (crc32c, md5): &(String, String),
+) -> Result<Option<ObjectMeta>> {
+    let ctx = target.ctx;
+    let key = &target.object.name;
+    match super::get::head_key(store, ctx.name, key, None, &Default::default()).await {
+        Ok(meta)
+            if meta.metadata.get(TAG_UPLOAD).map(String::as_str) == Some(upload_id)
+                && meta.crc32c.as_deref() == Some(crc32c.as_str())
+                && meta.md5.as_deref().is_none_or(|m| m == md5) =>
+        {
+            tracing::info!(object = ctx.name, "a retried upload found its own first attempt: done");
+            Ok(Some(meta))
+        }
+        Ok(_) | Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// A resumable session fed chunk by chunk from `stream`.
