@@ -145,14 +145,11 @@ fn same_origin(headers: &HeaderMap) -> bool {
 }
 
 /// The session of a state-changing POST: same origin, and a CSRF token that matches the session.
-fn check_post(app: &App, headers: &HeaderMap, form: &HashMap<String, String>) -> Result<String, Response> {
+/// `None` (logged): refuse with [`refused`].
+fn check_post(app: &App, headers: &HeaderMap, form: &HashMap<String, String>) -> Option<String> {
     let refuse = |why: &str| {
         tracing::warn!("refused a POST: {why}");
-        let page = pages::message(
-            "Refused",
-            "This form came from another site or has expired. Go back, reload the page and try again.",
-        );
-        Err((StatusCode::FORBIDDEN, Html(page)).into_response())
+        None
     };
     if !same_origin(headers) {
         return refuse("cross-origin request");
@@ -162,7 +159,13 @@ fn check_post(app: &App, headers: &HeaderMap, form: &HashMap<String, String>) ->
     if csrf_mac(&app.csrf_key, &sid).verify_slice(&token).is_err() {
         return refuse("missing or invalid CSRF token");
     }
-    Ok(sid)
+    Some(sid)
+}
+
+/// The answer to a POST that failed [`check_post`].
+fn refused() -> Response {
+    let text = "This form came from another site or has expired. Go back, reload the page and try again.";
+    (StatusCode::FORBIDDEN, Html(pages::message("Refused", text))).into_response()
 }
 
 /// Who may ask for upload tickets: requests from this site with a session; tickets are bound to it.
@@ -412,10 +415,7 @@ fn save_error(e: sea_gcp::Error) -> (StatusCode, String) {
 }
 
 async fn create(State(app): Shared, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
-    let sid = match check_post(&app, &headers, &form) {
-        Ok(sid) => sid,
-        Err(refused) => return refused,
-    };
+    let Some(sid) = check_post(&app, &headers, &form) else { return refused() };
     let result = async {
         let title = title_of(&form)?;
         let changes = changes_from(&app, &form, &sid, true).await?;
@@ -441,10 +441,7 @@ async fn update(
     Path(id): Path<i32>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let sid = match check_post(&app, &headers, &form) {
-        Ok(sid) => sid,
-        Err(refused) => return refused,
-    };
+    let Some(sid) = check_post(&app, &headers, &form) else { return refused() };
     let row = match document::Entity::find_by_id(id).one(&app.db).await {
         Ok(Some(row)) => row,
         Ok(None) => {
@@ -479,8 +476,8 @@ async fn delete(
     Path(id): Path<i32>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = check_post(&app, &headers, &form) {
-        return refused;
+    if check_post(&app, &headers, &form).is_none() {
+        return refused();
     }
     match document::Entity::find_by_id(id).one(&app.db).await {
         Ok(Some(row)) => match app.saver.delete(row).await {
