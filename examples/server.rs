@@ -15,6 +15,12 @@
 //! 100 MiB), `SEA_GCP_EXAMPLE_RESUMABLE_THRESHOLD` (default 8 MiB), `SEA_GCP_EXAMPLE_CHUNK_SIZE`
 //! (default 8 MiB), `SEA_GCP_SECRET_KEY` (signs tickets and local URLs; default: a random secret kept
 //! in `./.tmp/example-secret`).
+//!
+//! What to copy for your own app: every form carries a CSRF token tied to the session cookie and every
+//! POST checks `Origin` (a cross-site form cannot delete or change documents); `POST /uploads` takes
+//! only `application/json` (the library refuses anything else), and the authorisation hook binds each
+//! ticket to the session, so a leaked ticket cannot be attached from another session. A real app binds
+//! the signed-in user's id instead of the session id.
 
 #[path = "server/pages.rs"]
 mod pages;
@@ -26,16 +32,18 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Form, Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use hmac::{Hmac, Mac};
 use sea_gcp::config::BackendConfig;
 use sea_gcp::field::{BlobChanges, BlobFieldSpec, BlobValue, DeletePolicy};
 use sea_gcp::promote::BlobSaver;
 use sea_gcp::storage::local::LocalStore;
 use sea_gcp::storage::{Store, UrlOptions};
 use sea_gcp::upload::{
-    Submission, TicketSigner, UploadField, UploadFields, UploadRouter, UploadVerifier, local_store_routes,
+    AuthorizeFn, Grant, Refusal, Submission, TicketSigner, UploadField, UploadFields, UploadRouter, UploadVerifier,
+    local_store_routes,
 };
 use sea_gcp::{Settings, StoreConfig};
 use sea_orm::{ActiveValue, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryOrder, Schema};
@@ -72,6 +80,8 @@ pub mod document {
 const MIB: u64 = 1024 * 1024;
 
 struct App {
+    /// Signs CSRF tokens (HMAC of the session id).
+    csrf_key: sea_gcp::Secret,
     db: DatabaseConnection,
     saver: BlobSaver<document::Entity>,
     store: Arc<dyn Store>,
@@ -80,6 +90,104 @@ struct App {
 }
 
 type Shared = State<Arc<App>>;
+
+/// The session cookie: a random id, HttpOnly, SameSite=Lax (not sent with cross-site POSTs).
+const SESSION_COOKIE: &str = "sea_gcp_example_sid";
+
+/// The session id in the request's cookies, when it has a well-formed one.
+fn session_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The request's session, or a new one with the `Set-Cookie` header that starts it.
+fn ensure_session(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    match session_of(headers) {
+        Some(sid) => (sid, None),
+        None => {
+            let sid = uuid::Uuid::new_v4().simple().to_string();
+            let cookie = format!("{SESSION_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Lax");
+            (sid, Some(HeaderValue::from_str(&cookie).expect("ASCII cookie")))
+        }
+    }
+}
+
+fn csrf_mac(key: &sea_gcp::Secret, sid: &str) -> Hmac<sha2::Sha256> {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.expose_bytes()).expect("HMAC takes any key length");
+    mac.update(b"sea-gcp-example-csrf\0");
+    mac.update(sid.as_bytes());
+    mac
+}
+
+/// The CSRF token of session `sid`.
+fn csrf_token(key: &sea_gcp::Secret, sid: &str) -> String {
+    hex::encode(csrf_mac(key, sid).finalize().into_bytes())
+}
+
+/// Is the request from this site? `Origin` (sent by browsers with every POST) must name the host the
+/// request was sent to; without `Origin`, `Sec-Fetch-Site` must not say cross-site.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    match headers.get(header::ORIGIN).map(|o| o.to_str().unwrap_or("")) {
+        Some(origin) => host.is_some_and(|h| origin == format!("http://{h}") || origin == format!("https://{h}")),
+        None => headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|site| matches!(site, "same-origin" | "none")),
+    }
+}
+
+/// The session of a state-changing POST: same origin, and a CSRF token that matches the session.
+/// `None` (logged): refuse with [`refused`].
+fn check_post(app: &App, headers: &HeaderMap, form: &HashMap<String, String>) -> Option<String> {
+    let refuse = |why: &str| {
+        tracing::warn!("refused a POST: {why}");
+        None
+    };
+    if !same_origin(headers) {
+        return refuse("cross-origin request");
+    }
+    let Some(sid) = session_of(headers) else { return refuse("no session cookie") };
+    let token = form.get("csrf").and_then(|t| hex::decode(t).ok()).unwrap_or_default();
+    if csrf_mac(&app.csrf_key, &sid).verify_slice(&token).is_err() {
+        return refuse("missing or invalid CSRF token");
+    }
+    Some(sid)
+}
+
+/// The answer to a POST that failed [`check_post`].
+fn refused() -> Response {
+    let text = "This form came from another site or has expired. Go back, reload the page and try again.";
+    (StatusCode::FORBIDDEN, Html(pages::message("Refused", text))).into_response()
+}
+
+/// Who may ask for upload tickets: requests from this site with a session; tickets are bound to it.
+fn authorize_upload(parts: &axum::http::request::Parts, _field: &UploadField) -> Result<Grant, Refusal> {
+    if !same_origin(&parts.headers) {
+        return Err(Refusal::forbidden("uploads are accepted from this site only"));
+    }
+    match session_of(&parts.headers) {
+        Some(sid) => Ok(Grant::for_subject(sid)),
+        None => Err(Refusal::unauthenticated("your session has expired: reload the page and try again")),
+    }
+}
+
+/// A page response, starting the session when it is new.
+fn page(body: String, set_cookie: Option<HeaderValue>) -> Response {
+    let mut response = Html(body).into_response();
+    if let Some(cookie) = set_cookie {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
@@ -127,7 +235,8 @@ async fn media_store(settings: &Settings, secret: &str) -> sea_gcp::Result<(Arc<
 async fn create_tables(db: &DatabaseConnection) -> sea_gcp::Result<()> {
     let schema = Schema::new(db.get_database_backend());
     db.execute(schema.create_table_from_entity(document::Entity).if_not_exists()).await?;
-    sea_gcp::promote::Outbox::default().create(db).await
+    sea_gcp::promote::Outbox::default().create(db).await?;
+    sea_gcp::promote::UsedTicketTable::default().create(db).await
 }
 
 #[tokio::main]
@@ -167,8 +276,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .register(tune(UploadField::from_spec(&file_spec, store.clone())))?
         .register(tune(UploadField::from_spec(&attachment_spec, store.clone())))?;
     let saver = BlobSaver::new(db.clone()).store(store.clone()).field(file_spec).field(attachment_spec);
-    let uploads = UploadRouter::new(fields, TicketSigner::new(&secret));
+    let uploads = UploadRouter::new(fields, TicketSigner::new(&secret)).authorize(AuthorizeFn(authorize_upload));
     let app = Arc::new(App {
+        csrf_key: sea_gcp::Secret::new(format!("csrf:{secret}")),
         db,
         saver,
         store: store.clone(),
@@ -191,7 +301,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            return Err(format!(
+                "port {port} on 127.0.0.1 is already in use (another server, or an earlier run of this example); \
+                 stop it or choose another port with the PORT variable, e.g. `PORT={} cargo run --example server`",
+                port.wrapping_add(1).max(1024)
+            )
+            .into());
+        }
+        Err(e) => return Err(format!("cannot listen on {addr}: {e}").into()),
+    };
     let backend = store.kind().as_str();
     println!("sea-gcp example ({backend} store, database {db_url})");
     println!("open http://{}/", listener.local_addr()?);
@@ -199,34 +320,58 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// A 500 page: the details go to the log, the user gets a generic message.
 fn server_error(e: impl std::fmt::Display) -> Response {
     tracing::error!("{e}");
-    (StatusCode::INTERNAL_SERVER_ERROR, Html(pages::message("Something went wrong", &e.to_string()))).into_response()
+    let text = "The server could not complete the request. Try again in a moment.";
+    (StatusCode::INTERNAL_SERVER_ERROR, Html(pages::message("Something went wrong", text))).into_response()
 }
 
-async fn list(State(app): Shared) -> Response {
+async fn list(State(app): Shared, headers: HeaderMap) -> Response {
+    let (sid, cookie) = ensure_session(&headers);
     match document::Entity::find().order_by_asc(document::Column::Id).all(&app.db).await {
-        Ok(rows) => Html(pages::list(&rows, app.store.kind().as_str())).into_response(),
+        Ok(rows) => page(pages::list(&rows, app.store.kind().as_str(), &csrf_token(&app.csrf_key, &sid)), cookie),
         Err(e) => server_error(e),
     }
 }
 
-async fn new_form(State(app): Shared) -> Response {
-    Html(pages::form(&app.fields, None, "", None)).into_response()
+async fn new_form(State(app): Shared, headers: HeaderMap) -> Response {
+    let (sid, cookie) = ensure_session(&headers);
+    let form = pages::Form { csrf: &csrf_token(&app.csrf_key, &sid), ..pages::Form::default() };
+    page(pages::form(&app.fields, &form), cookie)
 }
 
-async fn edit_form(State(app): Shared, Path(id): Path<i32>) -> Response {
+async fn edit_form(State(app): Shared, headers: HeaderMap, Path(id): Path<i32>) -> Response {
+    let (sid, cookie) = ensure_session(&headers);
     match document::Entity::find_by_id(id).one(&app.db).await {
-        Ok(Some(row)) => Html(pages::form(&app.fields, Some(&row), &row.title, None)).into_response(),
+        Ok(Some(row)) => {
+            let csrf = csrf_token(&app.csrf_key, &sid);
+            let form = pages::Form { row: Some(&row), title: &row.title, csrf: &csrf, ..pages::Form::default() };
+            page(pages::form(&app.fields, &form), cookie)
+        }
         Ok(None) => (StatusCode::NOT_FOUND, Html(pages::message("Not found", "No such document."))).into_response(),
         Err(e) => server_error(e),
     }
+}
+
+/// The uploads of a refused form that still verify for this session, so the re-shown form keeps
+/// them (input name -> (ticket, file name)).
+async fn kept_uploads(app: &App, form: &HashMap<String, String>, sid: &str) -> HashMap<String, (String, String)> {
+    let mut kept = HashMap::new();
+    for (input, field) in [("file", "documents.file"), ("attachment", "documents.attachment")] {
+        let Some(ticket) = form.get(input).map(|t| t.trim()).filter(|t| !t.is_empty()) else { continue };
+        if let Ok(upload) = app.verifier.verify_for(field, ticket, Some(sid)).await {
+            kept.insert(input.to_string(), (ticket.to_string(), upload.original_name));
+        }
+    }
+    kept
 }
 
 /// The blob changes a posted form asks for: verified tickets, clears; refusals as user messages.
 async fn changes_from(
     app: &App,
     form: &HashMap<String, String>,
+    sid: &str,
     creating: bool,
 ) -> Result<BlobChanges<document::Entity>, (StatusCode, String)> {
     let mut changes = BlobChanges::new();
@@ -238,7 +383,7 @@ async fn changes_from(
         let clear = form.get(&format!("{input}{}", sea_gcp::upload::CLEAR_SUFFIX)).map(String::as_str);
         match Submission::parse(form.get(input).map(String::as_str), clear) {
             Submission::Ticket(ticket) => {
-                let upload = app.verifier.verify(field, &ticket).await.map_err(|r| {
+                let upload = app.verifier.verify_for(field, &ticket, Some(sid)).await.map_err(|r| {
                     (StatusCode::from_u16(r.problem.status()).unwrap_or(StatusCode::BAD_REQUEST), r.message)
                 })?;
                 changes = changes.attach(column, upload);
@@ -262,20 +407,18 @@ fn title_of(form: &HashMap<String, String>) -> Result<String, (StatusCode, Strin
     Ok(title)
 }
 
+/// What the user sees of a failed save: a stable, human message; storage and database details go to
+/// the log ([`Refusal::from_save_error`]).
 fn save_error(e: sea_gcp::Error) -> (StatusCode, String) {
-    match e {
-        sea_gcp::Error::Validation { message, .. } => (StatusCode::UNPROCESSABLE_ENTITY, message),
-        other => {
-            tracing::error!("save failed: {other}");
-            (StatusCode::INTERNAL_SERVER_ERROR, format!("The document could not be saved: {other}"))
-        }
-    }
+    let refusal = Refusal::from_save_error(&e);
+    (refusal.status, refusal.message)
 }
 
-async fn create(State(app): Shared, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn create(State(app): Shared, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+    let Some(sid) = check_post(&app, &headers, &form) else { return refused() };
     let result = async {
         let title = title_of(&form)?;
-        let changes = changes_from(&app, &form, true).await?;
+        let changes = changes_from(&app, &form, &sid, true).await?;
         let model = document::ActiveModel { title: ActiveValue::Set(title), ..Default::default() };
         app.saver.insert(model, changes).await.map_err(save_error)
     }
@@ -284,12 +427,21 @@ async fn create(State(app): Shared, Form(form): Form<HashMap<String, String>>) -
         Ok(_) => Redirect::to("/").into_response(),
         Err((status, message)) => {
             let title = form.get("title").cloned().unwrap_or_default();
-            (status, Html(pages::form(&app.fields, None, &title, Some(&message)))).into_response()
+            let kept = kept_uploads(&app, &form, &sid).await;
+            let csrf = csrf_token(&app.csrf_key, &sid);
+            let shown = pages::Form { title: &title, error: Some(&message), csrf: &csrf, kept: Some(&kept), row: None };
+            (status, page(pages::form(&app.fields, &shown), None)).into_response()
         }
     }
 }
 
-async fn update(State(app): Shared, Path(id): Path<i32>, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn update(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(id): Path<i32>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let Some(sid) = check_post(&app, &headers, &form) else { return refused() };
     let row = match document::Entity::find_by_id(id).one(&app.db).await {
         Ok(Some(row)) => row,
         Ok(None) => {
@@ -299,7 +451,7 @@ async fn update(State(app): Shared, Path(id): Path<i32>, Form(form): Form<HashMa
     };
     let result = async {
         let title = title_of(&form)?;
-        let changes = changes_from(&app, &form, false).await?;
+        let changes = changes_from(&app, &form, &sid, false).await?;
         let mut model: document::ActiveModel = row.clone().into();
         model.title = ActiveValue::Set(title);
         app.saver.update(model, changes).await.map_err(save_error)
@@ -309,12 +461,24 @@ async fn update(State(app): Shared, Path(id): Path<i32>, Form(form): Form<HashMa
         Ok(_) => Redirect::to("/").into_response(),
         Err((status, message)) => {
             let title = form.get("title").cloned().unwrap_or_default();
-            (status, Html(pages::form(&app.fields, Some(&row), &title, Some(&message)))).into_response()
+            let kept = kept_uploads(&app, &form, &sid).await;
+            let csrf = csrf_token(&app.csrf_key, &sid);
+            let shown =
+                pages::Form { row: Some(&row), title: &title, error: Some(&message), csrf: &csrf, kept: Some(&kept) };
+            (status, page(pages::form(&app.fields, &shown), None)).into_response()
         }
     }
 }
 
-async fn delete(State(app): Shared, Path(id): Path<i32>) -> Response {
+async fn delete(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(id): Path<i32>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if check_post(&app, &headers, &form).is_none() {
+        return refused();
+    }
     match document::Entity::find_by_id(id).one(&app.db).await {
         Ok(Some(row)) => match app.saver.delete(row).await {
             Ok(_) => Redirect::to("/").into_response(),

@@ -2,7 +2,8 @@
 //! runs `tests/browser/e2e.mjs` (Chrome DevTools protocol from Node, no npm packages) against it: an
 //! upload with visible progress, save, the row lists the file, the download returns the same bytes; a
 //! large file through a resumable session (cancelled and resumed); an oversize file shows the error and
-//! saves nothing. On the local store, and on the GCS emulator when `STORAGE_EMULATOR_HOST` is set.
+//! saves nothing; saving during an upload keeps "Wait for the upload to finish" visible; a form re-shown
+//! after a refused save keeps the finished upload. On the local store, and on the GCS emulator when `STORAGE_EMULATOR_HOST` is set.
 //!
 //! Needs `/usr/bin/chromium` (or `SEA_GCP_CHROMIUM`) and `node` ≥ 20. Without them the test prints
 //! `SKIPPED:` unless `SEA_GCP_REQUIRE_ALL=1`.
@@ -110,9 +111,14 @@ fn run_browser(base: &str, chromium: &Path, work: &Path, resume: bool) {
     eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "the browser test failed against {base} after {:?}", started.elapsed());
     assert!(stdout.contains("PASS: all browser checks"), "{stdout}");
-    for needle in
-        ["progress was visible", "resumable session = true", "the download returns the same", "nothing was saved"]
-    {
+    for needle in [
+        "progress was visible",
+        "resumable session = true",
+        "the download returns the same",
+        "nothing was saved",
+        "the wait notice stays visible through progress updates",
+        "the re-shown form keeps the finished upload's ticket",
+    ] {
         assert!(stdout.contains(needle), "missing check `{needle}`");
     }
 }
@@ -172,4 +178,178 @@ fn direct_uploads_in_headless_chromium() {
         }
         _ => skip("STORAGE_EMULATOR_HOST is not set: the browser test ran on the local store only"),
     }
+}
+
+/// A session of the example: its cookie and the CSRF token of its forms.
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+async fn session(http: &reqwest::Client, base: &str) -> Session {
+    let r = http.get(format!("{base}/documents/new")).send().await.unwrap();
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("the example starts a session")
+        .to_string();
+    let html = r.text().await.unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).and_then(|s| s.split('"').next()).expect("a CSRF input");
+    Session { cookie, csrf: csrf.to_string() }
+}
+
+async fn rows(http: &reqwest::Client, base: &str) -> usize {
+    http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap().matches("<tr data-id=").count()
+}
+
+/// Ask for a ticket as `s` and upload `bytes` with it (the widget's two requests).
+async fn ticket_for(http: &reqwest::Client, base: &str, s: &Session, bytes: &[u8]) -> String {
+    let body = serde_json::json!({"field": "documents.file", "filename": "a.txt", "size": bytes.len(), "content_type": "text/plain"});
+    let r = http
+        .post(format!("{base}/uploads"))
+        .header("cookie", &s.cookie)
+        .header("origin", base)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let grant: serde_json::Value = r.json().await.unwrap();
+    let url = grant["url"].as_str().unwrap();
+    let url = if url.starts_with('/') { format!("{base}{url}") } else { url.to_string() };
+    let mut put = http.put(url).body(bytes.to_vec());
+    for (k, v) in grant["headers"].as_object().unwrap() {
+        put = put.header(k, v.as_str().unwrap());
+    }
+    assert!(put.send().await.unwrap().status().is_success());
+    grant["ticket"].as_str().unwrap().to_string()
+}
+
+/// The example refuses what a cross-site page or another account can send: cross-origin and token-less
+/// form posts, a cross-site `text/plain` ticket request, and a ticket issued to another session. Each
+/// attack is sent and nothing changes.
+#[test]
+fn the_example_refuses_cross_site_requests_and_foreign_tickets() {
+    let binary = build_example();
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, base) = start_server(&binary, dir.path(), &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let alice = session(&http, &base).await;
+        let bob = session(&http, &base).await;
+        assert_ne!(alice.cookie, bob.cookie);
+
+        // A document of Alice's, saved the normal way.
+        let ticket = ticket_for(&http, &base, &alice, b"alice").await;
+        let form = [("title", "alice's"), ("file", ticket.as_str()), ("csrf", alice.csrf.as_str())];
+        let r = http
+            .post(format!("{base}/documents"))
+            .header("cookie", &alice.cookie)
+            .header("origin", &base)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "the genuine post is saved");
+        assert_eq!(rows(&http, &base).await, 1);
+        let html = http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+        let id = html.split("<tr data-id=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_string();
+
+        // Cross-site delete: another origin, with the victim's cookie and even a valid token.
+        let delete = format!("{base}/documents/{id}/delete");
+        let r = http
+            .post(&delete)
+            .header("cookie", &alice.cookie)
+            .header("origin", "http://evil.example")
+            .form(&[("csrf", alice.csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "cross-origin delete");
+        // Missing and invalid tokens, same origin.
+        for token in [None, Some("00"), Some(bob.csrf.as_str())] {
+            let mut req = http.post(&delete).header("cookie", &alice.cookie).header("origin", &base);
+            if let Some(t) = token {
+                req = req.form(&[("csrf", t)]);
+            } else {
+                req = req.form(&[("x", "1")]);
+            }
+            assert_eq!(req.send().await.unwrap().status(), 403, "token {token:?}");
+        }
+        // No Origin but a cross-site fetch (Sec-Fetch-Site).
+        let r = http
+            .post(&delete)
+            .header("cookie", &alice.cookie)
+            .header("sec-fetch-site", "cross-site")
+            .form(&[("csrf", alice.csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "cross-site without Origin");
+        assert_eq!(rows(&http, &base).await, 1, "nothing deleted");
+
+        // A cross-site `text/plain` ticket request (no preflight in a browser).
+        let r = http
+            .post(format!("{base}/uploads"))
+            .header("cookie", &alice.cookie)
+            .header("origin", "http://evil.example")
+            .header("content-type", "text/plain")
+            .body(r#"{"field":"documents.file","filename":"x.txt","size":1,"content_type":"text/plain"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 415, "text/plain ticket request");
+        // JSON from another origin, and JSON without a session.
+        let body = serde_json::json!({"field": "documents.file", "filename": "x.txt", "size": 1});
+        let r = http
+            .post(format!("{base}/uploads"))
+            .header("cookie", &alice.cookie)
+            .header("origin", "http://evil.example")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "cross-origin JSON ticket request");
+        let r = http.post(format!("{base}/uploads")).header("origin", &base).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 401, "ticket request without a session");
+
+        // Alice's ticket (leaked) posted by Bob with Bob's own session and token.
+        let leaked = ticket_for(&http, &base, &alice, b"leaked").await;
+        let form = [("title", "bob's"), ("file", leaked.as_str()), ("csrf", bob.csrf.as_str())];
+        let r = http
+            .post(format!("{base}/documents"))
+            .header("cookie", &bob.cookie)
+            .header("origin", &base)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "a ticket from another session");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("another user or session"), "{page}");
+        assert_eq!(rows(&http, &base).await, 1, "nothing saved");
+    });
+}
+
+/// A busy port names itself and the `PORT` variable.
+#[test]
+fn the_example_names_a_busy_port() {
+    let binary = build_example();
+    let dir = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let out = Command::new(&binary)
+        .current_dir(dir.path())
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.path().join("example.db").display()))
+        .env("SEA_GCP_SECRET_KEY", "browser-test-secret-0123456789abcdef")
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("port {port}")) && stderr.contains("PORT"), "{stderr}");
 }

@@ -1,5 +1,7 @@
 //! Server-rendered HTML of the example (plain strings, every value escaped).
 
+use std::collections::HashMap;
+
 use sea_gcp::field::BlobValue;
 use sea_gcp::upload::UploadFields;
 
@@ -84,8 +86,13 @@ fn file_cell(id: i32, column: &str, value: Option<&BlobValue>) -> String {
     }
 }
 
-/// The list of documents.
-pub fn list(rows: &[document::Model], backend: &str) -> String {
+/// The hidden CSRF input every form carries.
+fn csrf_input(token: &str) -> String {
+    format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(token))
+}
+
+/// The list of documents (`csrf`: the session's token, for the delete forms).
+pub fn list(rows: &[document::Model], backend: &str, csrf: &str) -> String {
     let mut body = format!(
         "<p><a href=\"/documents/new\" id=\"new\">New document</a> <span class=\"hint\">({} store)</span></p>",
         esc(backend)
@@ -98,12 +105,13 @@ pub fn list(rows: &[document::Model], backend: &str) -> String {
             body.push_str(&format!(
                 "<tr data-id=\"{id}\"><td class=\"title\">{title}</td><td>{file}</td><td>{att}</td><td>\
                  <a href=\"/documents/{id}/edit\">Edit</a> \
-                 <form class=\"inline\" method=\"post\" action=\"/documents/{id}/delete\">\
+                 <form class=\"inline\" method=\"post\" action=\"/documents/{id}/delete\">{csrf}\
                  <button type=\"submit\" aria-label=\"Delete {title}\">Delete</button></form></td></tr>",
                 id = row.id,
                 title = esc(&row.title),
                 file = file_cell(row.id, "file", Some(&row.file)),
                 att = file_cell(row.id, "attachment", row.attachment.as_ref()),
+                csrf = csrf_input(csrf),
             ));
         }
         body.push_str("</tbody></table>");
@@ -111,11 +119,23 @@ pub fn list(rows: &[document::Model], backend: &str) -> String {
     layout("Documents", &body)
 }
 
-fn upload_input(fields: &UploadFields, id: &str, input: &str, current: Option<&BlobValue>, required: bool) -> String {
+/// A file input for upload field `id`; `kept` is a finished upload of a refused form (ticket and
+/// file name), which the widget shows as uploaded so the user does not upload again.
+fn upload_input(
+    fields: &UploadFields,
+    id: &str,
+    input: &str,
+    current: Option<&BlobValue>,
+    kept: Option<&(String, String)>,
+    required: bool,
+) -> String {
     let field = fields.get(id).expect("registered field");
     let current_name = current.map(|v| v.original_name.clone().unwrap_or_else(|| v.name.clone()));
+    let kept_attrs = kept
+        .map(|(ticket, name)| format!(" data-ticket=\"{}\" data-ticket-name=\"{}\"", esc(ticket), esc(name)))
+        .unwrap_or_default();
     format!(
-        "<input type=\"file\" id=\"{input}\" name=\"{input}\" data-sea-gcp-field=\"{id}\" data-max-size=\"{max}\"{accept}{blank}{current}{required}>\
+        "<input type=\"file\" id=\"{input}\" name=\"{input}\" data-sea-gcp-field=\"{id}\" data-max-size=\"{max}\"{accept}{blank}{current}{kept_attrs}{required}>\
          <div class=\"hint\">Up to {size}{types}.</div>",
         max = field.max_size,
         accept = if field.accept.is_empty() {
@@ -125,28 +145,52 @@ fn upload_input(fields: &UploadFields, id: &str, input: &str, current: Option<&B
         },
         blank = if field.blank { " data-blank" } else { "" },
         current = current_name.map(|n| format!(" data-current=\"{}\"", esc(&n))).unwrap_or_default(),
-        required = if required && current.is_none() { " required" } else { "" },
+        required = if required && current.is_none() && kept.is_none() { " required" } else { "" },
         size = size_text(Some(field.max_size)),
         types = if field.accept.is_empty() { String::new() } else { format!("; {}", esc(&field.accept.join(", "))) },
     )
 }
 
+/// What the create / edit form shows.
+#[derive(Default)]
+pub struct Form<'a> {
+    /// The row being edited (`None`: a new document).
+    pub row: Option<&'a document::Model>,
+    /// The title to show.
+    pub title: &'a str,
+    /// The error of a refused post.
+    pub error: Option<&'a str>,
+    /// The session's CSRF token.
+    pub csrf: &'a str,
+    /// Finished uploads of a refused post, by input name: (ticket, file name).
+    pub kept: Option<&'a HashMap<String, (String, String)>>,
+}
+
 /// The create / edit form.
-pub fn form(fields: &UploadFields, row: Option<&document::Model>, title: &str, error: Option<&str>) -> String {
+pub fn form(fields: &UploadFields, f: &Form<'_>) -> String {
+    let (row, title, error) = (f.row, f.title, f.error);
     let action = row.map(|r| format!("/documents/{}", r.id)).unwrap_or_else(|| "/documents".into());
     let mut body = String::new();
     if let Some(e) = error {
         body.push_str(&format!("<p class=\"error\" role=\"alert\" id=\"form-error\">{}</p>", esc(e)));
     }
     body.push_str(&format!(
-        "<form method=\"post\" action=\"{action}\" id=\"document-form\">\
+        "<form method=\"post\" action=\"{action}\" id=\"document-form\">{csrf}\
          <label for=\"title\">Title</label><input id=\"title\" name=\"title\" required maxlength=\"200\" value=\"{title}\">\
          <label for=\"file\">File</label>{file}\
          <label for=\"attachment\">Attachment (optional)</label>{attachment}\
          <p><button type=\"submit\" id=\"save\">Save</button> <a href=\"/\">Cancel</a></p></form>",
         title = esc(title),
-        file = upload_input(fields, "documents.file", "file", row.map(|r| &r.file), true),
-        attachment = upload_input(fields, "documents.attachment", "attachment", row.and_then(|r| r.attachment.as_ref()), false),
+        csrf = csrf_input(f.csrf),
+        file = upload_input(fields, "documents.file", "file", row.map(|r| &r.file), f.kept.and_then(|k| k.get("file")), true),
+        attachment = upload_input(
+            fields,
+            "documents.attachment",
+            "attachment",
+            row.and_then(|r| r.attachment.as_ref()),
+            f.kept.and_then(|k| k.get("attachment")),
+            false
+        ),
     ));
     layout(if row.is_some() { "Edit document" } else { "New document" }, &body)
 }

@@ -43,7 +43,7 @@ impl Submission {
 
 /// A verified upload, ready for promotion: the temp object at an exact generation. Pass it to
 /// [`BlobChanges::attach`](crate::field::BlobChanges::attach) (it is a [`VerifiedUpload`]); the save
-/// records its temp name in the outbox, which refuses a second promotion.
+/// records the ticket's nonce in the used-ticket table, which refuses a second promotion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketUpload {
     /// Store key.

@@ -225,6 +225,51 @@ async function uploadAndSave(page, { title, file, bytes, expectResumable, cancel
   check(sha(got) === sha(bytes) && got.length === bytes.length, `${title}: the download returns the same ${bytes.length} bytes`);
 }
 
+// Saving during an upload shows "Wait for the upload to finish" and keeps it visible while progress
+// updates arrive; a form re-shown after a refused save (blank title) keeps the finished upload's ticket,
+// and saving it then needs no second upload.
+async function waitNoticeAndKeptTicket(page, { title, file, bytes }) {
+  const before = await rowCount(page);
+  await page.goto(base + "/documents/new");
+  await page.eval(RECORDER);
+  await page.eval(`document.querySelector('#title').value = ${JSON.stringify(title)}`);
+  await page.setFile("#file", file);
+  await page.waitFor(`window.__progress.length > 0`, "the upload to start");
+  await page.eval(`document.querySelector('#save').click(); true`);
+  const notice = `(() => { const n = document.querySelector('.sea-gcp-upload[data-field="documents.file"] .sea-gcp-notice');
+    return n && !n.hidden && n.getClientRects().length > 0 ? n.textContent : ''; })()`;
+  const first = await page.eval(notice);
+  check(/Wait for the upload to finish/.test(first), `saving during the upload shows "${first}"`);
+  const updatesBefore = await page.eval("window.__progress.length");
+  await sleep(400);
+  const updatesAfter = await page.eval("window.__progress.length");
+  const later = await page.eval(notice);
+  check(updatesAfter > updatesBefore, `progress went on while the notice showed (${updatesAfter - updatesBefore} updates)`);
+  check(/Wait for the upload to finish/.test(later), "the wait notice stays visible through progress updates");
+  check((await page.eval("location.pathname")) === "/documents/new", "the form was not submitted during the upload");
+  await page.waitFor(`${widgetState("documents.file")} === 'done'`, "the upload to finish", 120000);
+  check((await page.eval(notice)) === "", "the wait notice goes away when the upload finishes");
+  const ticket = await page.eval(`document.querySelector('input[type=hidden][name=file]').value`);
+  check(ticket.length > 0, "the finished upload put its ticket into the form");
+
+  // Blank title: the browser's own check is removed so that the server's runs.
+  await page.eval(`(() => { const t = document.querySelector('#title'); t.required = false; t.value = '   '; return true; })()`);
+  await page.clickAndWaitLoad("#save");
+  const error = await page.eval(`document.querySelector('#form-error')?.textContent || ''`);
+  check(/title/.test(error), `a blank title re-shows the form with "${error}"`);
+  const kept = await page.eval(`document.querySelector('input[type=hidden][name=file]').value`);
+  check(kept === ticket, "the re-shown form keeps the finished upload's ticket");
+  const state = await page.eval(widgetState("documents.file"));
+  const status = await page.eval(`document.querySelector('.sea-gcp-upload[data-field="documents.file"] .sea-gcp-status').textContent`);
+  check(state === "done" && status.includes("large-video.bin"), `the widget shows the kept upload (${state}: "${status}")`);
+  await page.eval(`document.querySelector('#title').value = ${JSON.stringify(title)}`);
+  await page.clickAndWaitLoad("#save");
+  check((await page.eval("location.pathname")) === "/", "saving the re-shown form without uploading again works");
+  const got = await downloadOf(page, title);
+  check(sha(got) === sha(bytes), "the kept upload is the one saved");
+  check((await rowCount(page)) === before + 1, "exactly one row was added");
+}
+
 async function oversize(page, file, limit) {
   const before = await rowCount(page);
   await page.goto(base + "/documents/new");
@@ -290,6 +335,7 @@ async function main() {
       cancelAt: process.env.E2E_NO_RESUME === "1" ? undefined : MIB,
     });
     if (process.env.E2E_NO_RESUME === "1") console.log("SKIPPED: cancel and resume (emulator gap, see above)");
+    await waitNoticeAndKeptTicket(page, { title: "kept " + Date.now(), file: largePath, bytes: large });
     await oversize(page, hugePath, limit);
     console.log("PASS: all browser checks");
   } finally {

@@ -16,6 +16,9 @@
  *   accept                  accepted types (image/*, .pdf, text/plain), checked before uploading
  *   data-blank              present when the field may be cleared
  *   data-current            name of the file the field holds now (enables Clear / Replace wording)
+ *   data-ticket             a ticket of a finished upload (a form re-shown after a refused save): the
+ *                           widget starts as uploaded and posts it again, no second upload needed
+ *   data-ticket-name        that upload's file name
  *
  * Events dispatched on the input: sea-gcp:progress {loaded, total}, sea-gcp:done {ticket},
  * sea-gcp:error {message}. The widget's root element carries data-state =
@@ -76,6 +79,8 @@
     this.current = input.getAttribute("data-current") || "";
     this.name = input.getAttribute("name") || this.field;
     this.required = input.required;
+    this.keptTicket = input.getAttribute("data-ticket") || "";
+    this.keptName = input.getAttribute("data-ticket-name") || "";
     this.xhr = null;
     this.file = null;
     this.grant = null; // the ticket answer of the current upload
@@ -117,8 +122,12 @@
       b.hidden = true;
       bar.appendChild(b);
     });
+    // Messages that must stay visible while progress updates rewrite the status line.
+    this.notice = el("div", { class: "sea-gcp-notice", role: "alert", "aria-live": "assertive" });
+    this.notice.hidden = true;
     this.root.appendChild(this.progress);
     this.root.appendChild(this.status);
+    this.root.appendChild(this.notice);
     this.root.appendChild(bar);
 
     var self = this;
@@ -129,7 +138,18 @@
     this.retryBtn.addEventListener("click", function () { self.retry(); });
     this.replaceBtn.addEventListener("click", function () { input.click(); });
     this.clearBtn.addEventListener("click", function () { self.clear(); });
-    this.refreshButtons("idle");
+    if (this.keptTicket) {
+      this.hidden.value = this.keptTicket;
+      this.current = this.keptName || "the uploaded file";
+      this.setState("done", "Uploaded " + this.current + ". Save the form to keep it.");
+    } else {
+      this.refreshButtons("idle");
+    }
+  };
+
+  Widget.prototype.showNotice = function (message) {
+    this.notice.textContent = message;
+    this.notice.hidden = !message;
   };
 
   Widget.prototype.setState = function (state, message, isError) {
@@ -156,6 +176,7 @@
   };
 
   Widget.prototype.fail = function (message) {
+    this.showNotice("");
     this.busy = false;
     this.xhr = null;
     this.progress.hidden = true;
@@ -178,6 +199,7 @@
 
   Widget.prototype.start = function (file) {
     if (this.xhr) this.xhr.abort();
+    this.showNotice("");
     this.file = file;
     this.grant = null;
     this.offset = 0;
@@ -334,6 +356,7 @@
   };
 
   Widget.prototype.finish = function () {
+    this.showNotice("");
     this.busy = false;
     this.xhr = null;
     this.progress.value = 100;
@@ -346,6 +369,7 @@
   };
 
   Widget.prototype.cancel = function () {
+    this.showNotice("");
     if (this.xhr) {
       this.xhr.onerror = null;
       this.xhr.onload = null;
@@ -396,11 +420,12 @@
           if (pending.length || missing.length) {
             e.preventDefault();
             var w = (pending.length ? pending[0].querySelector("input[type=file]") : missing[0]).seaGcpWidget;
-            w.setState(
-              pending.length ? "uploading" : "error",
-              pending.length ? "Wait for the upload to finish before saving." : "Choose a file first.",
-              !pending.length
-            );
+            if (pending.length) {
+              // A notice of its own: progress updates rewrite the status line, not this.
+              w.showNotice("Wait for the upload to finish before saving.");
+            } else {
+              w.setState("error", "Choose a file first.", true);
+            }
           }
         });
       }
