@@ -758,10 +758,12 @@ mod session_tests {
 
     /// The key and query of a resumable upload URL for `name`.
     async fn session(st: &LocalRoutes, name: &str) -> (String, Vec<(String, String)>) {
-        let mut opts = SignedUploadOptions::default();
-        opts.resumable = true;
-        opts.content_type = "text/plain".into();
-        opts.max_size = 100;
+        let opts = SignedUploadOptions {
+            resumable: true,
+            content_type: "text/plain".into(),
+            max_size: 100,
+            ..Default::default()
+        };
         let url = st.store.signed_upload(name, opts).await.unwrap().url;
         let (path, query) = url.split_once('?').unwrap();
         (path.strip_prefix("/storage/media/").unwrap().to_string(), parse_query(Some(query.to_string())))
