@@ -385,7 +385,8 @@ impl Drop for SessionLease<'_> {
     fn drop(&mut self) {
         self.guard.take();
         self.lock.take();
-        let mut map = self.locks.lock().expect("session map");
+        // A poisoned map only means another request panicked while holding it; never panic in drop.
+        let mut map = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.get(&self.session).is_some_and(|l| Arc::strong_count(l) == 1) {
             map.remove(&self.session);
         }
