@@ -220,8 +220,10 @@ async fn active_types_are_attachments_unless_the_app_opts_in() {
             ("app.js", "text/javascript"),
             ("odd.png", "image/png, text/html"),
         ] {
-            let mut params = ObjectParameters::default();
-            params.content_disposition = Some(format!("inline; filename=\"{name}\""));
+            let params = ObjectParameters {
+                content_disposition: Some(format!("inline; filename=\"{name}\"")),
+                ..Default::default()
+            };
             let put = PutOptions::default().with_params(params).with_content_type(ct);
             app.store.put(name, PAGE.into(), put).await.unwrap();
             let url = app.store.url(name, UrlOptions::default()).await.unwrap();

@@ -22,6 +22,7 @@ use sea_gcp::storage::{GetOptions, PutOptions, PutPayload, Store};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use sea_orm_migration::{MigrationTrait, SchemaManager};
 
+mod cli_support;
 #[path = "../examples/migrations/m20260301_000001_document_file_blob.rs"]
 mod m20260301_000001_document_file_blob;
 
@@ -497,7 +498,7 @@ async fn cli_end_to_end_on_sqlite() {
     insert(&t, "document", &rows).await;
 
     let csv = tmp.path().join("report.csv");
-    let Some(binary) = cli_binary() else { return };
+    let Some(binary) = cli_support::cli_binary() else { return };
     let run = |extra: &[&str]| {
         let mut args = vec![
             "migrate-column",
@@ -562,21 +563,4 @@ async fn cli_end_to_end_on_sqlite() {
 
     let (ok, _, err) = run(&["--dry-run", "--swap"]);
     assert!(!ok && err.contains("--swap cannot be combined with --dry-run"), "{err}");
-}
-
-/// The `sea-gcp` binary of the workspace's `sea-gcp-cli` package, built beside this test by
-/// `cargo test --workspace` (the library's own tests cannot name another package's binary).
-fn cli_binary() -> Option<std::path::PathBuf> {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps");
-    let path = dir.join(format!("sea-gcp{}", std::env::consts::EXE_SUFFIX));
-    if path.is_file() {
-        return Some(path);
-    }
-    let why = format!("{} not built: run `cargo test --workspace` (scripts/test.sh does)", path.display());
-    if std::env::var("SEA_GCP_REQUIRE_ALL").as_deref() == Ok("1") {
-        panic!("{why}");
-    }
-    eprintln!("SKIPPED: the migrate-column CLI test: {why}");
-    None
 }

@@ -385,7 +385,8 @@ impl Drop for SessionLease<'_> {
     fn drop(&mut self) {
         self.guard.take();
         self.lock.take();
-        let mut map = self.locks.lock().expect("session map");
+        // A poisoned map only means another request panicked while holding it; never panic in drop.
+        let mut map = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.get(&self.session).is_some_and(|l| Arc::strong_count(l) == 1) {
             map.remove(&self.session);
         }
@@ -734,5 +735,75 @@ mod tests {
         assert_eq!(as_attachment(Some("inline")), "attachment");
         assert_eq!(as_attachment(Some("inline; filename=\"a.html\"")), "attachment; filename=\"a.html\"");
         assert_eq!(as_attachment(Some("attachment; filename=a.svg")), "attachment; filename=a.svg");
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+    use crate::StoreConfig;
+    use crate::storage::SignedUploadOptions;
+
+    async fn routes() -> (Arc<LocalRoutes>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalStore::new("media", StoreConfig::local(dir.path())).await.unwrap());
+        let routes = LocalRoutes {
+            sessions_dir: store.sessions_dir(),
+            store,
+            session_locks: Mutex::new(HashMap::new()),
+            active_content: ActiveContent::default(),
+            _stop: None,
+        };
+        (Arc::new(routes), dir)
+    }
+
+    /// The key and query of a resumable upload URL for `name`.
+    async fn session(st: &LocalRoutes, name: &str) -> (String, Vec<(String, String)>) {
+        let opts = SignedUploadOptions {
+            resumable: true,
+            content_type: "text/plain".into(),
+            max_size: 100,
+            ..Default::default()
+        };
+        let url = st.store.signed_upload(name, opts).await.unwrap().url;
+        let (path, query) = url.split_once('?').unwrap();
+        (path.strip_prefix("/storage/media/").unwrap().to_string(), parse_query(Some(query.to_string())))
+    }
+
+    fn chunk_headers() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.insert(header::CONTENT_RANGE, HeaderValue::from_static("bytes 0-9/100"));
+        headers
+    }
+
+    #[tokio::test]
+    async fn abandoned_sessions_leave_no_lock_behind() {
+        let (st, _dir) = routes().await;
+        for i in 0..50 {
+            let (key, query) = session(&st, &format!("f{i}.txt")).await;
+            let r = put_inner(&st, &key, query, &chunk_headers(), Body::from("0123456789")).await.unwrap();
+            assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
+        }
+        assert_eq!(st.session_locks.lock().unwrap().len(), 0, "50 abandoned sessions, no lock kept");
+
+        // A request dropped in the middle of its body (the client went away) releases its lock too.
+        let (key, query) = session(&st, "slow.txt").await;
+        let (mut tx, rx) = futures::channel::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+        let task = tokio::spawn({
+            let st = st.clone();
+            async move { put_inner(&st, &key, query, &chunk_headers(), Body::from_stream(rx)).await.map(|_| ()) }
+        });
+        futures::SinkExt::send(&mut tx, Ok(bytes::Bytes::from_static(b"01234"))).await.unwrap();
+        for _ in 0..200 {
+            if st.session_locks.lock().unwrap().len() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(st.session_locks.lock().unwrap().len(), 1, "the request in flight holds its session's lock");
+        task.abort();
+        let _ = task.await;
+        assert_eq!(st.session_locks.lock().unwrap().len(), 0, "an aborted request releases its lock");
     }
 }
