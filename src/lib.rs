@@ -28,6 +28,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "oidc")]
+pub mod auth;
 pub mod cli;
 pub mod config;
 mod error;
@@ -38,6 +40,12 @@ pub mod signing;
 pub mod staticfiles;
 pub mod storage;
 pub mod upload;
+#[cfg(feature = "events")]
+pub mod events;
+#[cfg(feature = "pubsub")]
+pub mod pubsub;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::{Settings, StoreConfig};
 pub use error::{BoxError, Error, Result};
