@@ -41,6 +41,8 @@ mod storage;
 mod url;
 
 #[cfg(feature = "orm")]
+mod blob_refresh;
+#[cfg(feature = "orm")]
 mod dedup;
 
 pub use cloudevents::{CloudEvent, CloudEventError};
@@ -50,5 +52,7 @@ pub use router::{DEFAULT_BODY_LIMIT, EventsRouter};
 pub use storage::{StorageEvent, StorageEventError, StorageEventKind};
 pub use url::{event_url, parse_parameters};
 
+#[cfg(feature = "orm")]
+pub use blob_refresh::{BlobRefresh, MissingPolicy, RefreshReport};
 #[cfg(feature = "orm")]
 pub use dedup::{CreateEventDedup, DEFAULT_DEDUP_TABLE, DedupTable, TransactionalHandler};
