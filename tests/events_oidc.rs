@@ -269,3 +269,34 @@ async fn a_cold_cache_burst_of_1000_verifies_all_with_one_fetch() {
     assert_eq!(s.jwks.fetches(), 1);
     assert_eq!(policy.verifier().unwrap().jwks().fetch_count(), 1);
 }
+
+#[tokio::test]
+async fn a_remembered_token_still_gets_every_per_request_check() {
+    let s = setup().await;
+    let token = s.issuer.mint(&s.issuer.claims(&aud(), EMAIL));
+    assert!(check(&s.policy, &token).await.is_ok());
+    assert!(check(&s.policy, &token).await.is_ok(), "remembered");
+    // Any change to the token misses the cache and fails verification.
+    let mut tampered = token.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(check(&s.policy, &tampered).await.unwrap_err().code(), "bad_signature");
+    // The same token at another endpoint: wrong audience, even though it verified before.
+    let err = s.policy.authorize(&headers(&token), "/events/orders/o-2").await.unwrap_err();
+    assert_eq!(err.code(), "wrong_audience");
+    // The allow-list is checked per request too.
+    let other = InvokerPolicy::new(s.policy.verifier().unwrap().clone(), BASE).allow_email("someone@else.example");
+    assert_eq!(other.authorize(&headers(&token), PATH).await.unwrap_err().code(), "email_not_allowed");
+    // An expired token is refused even when remembered: a verifier with zero leeway and a token
+    // expiring in one second.
+    let strict = OidcVerifier::new(
+        JwksCache::new(s.jwks.url(), JwksOptions::default()),
+        VerifierOptions::default().with_leeway(Duration::ZERO),
+    );
+    let strict = InvokerPolicy::new(strict, BASE).allow_email(EMAIL);
+    let now = chrono::Utc::now().timestamp();
+    let short = s.issuer.mint(&with(s.issuer.claims(&aud(), EMAIL), "exp", json!(now + 1)));
+    assert!(check(&strict, &short).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(check(&strict, &short).await.unwrap_err().code(), "expired");
+}

@@ -1,6 +1,7 @@
 //! [`OidcVerifier`]: one ID token in, a [`VerifiedCaller`] or an [`AuthError`] out.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
@@ -9,6 +10,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::claims::IdTokenClaims;
 use super::{AuthError, JwksCache, VerifiedCaller};
@@ -29,6 +31,10 @@ pub struct VerifierOptions {
     pub leeway: Duration,
     /// Require `email_verified = true` and an `email` claim (default true).
     pub require_verified_email: bool,
+    /// How many verified tokens to remember (by SHA-256 of the whole token) so that a sender reusing a
+    /// token skips the RSA verification until the token expires (default 10,000; 0 turns it off). The
+    /// time, audience and allow-list checks still run on every request.
+    pub verified_cache_capacity: usize,
 }
 
 impl Default for VerifierOptions {
@@ -37,6 +43,7 @@ impl Default for VerifierOptions {
             issuers: GOOGLE_ISSUERS.iter().map(|s| s.to_string()).collect(),
             leeway: Duration::from_secs(60),
             require_verified_email: true,
+            verified_cache_capacity: 10_000,
         }
     }
 }
@@ -56,14 +63,34 @@ impl VerifierOptions {
         self.leeway = leeway;
         self
     }
+    /// Set [`VerifierOptions::verified_cache_capacity`] (0: verify every signature).
+    pub fn with_verified_cache_capacity(mut self, capacity: usize) -> Self {
+        self.verified_cache_capacity = capacity;
+        self
+    }
+}
+
+/// What a verified token established, for its lifetime.
+#[derive(Clone)]
+struct Verified {
+    caller: VerifiedCaller,
+    audiences: Vec<String>,
+    nbf: Option<i64>,
 }
 
 /// Verifies Google-signed (RS256) ID tokens against a [`JwksCache`]. Cheap to clone; share one per process
 /// so that every endpoint uses the same key cache.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OidcVerifier {
     jwks: Arc<JwksCache>,
     options: Arc<VerifierOptions>,
+    verified: Arc<Mutex<HashMap<[u8; 32], Verified>>>,
+}
+
+impl std::fmt::Debug for OidcVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcVerifier").field("jwks", &self.jwks).field("options", &self.options).finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]
@@ -81,7 +108,7 @@ impl OidcVerifier {
 
     /// A verifier using `jwks` (a test's fake server, with [`JwksCache::new`]) and `options`.
     pub fn new(jwks: JwksCache, options: VerifierOptions) -> Self {
-        Self { jwks: Arc::new(jwks), options: Arc::new(options) }
+        Self { jwks: Arc::new(jwks), options: Arc::new(options), verified: Arc::default() }
     }
 
     /// The key cache (for its fetch count).
@@ -101,6 +128,50 @@ impl OidcVerifier {
         if token.len() > MAX_TOKEN_LEN {
             return Err(AuthError::Malformed(format!("token longer than {MAX_TOKEN_LEN} bytes")));
         }
+        if self.options.verified_cache_capacity == 0 {
+            return Ok(self.verify_fully(token, audiences).await?.caller);
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let remembered = self.verified.lock().unwrap_or_else(|e| e.into_inner()).get(&digest).cloned();
+        let verified = match remembered {
+            Some(v) => v,
+            None => {
+                let v = self.verify_fully(token, audiences).await?;
+                self.remember(digest, v.clone());
+                v
+            }
+        };
+        // Per request, also for a remembered token: time, then audience.
+        let now = Utc::now().timestamp();
+        let leeway = self.options.leeway.as_secs() as i64;
+        if verified.caller.expires_at.timestamp() + leeway < now {
+            return Err(AuthError::Expired);
+        }
+        if verified.caller.issued_at.timestamp() > now + leeway || verified.nbf.is_some_and(|nbf| nbf > now + leeway) {
+            return Err(AuthError::NotYetValid);
+        }
+        let Some(audience) = verified.audiences.iter().find(|a| audiences.iter().any(|e| e == *a)) else {
+            return Err(AuthError::WrongAudience { found: verified.audiences.join(" "), expected: audiences.to_vec() });
+        };
+        let mut caller = verified.caller;
+        caller.audience = audience.clone();
+        Ok(caller)
+    }
+
+    fn remember(&self, digest: [u8; 32], verified: Verified) {
+        let mut map = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= self.options.verified_cache_capacity {
+            let now = Utc::now().timestamp();
+            map.retain(|_, v| v.caller.expires_at.timestamp() > now);
+            if map.len() >= self.options.verified_cache_capacity {
+                map.clear();
+            }
+        }
+        map.insert(digest, verified);
+    }
+
+    /// Signature and claims (everything but the per-request checks, which [`Self::verify`] repeats).
+    async fn verify_fully(&self, token: &str, audiences: &[String]) -> Result<Verified, AuthError> {
         let mut parts = token.split('.');
         let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(AuthError::Malformed("not a JWT (three dot-separated parts)".into()));
@@ -147,14 +218,15 @@ impl OidcVerifier {
                 return Err(AuthError::EmailNotVerified(email));
             }
         }
-        Ok(VerifiedCaller {
+        let caller = VerifiedCaller {
             email,
             subject: claims.sub.unwrap_or_default(),
             audience: audience.to_string(),
             issuer: claims.iss,
             issued_at: timestamp(iat),
             expires_at: timestamp(claims.exp),
-        })
+        };
+        Ok(Verified { caller, audiences: token_audiences.iter().map(|a| a.to_string()).collect(), nbf: claims.nbf })
     }
 }
 
