@@ -202,7 +202,7 @@ impl OidcVerifier {
         if iat > now + leeway || claims.nbf.is_some_and(|nbf| nbf > now + leeway) {
             return Err(AuthError::NotYetValid);
         }
-        if !self.options.issuers.iter().any(|i| *i == claims.iss) {
+        if !self.options.issuers.contains(&claims.iss) {
             return Err(AuthError::WrongIssuer(claims.iss));
         }
         let token_audiences = claims.aud.values();

@@ -53,7 +53,7 @@ impl Registry {
         let prefix = prefix.into();
         self.prefixes.retain(|(p, _)| *p != prefix);
         self.prefixes.push((prefix, handler));
-        self.prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
     }
 
     /// The handler for `kind`: exact match first, then the longest prefix.
