@@ -6,6 +6,8 @@
 //! - [`signing`]: V4 signed URLs and POST policies (service-account key, IAM signBlob, HMAC).
 //! - [`field`] and [`promote`]: `BlobValue` columns on SeaORM entities and the crash-safe save protocol.
 //! - [`upload`]: upload tickets, the axum router, the JS widget, the local-store routes.
+//! - `auth`, `pubsub`, `events` (features `oidc`, `pubsub`, `events`): OIDC-verified Pub/Sub and Eventarc push
+//!   endpoints, typed storage notifications, exactly-once handling; `testing`: fakes (JWKS, token minting).
 //! - [`migrate`]: path columns to blob columns; [`staticfiles`]: collectstatic; [`cli`]: the `sea-gcp` binary.
 //!
 //! ```no_run
