@@ -35,19 +35,19 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 mod error;
+#[cfg(feature = "events")]
+pub mod events;
 pub mod field;
 pub mod migrate;
 pub mod promote;
+#[cfg(feature = "pubsub")]
+pub mod pubsub;
 pub mod signing;
 pub mod staticfiles;
 pub mod storage;
-pub mod upload;
-#[cfg(feature = "events")]
-pub mod events;
-#[cfg(feature = "pubsub")]
-pub mod pubsub;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod upload;
 
 pub use config::{Settings, StoreConfig};
 pub use error::{BoxError, Error, Result};
