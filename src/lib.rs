@@ -6,6 +6,8 @@
 //! - [`signing`]: V4 signed URLs and POST policies (service-account key, IAM signBlob, HMAC).
 //! - [`field`] and [`promote`]: `BlobValue` columns on SeaORM entities and the crash-safe save protocol.
 //! - [`upload`]: upload tickets, the axum router, the JS widget, the local-store routes.
+//! - `auth`, `pubsub`, `events` (features `oidc`, `pubsub`, `events`): OIDC-verified Pub/Sub and Eventarc push
+//!   endpoints, typed storage notifications, exactly-once handling; `testing`: fakes (JWKS, token minting).
 //! - [`migrate`]: path columns to blob columns; [`staticfiles`]: collectstatic. The `sea-gcp` command is the
 //!   separate package `sea-gcp-cli`.
 //!
@@ -16,7 +18,10 @@
 //! | `gcs` | yes | the GCS backend, IAM `signBlob` signing, bucket checks |
 //! | `orm` | yes | `BlobValue` columns, the save protocol and outbox, path-column migration (sea-orm; your app picks the drivers) |
 //! | `axum` | yes | the direct-upload router, widget and local-store routes (implies `orm`) |
-//! | `testing` | no | the behaviour suite for your own `Store`, fault-injecting and call-counting stores |
+//! | `testing` | no | the behaviour suite for your own `Store`, fault-injecting and call-counting stores, fakes of Google services |
+//! | `oidc` | no | verification of Google-signed ID tokens (JWKS cache, allow-lists) |
+//! | `pubsub` | no | Pub/Sub push envelopes and a REST client (publish, topics, subscriptions) |
+//! | `events` | no | Pub/Sub and Eventarc push endpoints, storage notifications, exactly-once handling (implies `oidc`, `pubsub`, `axum`) |
 //!
 //! A storage-only user writes `sea-gcp = { version = "0.1", default-features = false, features = ["gcs"] }`
 //! and compiles no sea-orm and no axum. The memory and local stores and the key and HMAC signers need no
@@ -43,18 +48,26 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "oidc")]
+pub mod auth;
 pub mod config;
 mod error;
+#[cfg(feature = "events")]
+pub mod events;
 #[cfg(feature = "orm")]
 pub mod field;
 #[cfg(feature = "orm")]
 pub mod migrate;
 #[cfg(feature = "orm")]
 pub mod promote;
+#[cfg(feature = "pubsub")]
+pub mod pubsub;
 pub mod secret;
 pub mod signing;
 pub mod staticfiles;
 pub mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(feature = "axum")]
 pub mod upload;
 
