@@ -23,7 +23,7 @@ mod iam;
 mod key;
 mod post_policy;
 pub mod target;
-#[cfg(feature = "gcs")]
+#[cfg(any(feature = "gcs", feature = "pubsub"))]
 pub mod token;
 mod url;
 
