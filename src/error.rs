@@ -257,3 +257,36 @@ impl Error {
         Error::Signing { message: message.to_string(), source: None }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_steps_wrap_failures_not_refusals() {
+        let refused = Error::Validation { field: "docs.file".into(), message: "too big".into() };
+        assert!(matches!(refused.at_step(SaveStep::Copy, "docs.file"), Error::Validation { .. }));
+
+        let transient = Error::Backend {
+            backend: "gcs",
+            store: "media".into(),
+            status: Some(503),
+            retryable: true,
+            source: "backend unavailable".into(),
+        };
+        let wrapped = transient.at_step(SaveStep::Claim, "docs.file");
+        assert!(wrapped.is_retryable() && !wrapped.is_not_found() && !wrapped.is_precondition());
+        assert!(matches!(wrapped.cause(), Error::Backend { status: Some(503), .. }));
+        assert_eq!(
+            wrapped.to_string(),
+            "saving blob field `docs.file` failed at the claim (metadata patch of the temporary upload) step: gcs \
+             store `media` failed with HTTP 503: backend unavailable"
+        );
+        // Wrapping twice keeps the first step.
+        let again = wrapped.at_step(SaveStep::Commit, "docs");
+        assert!(matches!(again, Error::SaveStep { step: SaveStep::Claim, .. }));
+        let gone = Error::NotFound { store: "media".into(), name: "a".into() }.at_step(SaveStep::Copy, "docs.file");
+        assert!(gone.is_not_found());
+        assert!(std::error::Error::source(&gone).is_some(), "the cause is the error's source");
+    }
+}

@@ -259,6 +259,18 @@ async fn backfill_fills_metadata_reports_missing_and_is_idempotent() {
             let rechecked = backfill(&t.db, store.clone(), &m, &recheck).await.unwrap();
             assert_eq!((rechecked.missing, rechecked.missing_not_rechecked), (1, 0), "{ctx}: {rechecked:?}");
             assert_eq!(rechecked.storage_calls.get(StoreOp::Head), 1, "{ctx}: {rechecked:?}");
+            // A row whose path changed since it was reported is probed again, without being asked.
+            let b = t.backend();
+            let set_path = |path: &'static str| {
+                let mut p = Params::new(b);
+                let sql = format!("UPDATE {} SET file = {} WHERE id = 5", quote(b, &table), p.bind(path.to_string()));
+                p.statement(sql)
+            };
+            t.db.execute_raw(set_path("docs/gone-elsewhere.txt")).await.unwrap();
+            let moved = backfill(&t.db, store.clone(), &m, &opts).await.unwrap();
+            assert_eq!((moved.missing, moved.missing_not_rechecked), (1, 0), "{ctx}: {moved:?}");
+            assert_eq!(moved.storage_calls.get(StoreOp::Head), 1, "{ctx}: a changed path is probed: {moved:?}");
+            t.db.execute_raw(set_path("docs/gone.txt")).await.unwrap();
             assert_eq!(column(&t, &table, "file_blob").await, blobs, "{ctx}: a second run changes nothing");
             assert_eq!(state::report_count(&t.db, &m).await.unwrap(), 2, "{ctx}");
 

@@ -278,6 +278,26 @@ mod tests {
     }
 
     #[test]
+    fn chained_errors_keep_every_cause_once() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("error sending request for url (http://127.0.0.1:1/x)")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let inner = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let chained = Chained::new(Box::new(Outer(inner)));
+        assert_eq!(chained.to_string(), "error sending request for url (http://127.0.0.1:1/x): Connection refused");
+        assert!(std::error::Error::source(&chained).is_some(), "the chain stays walkable");
+    }
+
+    #[test]
     fn objects_round_trip() {
         let keyspace = Keyspace::new("media", "uploads").unwrap();
         let now = DateTime::from_timestamp(1_764_201_600, 123_000_000).unwrap();

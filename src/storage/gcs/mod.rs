@@ -19,8 +19,15 @@
 //! or large size, files, and anything larger than `blob_chunk_size` when it is set, go through a resumable
 //! session in chunks of `blob_chunk_size` (16 MiB when unset), holding one chunk in memory at a time.
 //!
+//! Lost answers: a guarded one-request upload carries a per-request id in its metadata ([`TAG_UPLOAD`],
+//! `sea-gcp-upload`); when a retry of it is answered 412, the live object is read and, if it carries that
+//! id and the bytes' CRC32C and MD5, it is the result (the first attempt wrote it). A metadata patch
+//! marked [`MetadataPatch::repeatable`] is retried under `ifGenerationMatch` too.
+//!
 //! Caveats of the emulator (fake-gcs-server), which this backend's tests run against: it ignores
-//! `ifGenerationMatch` on copy and delete, so `tests/gcs_requests.rs` also checks the requests sent.
+//! `ifGenerationMatch` on uploads, copy and delete, and omits `metageneration` from patch responses
+//! (read as unknown: [`ObjectMeta::known_metageneration`]), so `tests/gcs_requests.rs` also checks the
+//! requests sent and `tests/save_under_faults.rs` puts a proxy answering GCS's 412s in front of it.
 
 mod client;
 mod convert;
