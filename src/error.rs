@@ -242,6 +242,7 @@ impl Error {
             | Error::Config { .. }
             | Error::InvalidArgument(_)
             | Error::InvalidName { .. }
+            | Error::TicketReplayed { .. }
             | Error::SaveStep { .. }) => e,
             e => Error::SaveStep { step, field: field.into(), source: Box::new(e) },
         }
