@@ -141,6 +141,25 @@ pub enum Error {
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
 
+    /// No metadata server answered: the code runs off Cloud Run / GCE / GKE (or `GCE_METADATA_HOST` names
+    /// an address where nothing answers like one). The message says which setting to use instead.
+    #[error("not on Cloud Run: {message}")]
+    NotOnCloudRun {
+        /// What was tried and what to configure instead.
+        message: String,
+    },
+
+    /// The metadata server answered, but not with what was asked for (404, 403, a timeout, a bad body).
+    #[error("metadata server: `{path}` failed{}: {message}", status.map(|s| format!(" with HTTP {s}")).unwrap_or_default())]
+    Metadata {
+        /// The metadata path (`project/project-id`, ...).
+        path: String,
+        /// HTTP status, when there was an answer.
+        status: Option<u16>,
+        /// What went wrong and what to do.
+        message: String,
+    },
+
     /// A local I/O error outside a backend (reading a key file, a static directory, ...).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -160,6 +179,11 @@ impl Error {
     /// True when the same request may succeed if retried (429, 5xx, connection errors).
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::Backend { retryable: true, .. })
+    }
+
+    /// True for [`Error::NotOnCloudRun`].
+    pub fn is_not_on_cloud_run(&self) -> bool {
+        matches!(self, Error::NotOnCloudRun { .. })
     }
 
     /// A configuration error for `store`.

@@ -6,6 +6,8 @@
 //! - [`signing`]: V4 signed URLs and POST policies (service-account key, IAM signBlob, HMAC).
 //! - [`field`] and [`promote`]: `BlobValue` columns on SeaORM entities and the crash-safe save protocol.
 //! - [`upload`]: upload tickets, the axum router, the JS widget, the local-store routes.
+//! - [`logging`] (feature `logging`): Cloud Logging structured JSON with trace correlation, request logs and
+//!   Error Reporting; [`metadata`] (feature `metadata`): the Cloud Run metadata server client.
 //! - [`migrate`]: path columns to blob columns; [`staticfiles`]: collectstatic; [`cli`]: the `sea-gcp` binary.
 //!
 //! ```no_run
@@ -32,11 +34,17 @@ pub mod cli;
 pub mod config;
 mod error;
 pub mod field;
+#[cfg(feature = "logging")]
+pub mod logging;
+#[cfg(feature = "metadata")]
+pub mod metadata;
 pub mod migrate;
 pub mod promote;
 pub mod signing;
 pub mod staticfiles;
 pub mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod upload;
 
 pub use config::{Settings, StoreConfig};
