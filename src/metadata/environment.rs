@@ -9,7 +9,7 @@ pub fn is_cloud_run() -> bool {
 
 /// Cloud Run's environment variables, read once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
+
 pub struct CloudRunEnvironment {
     /// `K_SERVICE`: the service name (services only).
     pub service: Option<String>,
