@@ -5,19 +5,35 @@ use std::backtrace::{Backtrace, BacktraceStatus};
 use std::panic::PanicHookInfo;
 
 /// Report `error` to Error Reporting: an ERROR entry with the `ReportedErrorEvent` `@type`, the caller's
-/// file and line as `context.reportLocation` (Error Reporting cannot parse Rust backtraces), the error and
-/// its sources as `stack_trace`, and the HTTP request when inside a [`TraceContextLayer`](super::TraceContextLayer)
-/// span. Inside a request, an error whose root cause was already reported is written as a plain ERROR
-/// entry instead, so an error logged again on its way out is reported once.
+/// file and line as `context.reportLocation` (Error Reporting cannot parse Rust backtraces; the function is
+/// the file, as a caller's location names none: [`report_error!`](crate::report_error) names the module),
+/// the error and its sources as `stack_trace`, and the HTTP request when inside a
+/// [`TraceContextLayer`](super::TraceContextLayer) span. Inside a request, an error whose root cause was
+/// already reported is written as a plain ERROR entry instead, so an error logged again on its way out is
+/// reported once.
 #[track_caller]
 pub fn report(error: &(dyn std::error::Error + 'static)) {
     let location = std::panic::Location::caller();
+    report_at(error, location.file(), location.line(), location.file());
+}
+
+/// [`report`] with an explicit location (what [`report_error!`](crate::report_error) passes).
+pub fn report_at(error: &(dyn std::error::Error + 'static), file: &str, line: u32, function: &str) {
     tracing::event!(
         target: "sea_gcp::error_reporting",
         tracing::Level::ERROR,
-        { gcp.report = true, gcp.report.file = location.file(), gcp.report.line = location.line(), error = error },
+        { gcp.report = true, gcp.report.file = file, gcp.report.line = line, gcp.report.function = function, error = error },
         "{error}"
     );
+}
+
+/// Report an error to Error Reporting with this file, line and module as the location:
+/// `sea_gcp::report_error!(&err)`. See [`logging::report`](crate::logging::report).
+#[macro_export]
+macro_rules! report_error {
+    ($error:expr) => {
+        $crate::logging::report_at($error, file!(), line!(), module_path!())
+    };
 }
 
 /// Options of [`install_panic_hook`].

@@ -381,8 +381,14 @@ impl EventVisitor<'_> {
                 v.text(scratch);
                 if let Some(s) = Severity::parse(scratch) {
                     self.severity = Some(s);
-                    return;
+                } else {
+                    // Kept, under a name that cannot override the entry's severity.
+                    let out = &mut self.b.fields;
+                    out.push_str(",\"invalid_severity\":\"");
+                    out.push_str(&self.b.scratch);
+                    out.push('"');
                 }
+                return;
             }
             "insert_id" => {
                 self.has_insert_id = true;
@@ -736,15 +742,14 @@ where
                 out.push('}');
             }
             out.push_str("},\"stack_trace\":\"");
-            if b.message.is_empty() {
-                out.push_str(&b.error_display);
-            } else {
-                out.push_str(&b.message);
+            // The message, then the error and its sources (once, when the message is the error itself).
+            if b.error_chain.is_empty() || !b.error_chain.starts_with(b.message.as_str()) {
+                out.push_str(if b.message.is_empty() { &b.error_display } else { &b.message });
+                if !b.error_chain.is_empty() {
+                    out.push_str("\\n\\n");
+                }
             }
-            if !b.error_chain.is_empty() && b.error_chain != b.message {
-                out.push_str("\\n\\n");
-                out.push_str(&b.error_chain);
-            }
+            out.push_str(&b.error_chain);
             if !b.report_stack.is_empty() {
                 out.push_str("\\n\\n");
                 out.push_str(&b.report_stack);

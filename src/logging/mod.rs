@@ -71,7 +71,7 @@ mod request_log;
 mod severity;
 mod trace;
 
-pub use error_reporting::{PanicHookOptions, install_panic_hook, report};
+pub use error_reporting::{PanicHookOptions, install_panic_hook, report, report_at};
 pub use layer::{CloudLoggingLayer, LoggingOptions, REPORTED_ERROR_EVENT_TYPE};
 pub use request_log::{RequestLogFuture, RequestLogLayer, RequestLogOptions, RequestLogService, format_latency};
 pub use severity::Severity;

@@ -7,7 +7,8 @@ use std::fmt;
 /// The level of an event gives the default (TRACE and DEBUG: `DEBUG`, INFO: `INFO`, WARN: `WARNING`, ERROR:
 /// `ERROR`); a `severity` field on the event overrides it with any of these names, which is how to log the
 /// severities tracing has no level for: `tracing::error!(severity = "CRITICAL", "...")` or
-/// `tracing::warn!(severity = %Severity::Notice, "...")`. An unknown name is ignored (the level is used).
+/// `tracing::warn!(severity = %Severity::Notice, "...")`. An unknown name leaves the level's
+/// severity and is kept as an `invalid_severity` field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     /// No assigned severity.
