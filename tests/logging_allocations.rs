@@ -58,13 +58,21 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Reused {
 #[test]
 fn at_most_one_allocation_per_event() {
     let sink = Reused(Arc::new(Mutex::new(Vec::with_capacity(64 * 1024))));
-    let layer = CloudLoggingLayer::new(LoggingOptions::default().with_service_context("svc", None)).with_writer(sink.clone());
+    let layer =
+        CloudLoggingLayer::new(LoggingOptions::default().with_service_context("svc", None)).with_writer(sink.clone());
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || {
         let span = tracing::info_span!("request", user = "u-1", labels.tenant = "acme");
         let _entered = span.enter();
         let log = |i: u64| {
-            tracing::info!(order = i, amount = 12.5, paid = true, customer = "Zoë", labels.channel = "web", "order placed {i}");
+            tracing::info!(
+                order = i,
+                amount = 12.5,
+                paid = true,
+                customer = "Zoë",
+                labels.channel = "web",
+                "order placed {i}"
+            );
             let e = std::io::Error::other("disk full");
             tracing::error!(error = &e as &dyn std::error::Error, order = i, "save failed");
         };

@@ -142,7 +142,14 @@ fn order_line(trace: Value) -> Value {
     )
 }
 
-fn request_line(trace: Value, severity: &str, method: &str, path: &str, status: u16, sizes: (Option<&str>, &str)) -> Value {
+fn request_line(
+    trace: Value,
+    severity: &str,
+    method: &str,
+    path: &str,
+    status: u16,
+    sizes: (Option<&str>, &str),
+) -> Value {
     let mut http = json!({
         "requestMethod": method,
         "requestUrl": format!("https://shop.example{path}"),
@@ -188,14 +195,16 @@ async fn every_field_with_traceparent() {
 #[tokio::test]
 async fn x_cloud_trace_context_with_a_decimal_span_id() {
     let header = format!("{TRACE}/12345678901234567890;o=1");
-    let (_, lines) = run(trace_options(), request("POST", "/orders/42", &[("x-cloud-trace-context", &header)], "")).await;
+    let (_, lines) =
+        run(trace_options(), request("POST", "/orders/42", &[("x-cloud-trace-context", &header)], "")).await;
     let trace = trace_fields("ab54a98ceb1f0ad2", true);
     assert_json(&lines[0], &order_line(trace.clone()));
     assert_json(&lines[1], &request_line(trace, "INFO", "POST", "/orders/42", 200, (None, "2")));
 
     // Small decimal ids are zero-padded to 16 hex digits; o=0 is unsampled.
     let header = format!("{TRACE}/1;o=0");
-    let (_, lines) = run(trace_options(), request("POST", "/orders/42", &[("x-cloud-trace-context", &header)], "")).await;
+    let (_, lines) =
+        run(trace_options(), request("POST", "/orders/42", &[("x-cloud-trace-context", &header)], "")).await;
     assert_json(&lines[0], &order_line(trace_fields("0000000000000001", false)));
 }
 
@@ -208,9 +217,13 @@ async fn unsampled_traceparent_and_precedence() {
     let (_, lines) = run(trace_options(), request("POST", "/orders/42", &headers, "")).await;
     assert_json(&lines[0], &order_line(trace_fields("00f067aa0ba902b7", false)));
     // An invalid traceparent falls back to X-Cloud-Trace-Context.
-    let headers = [("traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"), ("x-cloud-trace-context", cloud)];
+    let headers =
+        [("traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"), ("x-cloud-trace-context", cloud)];
     let (_, lines) = run(trace_options(), request("POST", "/orders/42", &headers, "")).await;
-    assert_eq!(lines[0]["logging.googleapis.com/trace"], "projects/test-project/traces/105445aa7843bc8bf206b12000100000");
+    assert_eq!(
+        lines[0]["logging.googleapis.com/trace"],
+        "projects/test-project/traces/105445aa7843bc8bf206b12000100000"
+    );
     assert_eq!(lines[0]["logging.googleapis.com/spanId"], "0000000000000001");
 }
 
@@ -224,7 +237,8 @@ async fn no_trace_header_means_no_trace_fields() {
 #[tokio::test]
 async fn explicit_severities_and_status_classes() {
     let traceparent = format!("00-{TRACE}-00f067aa0ba902b7-01");
-    let (status, lines) = run(trace_options(), request("GET", "/severities", &[("traceparent", &traceparent)], "")).await;
+    let (status, lines) =
+        run(trace_options(), request("GET", "/severities", &[("traceparent", &traceparent)], "")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let got: Vec<(&str, &str)> =
         lines.iter().map(|l| (l["severity"].as_str().unwrap(), l["message"].as_str().unwrap())).collect();
@@ -357,14 +371,19 @@ fn trace_headers_are_parsed_strictly() {
 async fn remote_ip_trusts_only_the_configured_proxies() {
     let spoofed = [("x-forwarded-for", "6.6.6.6")];
     // No trusted proxy: the peer, whatever the header says.
-    let (_, lines) = run(TraceOptions::default().with_project_id("p"), request("POST", "/orders/1", &spoofed, "")).await;
+    let (_, lines) =
+        run(TraceOptions::default().with_project_id("p"), request("POST", "/orders/1", &spoofed, "")).await;
     assert_eq!(lines[1]["httpRequest"]["remoteIp"], "169.254.1.1");
     // Networks: entries inside them are skipped from the right.
     let nets = TrustedProxies::Networks(vec!["169.254.0.0/16".parse().unwrap(), "203.0.113.0/24".parse().unwrap()]);
-    let (_, lines) = run(TraceOptions::default().with_trusted_proxies(nets), request("POST", "/orders/1", &[], "")).await;
+    let (_, lines) =
+        run(TraceOptions::default().with_trusted_proxies(nets), request("POST", "/orders/1", &[], "")).await;
     assert_eq!(lines[1]["httpRequest"]["remoteIp"], "10.9.9.9");
     // Two hops (a load balancer in front of Cloud Run).
-    let (_, lines) =
-        run(TraceOptions::default().with_trusted_proxies(TrustedProxies::Hops(2)), request("POST", "/orders/1", &[], "")).await;
+    let (_, lines) = run(
+        TraceOptions::default().with_trusted_proxies(TrustedProxies::Hops(2)),
+        request("POST", "/orders/1", &[], ""),
+    )
+    .await;
     assert_eq!(lines[1]["httpRequest"]["remoteIp"], "10.9.9.9");
 }

@@ -55,7 +55,10 @@ async fn a_panic_in_a_handler_is_reported_once_with_request_context_and_location
     let line: u64 = message.rsplit(' ').next().unwrap().parse().unwrap();
     assert_eq!(report["context"]["reportLocation"]["lineNumber"], line, "the panic's line");
     let stack = report["stack_trace"].as_str().unwrap().to_string();
-    assert!(stack.starts_with(&format!("panicked: boom at line {line}\n\npanicked at tests/logging_panic.rs:{line}")), "{stack}");
+    assert!(
+        stack.starts_with(&format!("panicked: boom at line {line}\n\npanicked at tests/logging_panic.rs:{line}")),
+        "{stack}"
+    );
 
     let mut report = normalize(report);
     report["stack_trace"] = "<stack>".into();

@@ -47,8 +47,8 @@ async fn the_fake_refuses_requests_without_the_flavor_header() {
 #[tokio::test]
 async fn access_tokens_are_cached_and_fetched_once_for_concurrent_callers() {
     // The token endpoint answers slowly so that all callers overlap the first fetch.
-    let data = FakeMetadata::default()
-        .with_delay("instance/service-accounts/default/token", Duration::from_millis(200));
+    let data =
+        FakeMetadata::default().with_delay("instance/service-accounts/default/token", Duration::from_millis(200));
     let server = FakeMetadataServer::start(data).await;
     let metadata = server.client();
     let calls: Vec<_> = (0..16)

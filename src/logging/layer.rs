@@ -687,9 +687,11 @@ where
         out.push_str(&b.fields);
 
         if self.options.current_span || self.options.span_list {
-            if let Some(leaf) = ctx.lookup_current().filter(|_| event.is_contextual()).or_else(|| {
-                event.parent().and_then(|id| ctx.span(id))
-            }) {
+            if let Some(leaf) = ctx
+                .lookup_current()
+                .filter(|_| event.is_contextual())
+                .or_else(|| event.parent().and_then(|id| ctx.span(id)))
+            {
                 if self.options.current_span {
                     out.push_str(",\"span\":");
                     push_span(out, leaf.name(), leaf.extensions().get::<SpanRecord>());
@@ -708,7 +710,8 @@ where
         }
 
         // Error Reporting: reports and ERROR events with an error, once per root cause per request.
-        let wants_report = report || (self.options.report_error_events && error_root.is_some() && severity >= Severity::Error);
+        let wants_report =
+            report || (self.options.report_error_events && error_root.is_some() && severity >= Severity::Error);
         let first_report = wants_report
             && match request {
                 None => true,

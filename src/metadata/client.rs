@@ -152,8 +152,14 @@ impl MetadataClient {
     pub async fn get(&self, path: &str) -> Result<String> {
         let url = format!("{}/computeMetadata/v1/{}", self.inner.base, path.trim_start_matches('/'));
         let name = path.split('?').next().unwrap_or(path);
-        let response =
-            self.inner.http.get(&url).header("Metadata-Flavor", "Google").send().await.map_err(|e| self.failed(name, e))?;
+        let response = self
+            .inner
+            .http
+            .get(&url)
+            .header("Metadata-Flavor", "Google")
+            .send()
+            .await
+            .map_err(|e| self.failed(name, e))?;
         if response.headers().get("metadata-flavor").and_then(|v| v.to_str().ok()) != Some("Google") {
             return Err(Error::NotOnCloudRun {
                 message: format!(
