@@ -188,10 +188,18 @@ impl Val<'_> {
         match self {
             Val::Str(s) => push_str(out, s),
             Val::Debug(d) => push_debug(out, d),
-            Val::I64(v) => drop(write!(out, "{v}")),
-            Val::U64(v) => drop(write!(out, "{v}")),
-            Val::I128(v) => drop(write!(out, "{v}")),
-            Val::U128(v) => drop(write!(out, "{v}")),
+            Val::I64(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Val::U64(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Val::I128(v) => {
+                let _ = write!(out, "{v}");
+            }
+            Val::U128(v) => {
+                let _ = write!(out, "{v}");
+            }
             Val::F64(v) => push_f64(out, v),
             Val::Bool(v) => out.push_str(if v { "true" } else { "false" }),
             Val::Error(e) => push_display(out, &e),
@@ -202,8 +210,12 @@ impl Val<'_> {
     fn text(self, out: &mut String) {
         match self {
             Val::Str(s) => escape_into(out, s),
-            Val::Debug(d) => drop(write!(Escaped(out), "{d:?}")),
-            Val::Error(e) => drop(write!(Escaped(out), "{e}")),
+            Val::Debug(d) => {
+                let _ = write!(Escaped(out), "{d:?}");
+            }
+            Val::Error(e) => {
+                let _ = write!(Escaped(out), "{e}");
+            }
             Val::Bool(_) | Val::I64(_) | Val::U64(_) | Val::I128(_) | Val::U128(_) | Val::F64(_) => self.json(out),
         }
     }
@@ -686,26 +698,22 @@ where
         }
         out.push_str(&b.fields);
 
-        if self.options.current_span || self.options.span_list {
-            if let Some(leaf) = ctx
-                .lookup_current()
-                .filter(|_| event.is_contextual())
-                .or_else(|| event.parent().and_then(|id| ctx.span(id)))
-            {
-                if self.options.current_span {
-                    out.push_str(",\"span\":");
-                    push_span(out, leaf.name(), leaf.extensions().get::<SpanRecord>());
-                }
-                if self.options.span_list {
-                    out.push_str(",\"spans\":[");
-                    for (i, span) in leaf.scope().from_root().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        push_span(out, span.name(), span.extensions().get::<SpanRecord>());
+        if (self.options.current_span || self.options.span_list)
+            && let Some(leaf) = ctx.event_span(event)
+        {
+            if self.options.current_span {
+                out.push_str(",\"span\":");
+                push_span(out, leaf.name(), leaf.extensions().get::<SpanRecord>());
+            }
+            if self.options.span_list {
+                out.push_str(",\"spans\":[");
+                for (i, span) in leaf.scope().from_root().enumerate() {
+                    if i > 0 {
+                        out.push(',');
                     }
-                    out.push(']');
+                    push_span(out, span.name(), span.extensions().get::<SpanRecord>());
                 }
+                out.push(']');
             }
         }
 
