@@ -263,6 +263,9 @@ impl Shared {
 /// `X-Cloud-Trace-Context`) and HTTP request, so that every line [`CloudLoggingLayer`](super::CloudLoggingLayer)
 /// writes inside the request has `logging.googleapis.com/trace`, `spanId` and `trace_sampled`, and error
 /// reports get the request context. It also leaves an [`HttpRequestInfo`] in the request's extensions.
+///
+/// The span is at INFO level with target `sea_gcp::logging`: a filter that drops it drops the trace too
+/// (keep `sea_gcp::logging=info` in an `EnvFilter`).
 #[derive(Clone)]
 pub struct TraceContextLayer {
     shared: Arc<Shared>,

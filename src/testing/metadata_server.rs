@@ -1,5 +1,5 @@
 //! A local fake of the metadata server that answers like the real one, for tests of code that uses
-//! [`MetadataClient`](crate::metadata::MetadataClient) (or anything reading `GCE_METADATA_HOST`).
+//! [`MetadataClient`] (or anything reading `GCE_METADATA_HOST`).
 //!
 //! What it checks and answers, as the real server does:
 //! - every request must carry `Metadata-Flavor: Google`, else 403; a request with `X-Forwarded-For` is
