@@ -161,6 +161,25 @@ pub enum Error {
     #[cfg(feature = "orm")]
     Database(#[from] sea_orm::DbErr),
 
+    /// No metadata server answered: the code runs off Cloud Run / GCE / GKE (or `GCE_METADATA_HOST` names
+    /// an address where nothing answers like one). The message says which setting to use instead.
+    #[error("not on Cloud Run: {message}")]
+    NotOnCloudRun {
+        /// What was tried and what to configure instead.
+        message: String,
+    },
+
+    /// The metadata server answered, but not with what was asked for (404, 403, a timeout, a bad body).
+    #[error("metadata server: `{path}` failed{}: {message}", status.map(|s| format!(" with HTTP {s}")).unwrap_or_default())]
+    Metadata {
+        /// The metadata path (`project/project-id`, ...).
+        path: String,
+        /// HTTP status, when there was an answer.
+        status: Option<u16>,
+        /// What went wrong and what to do.
+        message: String,
+    },
+
     /// A local I/O error outside a backend (reading a key file, a static directory, ...).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -246,6 +265,11 @@ impl Error {
             | Error::SaveStep { .. }) => e,
             e => Error::SaveStep { step, field: field.into(), source: Box::new(e) },
         }
+    }
+
+    /// True for [`Error::NotOnCloudRun`].
+    pub fn is_not_on_cloud_run(&self) -> bool {
+        matches!(self, Error::NotOnCloudRun { .. })
     }
 
     /// A configuration error for `store`.

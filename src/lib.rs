@@ -8,6 +8,8 @@
 //! - [`upload`]: upload tickets, the axum router, the JS widget, the local-store routes.
 //! - `auth`, `pubsub`, `events` (features `oidc`, `pubsub`, `events`): OIDC-verified Pub/Sub and Eventarc push
 //!   endpoints, typed storage notifications, exactly-once handling; `testing`: fakes (JWKS, token minting).
+//! - [`logging`] (feature `logging`): Cloud Logging structured JSON with trace correlation, request logs and
+//!   Error Reporting; [`metadata`] (feature `metadata`): the Cloud Run metadata server client.
 //! - [`migrate`]: path columns to blob columns; [`staticfiles`]: collectstatic. The `sea-gcp` command is the
 //!   separate package `sea-gcp-cli`.
 //!
@@ -21,6 +23,8 @@
 //! | `testing` | no | the behaviour suite for your own `Store`, fault-injecting and call-counting stores, fakes of Google services |
 //! | `oidc` | no | verification of Google-signed ID tokens (JWKS cache, allow-lists) |
 //! | `pubsub` | no | Pub/Sub push envelopes and a REST client (publish, topics, subscriptions) |
+//! | `logging` | no | Cloud Logging JSON lines with trace correlation, request logs, Error Reporting, panic hook |
+//! | `metadata` | with `gcs` | the Cloud Run metadata server client (project, region, tokens) |
 //! | `events` | no | Pub/Sub and Eventarc push endpoints, storage notifications, exactly-once handling (implies `oidc`, `pubsub`, `axum`) |
 //!
 //! A storage-only user writes `sea-gcp = { version = "0.1", default-features = false, features = ["gcs"] }`
@@ -56,6 +60,10 @@ mod error;
 pub mod events;
 #[cfg(feature = "orm")]
 pub mod field;
+#[cfg(feature = "logging")]
+pub mod logging;
+#[cfg(feature = "metadata")]
+pub mod metadata;
 #[cfg(feature = "orm")]
 pub mod migrate;
 #[cfg(feature = "orm")]

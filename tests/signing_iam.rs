@@ -51,20 +51,23 @@ fn metadata_ok(headers: &HeaderMap) -> bool {
     headers.get("metadata-flavor").and_then(|v| v.to_str().ok()) == Some("Google")
 }
 
+// The real metadata server sends `Metadata-Flavor: Google` back on every answer (the client checks it).
+const FLAVOR: [(&str, &str); 1] = [("metadata-flavor", "Google")];
+
 async fn token(State(fake): State<Arc<Fake>>, headers: HeaderMap) -> Response {
     if !metadata_ok(&headers) {
-        return error(StatusCode::FORBIDDEN, "Missing Metadata-Flavor:Google header");
+        return (FLAVOR, error(StatusCode::FORBIDDEN, "Missing Metadata-Flavor:Google header")).into_response();
     }
     fake.tokens_issued.fetch_add(1, Ordering::SeqCst);
-    Json(json!({"access_token": fake.current_token(), "expires_in": fake.token_lifetime, "token_type": "Bearer"}))
-        .into_response()
+    let body = json!({"access_token": fake.current_token(), "expires_in": fake.token_lifetime, "token_type": "Bearer"});
+    (FLAVOR, Json(body)).into_response()
 }
 
 async fn email(headers: HeaderMap) -> Response {
     if !metadata_ok(&headers) {
-        return error(StatusCode::FORBIDDEN, "Missing Metadata-Flavor:Google header");
+        return (FLAVOR, error(StatusCode::FORBIDDEN, "Missing Metadata-Flavor:Google header")).into_response();
     }
-    EMAIL.into_response()
+    (FLAVOR, EMAIL).into_response()
 }
 
 async fn sign_blob(

@@ -88,7 +88,15 @@ impl IamSigner {
     }
 
     async fn email(&self) -> Result<&str> {
-        self.email.get_or_try_init(|| self.metadata.email()).await.map(String::as_str)
+        self.email
+            .get_or_try_init(|| async {
+                self.metadata
+                    .service_account_email()
+                    .await
+                    .map_err(|e| token::metadata_signing_error("the service account email", e))
+            })
+            .await
+            .map(String::as_str)
     }
 
     async fn sign_blob(&self, email: &str, payload: &[u8]) -> Result<Vec<u8>> {

@@ -22,8 +22,7 @@ use serde::Deserialize;
 use super::key::{ServiceAccountKey, ServiceAccountKeySigner};
 use crate::{Error, Result};
 
-/// The metadata server's host when `GCE_METADATA_HOST` is unset.
-pub const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
+pub use crate::metadata::DEFAULT_METADATA_HOST;
 /// Google's OAuth token endpoint.
 pub const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// The OAuth scope requested for signBlob.
@@ -86,68 +85,27 @@ async fn read_token(
     Ok(AccessToken { token: parsed.access_token, expires_at: Instant::now() + lifetime })
 }
 
-/// The metadata server of GCE, Cloud Run, GKE and App Engine.
-#[derive(Clone)]
-pub struct MetadataServer {
-    base: String,
-    client: reqwest::Client,
-}
+/// The metadata server of GCE, Cloud Run, GKE and App Engine: the crate's one metadata client,
+/// [`crate::metadata::MetadataClient`], under the name signing has always used.
+pub type MetadataServer = crate::metadata::MetadataClient;
 
-impl fmt::Debug for MetadataServer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MetadataServer").field("base", &self.base).finish()
-    }
-}
+/// What to do when signing cannot get what it needs from the metadata server.
+const METADATA_HINT: &str = "run on GCE / Cloud Run / GKE, or name the service account \
+                             (signing.service_account_email) or use a key file (GOOGLE_APPLICATION_CREDENTIALS)";
 
-impl MetadataServer {
-    /// A metadata server at `base_url` (`http://host:port`; a bare `host:port` gets `http://`).
-    pub fn new(base_url: impl Into<String>) -> Self {
-        let base = base_url.into();
-        let base = if base.contains("://") { base } else { format!("http://{base}") };
-        Self { base: base.trim_end_matches('/').to_string(), client: http_client(Duration::from_secs(10)) }
-    }
-
-    /// `GCE_METADATA_HOST` if set, else `metadata.google.internal`.
-    pub fn from_env() -> Self {
-        let host = std::env::var("GCE_METADATA_HOST").ok().filter(|h| !h.trim().is_empty());
-        Self::new(host.unwrap_or_else(|| DEFAULT_METADATA_HOST.to_string()))
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/computeMetadata/v1/instance/service-accounts/default/{path}", self.base)
-    }
-
-    /// The email of the instance's default service account.
-    pub async fn email(&self) -> Result<String> {
-        let hint = "run on GCE / Cloud Run / GKE, or name the service account (signing.service_account_email) \
-                    or use a key file (GOOGLE_APPLICATION_CREDENTIALS)";
-        let response =
-            self.client.get(self.url("email")).header("Metadata-Flavor", "Google").send().await.map_err(|e| {
-                Error::Signing {
-                    message: format!(
-                        "could not reach the metadata server at {} to learn the service account: {e}; {hint}",
-                        self.base
-                    ),
-                    source: Some(Box::new(e)),
-                }
-            })?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() || text.trim().is_empty() {
-            return Err(Error::signing(format!(
-                "the metadata server at {} answered HTTP {status} for the service-account email; {hint}",
-                self.base
-            )));
-        }
-        Ok(text.trim().to_string())
+/// A metadata error, as a signing error that names the alternatives (the metadata error is its source).
+pub(crate) fn metadata_signing_error(what: &str, e: Error) -> Error {
+    Error::Signing {
+        message: format!("could not get {what} from the metadata server: {e}; {METADATA_HINT}"),
+        source: Some(Box::new(e)),
     }
 }
 
 #[async_trait]
 impl TokenSource for MetadataServer {
     async fn fetch(&self) -> Result<AccessToken> {
-        let request = self.client.get(self.url("token")).header("Metadata-Flavor", "Google").send().await;
-        read_token(request, &format!("the metadata server at {}", self.base)).await
+        let t = self.fetch_access_token().await.map_err(|e| metadata_signing_error("an access token", e))?;
+        Ok(AccessToken { token: t.token, expires_at: t.expires_at })
     }
 }
 

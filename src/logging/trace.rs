@@ -1,0 +1,363 @@
+//! Trace context from `traceparent` (W3C) or `X-Cloud-Trace-Context`, and the tower layer that puts it
+//! (with the HTTP request) on a span around each request.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, Request};
+use tokio::sync::OnceCell;
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing::Instrument as _;
+
+use crate::metadata::{MetadataClient, is_cloud_run};
+
+/// A request's trace, from its headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    /// 32 lowercase hex digits.
+    pub trace_id: String,
+    /// 16 lowercase hex digits (`X-Cloud-Trace-Context` carries it in decimal), when the header has one.
+    pub span_id: Option<String>,
+    /// Whether the caller sampled the trace.
+    pub sampled: bool,
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl TraceContext {
+    /// Parse a W3C `traceparent`: `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`. All-zero ids and
+    /// version `ff` are invalid; later versions are read by their first four parts, as the spec asks.
+    pub fn from_traceparent(value: &str) -> Option<Self> {
+        let mut parts = value.trim().split('-');
+        let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if !is_hex(version, 2) || version.eq_ignore_ascii_case("ff") || (version == "00" && parts.next().is_some()) {
+            return None;
+        }
+        if !is_hex(trace, 32) || !is_hex(span, 16) || !is_hex(flags, 2) {
+            return None;
+        }
+        if trace.bytes().all(|b| b == b'0') || span.bytes().all(|b| b == b'0') {
+            return None;
+        }
+        let flags = u8::from_str_radix(flags, 16).ok()?;
+        Some(Self {
+            trace_id: trace.to_ascii_lowercase(),
+            span_id: Some(span.to_ascii_lowercase()),
+            sampled: flags & 1 == 1,
+        })
+    }
+
+    /// Parse `X-Cloud-Trace-Context`: `TRACE_ID[/SPAN_ID][;o=OPTIONS]`, the span id in decimal (converted to
+    /// 16 hex digits), `o=1` meaning sampled.
+    pub fn from_cloud_trace_context(value: &str) -> Option<Self> {
+        let (ids, options) = match value.trim().split_once(';') {
+            Some((ids, options)) => (ids, Some(options)),
+            None => (value.trim(), None),
+        };
+        let (trace, span) = match ids.split_once('/') {
+            Some((trace, span)) => (trace, Some(span)),
+            None => (ids, None),
+        };
+        if !is_hex(trace, 32) || trace.bytes().all(|b| b == b'0') {
+            return None;
+        }
+        let span_id = match span.filter(|s| !s.is_empty()) {
+            None => None,
+            Some(decimal) => match decimal.parse::<u64>() {
+                Ok(0) | Err(_) => None,
+                Ok(n) => Some(format!("{n:016x}")),
+            },
+        };
+        let sampled = options.is_some_and(|o| o.split(';').any(|kv| kv.trim() == "o=1"));
+        Some(Self { trace_id: trace.to_ascii_lowercase(), span_id, sampled })
+    }
+
+    /// From headers: `traceparent` first, else `X-Cloud-Trace-Context`; `None` when neither is valid.
+    pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
+        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        get("traceparent")
+            .and_then(Self::from_traceparent)
+            .or_else(|| get("x-cloud-trace-context").and_then(Self::from_cloud_trace_context))
+    }
+
+    /// `projects/<project>/traces/<trace id>`, the form `logging.googleapis.com/trace` takes.
+    pub fn resource_name(&self, project_id: &str) -> String {
+        format!("projects/{project_id}/traces/{}", self.trace_id)
+    }
+}
+
+/// Which `X-Forwarded-For` entries to believe when finding the client's address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TrustedProxies {
+    /// Trust no proxy: the client is the connection's peer address (`X-Forwarded-For` is ignored).
+    #[default]
+    None,
+    /// This many proxies append to `X-Forwarded-For` in front of the app: the client is the entry this far
+    /// from the right. Cloud Run alone: `Hops(1)`; an external HTTPS load balancer in front: `Hops(2)`.
+    Hops(usize),
+    /// Proxies at these networks: entries from the right inside them are skipped, the first outside is the
+    /// client (a peer outside them makes the header untrusted).
+    Networks(Vec<ipnet::IpNet>),
+}
+
+impl TrustedProxies {
+    /// The client's address from the peer address and the headers.
+    pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        let forwarded = || {
+            headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+                .collect::<Vec<_>>()
+        };
+        match self {
+            TrustedProxies::None => peer,
+            TrustedProxies::Hops(0) => peer,
+            TrustedProxies::Hops(n) => {
+                let list = forwarded();
+                if list.is_empty() { peer } else { Some(list[list.len().saturating_sub(*n)]) }
+            }
+            TrustedProxies::Networks(nets) => {
+                let trusted = |ip: &IpAddr| nets.iter().any(|n| n.contains(ip));
+                match peer {
+                    Some(p) if !trusted(&p) => Some(p),
+                    _ => forwarded().into_iter().rev().find(|ip| !trusted(ip)).or(peer),
+                }
+            }
+        }
+    }
+}
+
+/// What a request log and an error report say about the HTTP request, computed once per request by
+/// [`TraceContextLayer`] and left in the request's extensions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HttpRequestInfo {
+    /// `GET`, ...
+    pub method: String,
+    /// Scheme, host, path and query.
+    pub url: String,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+    /// `Referer`.
+    pub referer: Option<String>,
+    /// The client's address (see [`TrustedProxies`]).
+    pub remote_ip: Option<IpAddr>,
+    /// `HTTP/1.1`, `HTTP/2.0`, ...
+    pub protocol: String,
+    /// The request's `Content-Length`.
+    pub request_size: Option<u64>,
+}
+
+impl HttpRequestInfo {
+    /// Read it from a request.
+    pub fn from_request<B>(request: &Request<B>, trusted: &TrustedProxies) -> Self {
+        let headers = request.headers();
+        let header = |name| headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok()).map(str::to_string);
+        let peer = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .or_else(|| request.extensions().get::<SocketAddr>().map(SocketAddr::ip));
+        let scheme = match trusted {
+            TrustedProxies::None => None,
+            _ => header("x-forwarded-proto"),
+        }
+        .or_else(|| request.uri().scheme_str().map(str::to_string))
+        .unwrap_or_else(|| "http".to_string());
+        let path = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let url = match request.uri().authority().map(|a| a.as_str().to_string()).or_else(|| header("host")) {
+            Some(host) => format!("{scheme}://{host}{path}"),
+            None => path.to_string(),
+        };
+        Self {
+            method: request.method().as_str().to_string(),
+            url,
+            user_agent: header("user-agent"),
+            referer: header("referer"),
+            remote_ip: trusted.client_ip(peer, headers),
+            protocol: format!("{:?}", request.version()),
+            request_size: header("content-length").and_then(|v| v.parse().ok()),
+        }
+    }
+}
+
+/// Options of [`TraceContextLayer`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct TraceOptions {
+    /// The project traces belong to. `None`: `GOOGLE_CLOUD_PROJECT`, else (on Cloud Run) the metadata server,
+    /// looked up once on the first request.
+    pub project_id: Option<String>,
+    /// The metadata client for the project id (default: [`MetadataClient::from_env`], used only on Cloud Run).
+    pub metadata: Option<MetadataClient>,
+    /// Which `X-Forwarded-For` entries to believe for `remoteIp`.
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl TraceOptions {
+    /// Traces belong to this project.
+    pub fn with_project_id(mut self, project_id: impl Into<String>) -> Self {
+        self.project_id = Some(project_id.into());
+        self
+    }
+
+    /// Ask this metadata client for the project id (also off Cloud Run, e.g. a fake in tests).
+    pub fn with_metadata(mut self, metadata: MetadataClient) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+
+    /// Believe these proxies' `X-Forwarded-For`.
+    pub fn with_trusted_proxies(mut self, trusted: TrustedProxies) -> Self {
+        self.trusted_proxies = trusted;
+        self
+    }
+}
+
+struct Shared {
+    options: TraceOptions,
+    project: OnceCell<Option<String>>,
+}
+
+impl Shared {
+    async fn project_id(&self) -> Option<&str> {
+        self.project
+            .get_or_init(|| async {
+                if let Some(p) = &self.options.project_id {
+                    return Some(p.clone());
+                }
+                if let Some(p) = ["GOOGLE_CLOUD_PROJECT", "GCP_PROJECT"]
+                    .into_iter()
+                    .find_map(|v| std::env::var(v).ok().filter(|p| !p.trim().is_empty()))
+                {
+                    return Some(p);
+                }
+                let metadata = match &self.options.metadata {
+                    Some(m) => m.clone(),
+                    None if is_cloud_run() => MetadataClient::from_env(),
+                    None => return None,
+                };
+                match metadata.project_id().await {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no project id for trace correlation; set TraceOptions::project_id");
+                        None
+                    }
+                }
+            })
+            .await
+            .as_deref()
+    }
+}
+
+/// A tower layer that runs each request inside a `request` span carrying its trace (from `traceparent` or
+/// `X-Cloud-Trace-Context`) and HTTP request, so that every line [`CloudLoggingLayer`](super::CloudLoggingLayer)
+/// writes inside the request has `logging.googleapis.com/trace`, `spanId` and `trace_sampled`, and error
+/// reports get the request context. It also leaves an [`HttpRequestInfo`] in the request's extensions.
+///
+/// The span is at INFO level with target `sea_gcp::logging`: a filter that drops it drops the trace too
+/// (keep `sea_gcp::logging=info` in an `EnvFilter`).
+#[derive(Clone)]
+pub struct TraceContextLayer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for TraceContextLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceContextLayer").field("options", &self.shared.options).finish()
+    }
+}
+
+impl Default for TraceContextLayer {
+    fn default() -> Self {
+        Self::new(TraceOptions::default())
+    }
+}
+
+impl TraceContextLayer {
+    /// A layer with these options.
+    pub fn new(options: TraceOptions) -> Self {
+        Self { shared: Arc::new(Shared { options, project: OnceCell::new() }) }
+    }
+}
+
+impl<S> Layer<S> for TraceContextLayer {
+    type Service = TraceContextService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TraceContextService { inner, shared: Arc::clone(&self.shared) }
+    }
+}
+
+/// The service [`TraceContextLayer`] wraps around an inner service.
+#[derive(Clone)]
+pub struct TraceContextService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> std::fmt::Debug for TraceContextService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceContextService").finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<Request<B>> for TraceContextService<S>
+where
+    S: Service<Request<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // The service that was polled ready handles this request; a clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move {
+            let trace = TraceContext::from_headers(request.headers());
+            let info = HttpRequestInfo::from_request(&request, &shared.options.trusted_proxies);
+            let project = match &trace {
+                Some(_) => shared.project_id().await,
+                None => None,
+            };
+            let resource = trace.as_ref().map(|t| match project {
+                Some(p) => t.resource_name(p),
+                None => t.trace_id.clone(),
+            });
+            let span = tracing::info_span!(
+                target: "sea_gcp::logging",
+                "request",
+                gcp.trace = resource.as_deref(),
+                gcp.span_id = trace.as_ref().and_then(|t| t.span_id.as_deref()),
+                gcp.trace_sampled = trace.as_ref().map(|t| t.sampled),
+                gcp.http.method = info.method.as_str(),
+                gcp.http.url = info.url.as_str(),
+                gcp.http.user_agent = info.user_agent.as_deref(),
+                gcp.http.referer = info.referer.as_deref(),
+                gcp.http.remote_ip = info.remote_ip.map(tracing::field::display),
+            );
+            request.extensions_mut().insert(info);
+            if let Some(trace) = trace {
+                request.extensions_mut().insert(trace);
+            }
+            inner.call(request).instrument(span).await
+        })
+    }
+}
