@@ -13,6 +13,7 @@
 
 pub mod conformance;
 pub mod counting;
+pub mod download;
 pub mod fault;
 pub mod file;
 pub mod gcs;
