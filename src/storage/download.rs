@@ -3,11 +3,12 @@
 //! [`download_to_file`] works over any [`Store`] with ranged [`Store::get`]s, so every backend runs the
 //! same code (and the same behaviour-suite check). It:
 //!
-//! 1. reads the object's metadata once and pins its generation, so every slice reads the same bytes
-//!    even if the object is overwritten meanwhile;
+//! 1. starts one GET of the whole object, which also returns its metadata (no separate request), and
+//!    pins that generation, so every slice reads the same bytes even if the object is overwritten;
 //! 2. below [`DownloadOptions::sliced_threshold`] (or for an object the store gzip-encoded, whose ranges
-//!    are of the compressed bytes) streams it in one request; above it, sends up to
-//!    [`DownloadOptions::max_slices`] concurrent ranged GETs, each written at its offset;
+//!    are of the compressed bytes) that stream is the download; above it, the stream is kept for the
+//!    first slice only and up to [`DownloadOptions::max_slices`] − 1 ranged GETs run concurrently for
+//!    the others, each written at its offset;
 //! 3. computes each slice's CRC32C while it streams, combines them into the whole object's CRC32C
 //!    (`crc32c_combine`, no second read) and compares it with the CRC32C GCS reports for the object;
 //! 4. writes into a temporary file beside the destination and renames it into place only when every
@@ -23,7 +24,7 @@ use base64::Engine as _;
 use futures::TryStreamExt;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use super::{GetOptions, ObjectMeta, Store};
+use super::{ByteStream, GetOptions, ObjectMeta, Store};
 use crate::{Error, Result};
 
 /// How [`download_to_file`] reads an object.
@@ -145,46 +146,41 @@ fn parse_crc32c(text: &str) -> Option<u32> {
     Some(u32::from_be_bytes(bytes.try_into().ok()?))
 }
 
-/// Read `range` (None: the whole object, decoded as the store decodes it) into `file` at its offset.
-/// Returns the bytes written and their CRC32C.
-async fn fetch(
+/// Write `body` into `path` from offset `start`, stopping after `limit` bytes when given (the rest of
+/// the stream is dropped unread). Returns the bytes written and their CRC32C.
+async fn write_at(
     store: &dyn Store,
     name: &str,
-    get: GetOptions,
-    range: Option<std::ops::Range<u64>>,
+    mut body: ByteStream,
     path: &Path,
+    range: std::ops::Range<u64>,
+    limit: bool,
     buffer_size: usize,
 ) -> Result<(u64, u32)> {
     let mut file = tokio::fs::OpenOptions::new().write(true).open(path).await?;
-    let start = range.as_ref().map_or(0, |r| r.start);
-    if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start)).await?;
+    if range.start > 0 {
+        file.seek(std::io::SeekFrom::Start(range.start)).await?;
     }
-    let get = match &range {
-        Some(r) => get.with_range(r.clone()),
-        None => get,
-    };
-    let got = store.get(name, get).await?;
     let mut out = tokio::io::BufWriter::with_capacity(buffer_size, file);
+    let want = range.end - range.start;
     let (mut written, mut crc) = (0u64, 0u32);
-    let mut body = got.body;
     while let Some(chunk) = body.try_next().await? {
-        crc = crc32c::crc32c_append(crc, &chunk);
-        written += chunk.len() as u64;
-        out.write_all(&chunk).await?;
+        let take = if limit { chunk.len().min((want - written) as usize) } else { chunk.len() };
+        crc = crc32c::crc32c_append(crc, &chunk[..take]);
+        written += take as u64;
+        out.write_all(&chunk[..take]).await?;
+        if limit && written == want {
+            break;
+        }
     }
     out.flush().await?;
-    if let Some(r) = range
-        && written != r.end - r.start
-    {
+    if limit && written != want {
         return Err(integrity(
             store,
             format!(
-                "download of `{name}` bytes {}..{} returned {written} bytes instead of {}: the object may have \
-                 changed or the connection was cut; download again",
-                r.start,
-                r.end,
-                r.end - r.start
+                "download of `{name}` bytes {}..{} returned {written} bytes instead of {want}: the connection was \
+                 cut; download again",
+                range.start, range.end
             ),
         ));
     }
@@ -206,33 +202,41 @@ pub async fn download_to_file(
     opts: &DownloadOptions,
 ) -> Result<Downloaded> {
     let path = path.as_ref();
-    let head = GetOptions { generation: opts.generation, ..GetOptions::default() };
-    let meta = store.head(name, head).await?;
-    let pinned = GetOptions { generation: Some(meta.generation), raw: true, ..GetOptions::default() };
+    // The first request reads the whole object: below the threshold it is the only one; above it, its
+    // first slice is kept and the rest of its stream dropped. No separate metadata request.
+    let first = store.get(name, GetOptions { generation: opts.generation, ..GetOptions::default() }).await?;
+    let meta = first.meta.clone();
     let encoded = meta.content_encoding.as_deref().is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
+    // Ranges of a gzip-encoded object are ranges of its compressed bytes: one decoded stream.
+    let plan = if encoded { Vec::new() } else { opts.plan(meta.size) };
+    let pinned = GetOptions { generation: Some(meta.generation), raw: true, ..GetOptions::default() };
 
     let tmp = temporary_beside(path);
     let result = async {
         let file = tokio::fs::File::create(&tmp).await?;
-        let (bytes, crc, slices) = if encoded {
-            // Ranges of a gzip-encoded object are ranges of its compressed bytes: one decoded stream.
-            drop(file);
-            let decoded = GetOptions { raw: false, ..pinned };
-            let (bytes, crc) = fetch(store, name, decoded, None, &tmp, opts.buffer_size).await?;
-            (bytes, crc, 1)
-        } else {
-            let plan = opts.plan(meta.size);
+        if !encoded {
             file.set_len(meta.size).await?;
-            drop(file);
-            let parts = futures::future::try_join_all(
-                plan.iter().map(|r| fetch(store, name, pinned.clone(), Some(r.clone()), &tmp, opts.buffer_size)),
-            )
-            .await?;
-            let (bytes, crc) = parts.iter().fold((0u64, 0u32), |(total, crc), &(len, part)| {
-                (total + len, crc32c::crc32c_combine(crc, part, len as usize))
-            });
-            (bytes, crc, plan.len().max(1))
+        }
+        drop(file);
+        let (first_range, limit) = match plan.first() {
+            Some(r) if plan.len() > 1 => (r.clone(), true),
+            _ => (0..meta.size, !encoded),
         };
+        let mut parts: Vec<futures::future::BoxFuture<'_, Result<(u64, u32)>>> =
+            vec![Box::pin(write_at(store, name, first.body, &tmp, first_range, limit, opts.buffer_size))];
+        for range in plan.iter().skip(1).cloned() {
+            let get = pinned.clone().with_range(range.clone());
+            let tmp = &tmp;
+            parts.push(Box::pin(async move {
+                let got = store.get(name, get).await?;
+                write_at(store, name, got.body, tmp, range, true, opts.buffer_size).await
+            }));
+        }
+        let slices = parts.len();
+        let parts = futures::future::try_join_all(parts).await?;
+        let (bytes, crc) = parts.iter().fold((0u64, 0u32), |(total, crc), &(len, part)| {
+            (total + len, crc32c::crc32c_combine(crc, part, len as usize))
+        });
         let expected = meta.crc32c.as_deref().and_then(parse_crc32c);
         let checked = opts.verify_crc32c && !encoded && expected.is_some();
         if checked && expected != Some(crc) {
