@@ -293,4 +293,36 @@ mod tests {
         assert_eq!(parse_crc32c(&text), Some(crc));
         assert_eq!(parse_crc32c("not base64!"), None);
     }
+
+    #[tokio::test]
+    async fn a_failed_slice_leaves_the_destination_untouched() {
+        use std::sync::Arc;
+
+        use crate::storage::counting::StoreOp;
+        use crate::storage::fault::{FaultKind, FaultStore};
+        use crate::storage::memory::MemoryStore;
+        use crate::storage::{PutOptions, PutPayload};
+
+        let inner: Arc<dyn Store> = Arc::new(MemoryStore::default_for("media"));
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        inner.put("o.bin", PutPayload::from(data.clone()), PutOptions::default()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.bin");
+        std::fs::write(&path, b"previous contents").unwrap();
+        let opts = DownloadOptions::default().with_sliced_threshold(1).with_min_slice_size(50_000);
+
+        let faulty = FaultStore::new(Arc::clone(&inner));
+        // Calls: the whole-object GET (first slice), then one ranged GET per other slice.
+        faulty.fail(StoreOp::Get, 3, FaultKind::Before);
+        let err = download_to_file(&faulty, "o.bin", &path, &opts).await.unwrap_err();
+        assert!(matches!(err, Error::Backend { status: Some(503), .. }), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"previous contents");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "the temporary file is removed");
+
+        faulty.clear();
+        let got = download_to_file(&faulty, "o.bin", &path, &opts).await.unwrap();
+        assert_eq!((got.slices, got.crc32c_checked), (4, true));
+        assert!(std::fs::read(&path).unwrap() == data);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 }
