@@ -1,5 +1,7 @@
-//! Signing throughput: RSA URLs on one core, a batch on all cores, HMAC URLs, cached repeated URLs, and
-//! the raw RSA signature of aws-lc-rs (used) against ring (measured for the choice).
+//! Signing throughput: RSA URLs on one core, a batch on all cores, HMAC URLs, cached repeated URLs, the
+//! raw RSA signature of aws-lc-rs (used) against ring (measured for the choice), and the raw HMAC-SHA256
+//! rate over 256-byte inputs with the crates the HMAC signer uses (`hmac` + `sha2`), the yardstick of
+//! the HMAC URL rate.
 //!
 //! A hand-rolled timer (harness = false): each figure runs for `SIGNING_BENCH_SECS` seconds (default 5)
 //! after a short warm-up and prints `RESULT <name> <per-second>` lines that `scripts/bench-signing.sh`
@@ -127,6 +129,19 @@ fn main() {
         black_box(sign_urls_parallel_with(&rsa, batch, now, threads).unwrap());
     });
 
+    // Raw HMAC-SHA256 over 256-byte inputs, a fresh 32-byte key each time (key setup included), with the
+    // same crates the HMAC signer uses.
+    {
+        use hmac::{Hmac, Mac};
+        let key = [7u8; 32];
+        let input = [0x5au8; 256];
+        measure("hmac_sha256_256b_one_core", 1, true, || {
+            let mut m = Hmac::<sha2::Sha256>::new_from_slice(black_box(&key)).unwrap();
+            m.update(black_box(&input));
+            black_box(m.finalize().into_bytes());
+        });
+    }
+
     let hmac = HmacSigner::new(
         "GOOG1EXAMPLEACCESSIDEXAMPLEACCESSIDEXAMPLEACCESSIDEXAMPLE",
         "bm90LWEtcmVhbC1zZWNyZXQtYXQtYWxsLW5vdC1hdC1hbGw",
@@ -138,9 +153,22 @@ fn main() {
         black_box(sign_url_blocking(&hmac, &requests[i], now).unwrap());
     });
     let big: Vec<V4Request> = (0..4096).map(request).collect();
+    measure("hmac_batch4096_one_thread", big.len() as u64, true, || {
+        black_box(sign_urls_parallel_with(&hmac, &big, now, 1).unwrap());
+    });
     measure("hmac_batch4096_all_cores", big.len() as u64, false, || {
         black_box(sign_urls_parallel_with(&hmac, &big, now, threads).unwrap());
     });
+    // Around the one-thread threshold (256 URLs per thread): 256 stays on one thread, 1024 uses all.
+    for n in [256usize, 1024] {
+        let batch = &big[..n];
+        measure(&format!("hmac_batch{n}_one_thread"), n as u64, true, || {
+            black_box(sign_urls_parallel_with(&hmac, batch, now, 1).unwrap());
+        });
+        measure(&format!("hmac_batch{n}_all_cores"), n as u64, false, || {
+            black_box(sign_urls_parallel_with(&hmac, batch, now, threads).unwrap());
+        });
+    }
 
     // The same URL for the same object again (cache hit), one core.
     let signer: Arc<dyn Signer> = Arc::new(ServiceAccountKeySigner::new(&key).unwrap());

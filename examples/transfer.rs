@@ -4,6 +4,8 @@
 //! ```text
 //! transfer up   BUCKET NAME FILE [CHUNK_BYTES]     # one object; resumable when CHUNK_BYTES is given
 //! transfer down BUCKET NAME FILE                   # streamed to FILE
+//! transfer download BUCKET NAME FILE [SLICES]      # download_to_file (default options; SLICES caps them,
+//!                                                  #   1 = one stream, N > 1 = N slices at any size)
 //! transfer up-many   BUCKET PREFIX FILE COUNT      # COUNT objects PREFIX0..N from FILE
 //! transfer down-many BUCKET PREFIX COUNT           # read them back, discarding the bytes
 //! ```
@@ -13,6 +15,7 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use sea_gcp::StoreConfig;
+use sea_gcp::storage::download::{DownloadOptions, download_to_file};
 use sea_gcp::storage::{GetOptions, PutOptions, PutPayload, Store, open};
 use tokio::io::AsyncWriteExt;
 
@@ -42,6 +45,16 @@ async fn main() {
                 out.write_all(&chunk).await.expect("write");
             }
             out.flush().await.expect("flush");
+        }
+        "download" => {
+            let s = store(&arg(1), None).await;
+            let opts = match args.get(4).map(|n| n.parse::<usize>().expect("slices")) {
+                None => DownloadOptions::default(),
+                Some(1) => DownloadOptions::default().single_stream(),
+                Some(n) => DownloadOptions::default().with_sliced_threshold(1).with_max_slices(n),
+            };
+            let got = download_to_file(&*s, &arg(2), arg(3), &opts).await.expect("download");
+            eprintln!("{} bytes in {} slice(s), crc32c checked: {}", got.bytes, got.slices, got.crc32c_checked);
         }
         "up-many" => {
             let s = store(&arg(1), None).await;

@@ -17,9 +17,28 @@ fn conformance_dir() -> PathBuf {
     dir
 }
 
+fn read_json(name: &str) -> Value {
+    let path = conformance_dir().join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Google's vectors (vendored unchanged) plus this project's extra signed-URL cases
+/// (`extra_v4_signatures.json`: payload hash, hosts with ports), in one document.
 fn vectors() -> Value {
-    let text = std::fs::read_to_string(conformance_dir().join("v4_signatures.json")).expect("read vectors");
-    serde_json::from_str(&text).expect("vectors are JSON")
+    let mut v = read_json("v4_signatures.json");
+    let extra = read_json("extra_v4_signatures.json");
+    let cases = v["signingV4Tests"].as_array_mut().expect("signingV4Tests");
+    let extra_cases = extra["signingV4Tests"].as_array().expect("extra signingV4Tests");
+    assert!(!extra_cases.is_empty());
+    cases.extend(extra_cases.iter().cloned());
+    v
+}
+
+/// `expiration` is a number in current upstream files and a string in older ones.
+fn expiration_secs(case: &Value) -> u64 {
+    let e = &case["expiration"];
+    e.as_u64().or_else(|| e.as_str().and_then(|s| s.parse().ok())).expect("expiration in seconds")
 }
 
 fn key_path() -> String {
@@ -62,7 +81,7 @@ fn style_flag(style: &str) -> &'static str {
 /// Flags shared by both subcommands, from a vector's input.
 fn target_flags(cmd: &mut Command, case: &Value) {
     cmd.args(["--private-key-file", &key_path()]);
-    cmd.args(["--duration", &format!("{}s", case["expiration"].as_u64().unwrap())]);
+    cmd.args(["--duration", &format!("{}s", expiration_secs(case))]);
     cmd.args(["--at", case["timestamp"].as_str().unwrap()]);
     let flags = [
         ("scheme", "--scheme"),

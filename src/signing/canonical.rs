@@ -6,7 +6,8 @@
 //!   the canonical query string is sorted by encoded key, then encoded value;
 //! - header names are lowercased and sorted; values are trimmed and runs of spaces or tabs collapse to
 //!   one space; the same name given twice (in any case) joins its values with `,`;
-//! - the payload is always `UNSIGNED-PAYLOAD`.
+//! - the payload line is the canonical value of the request's `X-Goog-Content-SHA256` header when it has
+//!   one (the client must then send a body with that SHA-256), else `UNSIGNED-PAYLOAD`.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -30,6 +31,8 @@ pub const SERVICE: &str = "storage";
 pub const REQUEST_TYPE: &str = "goog4_request";
 /// The payload hash placeholder GCS signed URLs use.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+/// The header whose value, when signed, replaces [`UNSIGNED_PAYLOAD`] in the canonical request.
+pub const CONTENT_SHA256_HEADER: &str = "x-goog-content-sha256";
 
 /// Percent-encode a query key or value (`%20` for space; only unreserved bytes kept).
 pub fn encode_query_component(text: &str) -> String {
@@ -39,6 +42,26 @@ pub fn encode_query_component(text: &str) -> String {
 /// Percent-encode an object path (everything but unreserved bytes and `/`).
 pub fn encode_path(text: &str) -> String {
     utf8_percent_encode(text, PATH).to_string()
+}
+
+/// [`encode_path`] as string pieces, to append without an intermediate `String`.
+pub(crate) fn encode_path_iter(text: &str) -> percent_encoding::PercentEncode<'_> {
+    utf8_percent_encode(text, PATH)
+}
+
+/// [`encode_query_component`] as string pieces, to append without an intermediate `String`.
+pub(crate) fn encode_query_iter(text: &str) -> percent_encoding::PercentEncode<'_> {
+    utf8_percent_encode(text, QUERY)
+}
+
+/// Append the canonical form of a header value (see [`canonical_header_value`]) without allocating.
+pub(crate) fn push_header_value(out: &mut String, value: &str) {
+    for (i, word) in value.split([' ', '\t']).filter(|w| !w.is_empty()).enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
 }
 
 /// Trim a header value and collapse each run of spaces and tabs inside it to one space.
@@ -82,10 +105,13 @@ pub struct CanonicalHeaders {
     pub block: String,
     /// `name;name;...`, the `X-Goog-SignedHeaders` value.
     pub signed_headers: String,
+    /// The canonical value of `x-goog-content-sha256`, if signed: the canonical request's payload line.
+    pub payload_hash: Option<String>,
 }
 
-/// Canonicalise `headers` plus `host` (a caller-given `host` header wins over the computed one).
-pub fn canonical_headers(headers: &BTreeMap<String, String>, host: &str) -> CanonicalHeaders {
+/// Lowercased, trimmed names with canonical values, sorted by name; values of names that differ only in
+/// case joined with `,` (in the map's order). `host` is not added.
+pub(crate) fn canonical_header_lines(headers: &BTreeMap<String, String>) -> Vec<(String, String)> {
     let mut lines: Vec<(String, String)> = Vec::with_capacity(headers.len() + 1);
     for (name, value) in headers {
         lines.push((name.trim().to_ascii_lowercase(), canonical_header_value(value)));
@@ -101,6 +127,12 @@ pub fn canonical_headers(headers: &BTreeMap<String, String>, host: &str) -> Cano
             false
         }
     });
+    lines
+}
+
+/// Canonicalise `headers` plus `host` (a caller-given `host` header wins over the computed one).
+pub fn canonical_headers(headers: &BTreeMap<String, String>, host: &str) -> CanonicalHeaders {
+    let mut lines = canonical_header_lines(headers);
     if let Err(at) = lines.binary_search_by(|(name, _)| name.as_str().cmp("host")) {
         lines.insert(at, ("host".to_string(), host.to_string()));
     }
@@ -116,7 +148,11 @@ pub fn canonical_headers(headers: &BTreeMap<String, String>, host: &str) -> Cano
         }
         signed_headers.push_str(name);
     }
-    CanonicalHeaders { block, signed_headers }
+    let payload_hash = lines
+        .iter()
+        .find(|(name, value)| name == CONTENT_SHA256_HEADER && !value.is_empty())
+        .map(|(_, value)| value.clone());
+    CanonicalHeaders { block, signed_headers, payload_hash }
 }
 
 /// The canonical query string from already-collected `(key, value)` pairs (unencoded).
@@ -139,7 +175,8 @@ pub fn canonical_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) 
     out
 }
 
-/// `METHOD\npath\nquery\nheaders\n\nsigned-headers\nUNSIGNED-PAYLOAD`.
+/// `METHOD\npath\nquery\nheaders\n\nsigned-headers\npayload`, the payload being the signed
+/// `x-goog-content-sha256` value or `UNSIGNED-PAYLOAD`.
 pub fn canonical_request(method: &str, path: &str, query: &str, headers: &CanonicalHeaders) -> String {
     let mut out = String::with_capacity(
         method.len() + path.len() + query.len() + headers.block.len() + headers.signed_headers.len() + 24,
@@ -154,7 +191,7 @@ pub fn canonical_request(method: &str, path: &str, query: &str, headers: &Canoni
     out.push('\n');
     out.push_str(&headers.signed_headers);
     out.push('\n');
-    out.push_str(UNSIGNED_PAYLOAD);
+    out.push_str(headers.payload_hash.as_deref().unwrap_or(UNSIGNED_PAYLOAD));
     out
 }
 
@@ -206,6 +243,20 @@ mod tests {
         let c = canonical_headers(&h, "example.com");
         assert_eq!(c.block, "foo:a,b\nhost:example.com\n");
         assert_eq!(c.signed_headers, "foo;host");
+        assert_eq!(c.payload_hash, None);
+        h.insert("X-Goog-Content-SHA256".to_string(), " abc ".to_string());
+        let c = canonical_headers(&h, "example.com");
+        assert_eq!(c.payload_hash.as_deref(), Some("abc"));
+        assert!(canonical_request("PUT", "/b/o", "", &c).ends_with("\nfoo;host;x-goog-content-sha256\nabc"));
+    }
+
+    #[test]
+    fn header_values_are_written_canonically() {
+        for v in ["abc", " abc", "a  b", "a\tb", "a b ", "", "  x  y\t\tz "] {
+            let mut out = String::new();
+            push_header_value(&mut out, v);
+            assert_eq!(out, canonical_header_value(v));
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! The signing key is derived from the secret and the credential scope
 //! (`HMAC(HMAC(HMAC(HMAC("GOOG4" + secret, date), "auto"), "storage"), "goog4_request")`). The derived
-//! key changes once a day, so it is cached per scope: a signature then costs one HMAC.
+//! key changes once a day, so the keyed MAC state is cached per scope (date, region, service; the
+//! credential is the signer's own), the last few scopes kept: a signature then costs one HMAC of the
+//! string to sign, on a copy of the cached state.
 
 use std::fmt;
 use std::sync::RwLock;
@@ -17,12 +19,16 @@ use crate::{Error, Result};
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Scopes whose derived key is kept: around midnight UTC two dates are in use, and a caller may sign for
+/// a few explicit timestamps.
+const CACHED_SCOPES: usize = 4;
+
 /// Signs with an HMAC key (`GOOG4-HMAC-SHA256`).
 pub struct HmacSigner {
     access_id: String,
     secret: String,
-    /// The last scope's keyed MAC, ready to clone.
-    derived: RwLock<Option<(String, HmacSha256)>>,
+    /// The most recently used scopes' keyed MACs (newest first), ready to clone.
+    derived: RwLock<Vec<(String, HmacSha256)>>,
 }
 
 impl fmt::Debug for HmacSigner {
@@ -49,7 +55,7 @@ impl HmacSigner {
                  `gcloud storage hmac create SERVICE_ACCOUNT_EMAIL`",
             ));
         }
-        Ok(Self { access_id, secret, derived: RwLock::new(None) })
+        Ok(Self { access_id, secret, derived: RwLock::new(Vec::new()) })
     }
 
     /// The HMAC access id.
@@ -58,8 +64,8 @@ impl HmacSigner {
     }
 
     fn keyed_for(&self, scope: &str) -> Result<HmacSha256> {
-        if let Some((cached, m)) = self.derived.read().unwrap_or_else(|e| e.into_inner()).as_ref()
-            && cached == scope
+        if let Some((_, m)) =
+            self.derived.read().unwrap_or_else(|e| e.into_inner()).iter().find(|(cached, _)| cached == scope)
         {
             return Ok(m.clone());
         }
@@ -76,7 +82,11 @@ impl HmacSigner {
             key = mac(&key, part.as_bytes()).finalize().into_bytes().to_vec();
         }
         let keyed = HmacSha256::new_from_slice(&key).expect("HMAC accepts any key length");
-        *self.derived.write().unwrap_or_else(|e| e.into_inner()) = Some((scope.to_string(), keyed.clone()));
+        let mut derived = self.derived.write().unwrap_or_else(|e| e.into_inner());
+        if !derived.iter().any(|(cached, _)| cached == scope) {
+            derived.insert(0, (scope.to_string(), keyed.clone()));
+            derived.truncate(CACHED_SCOPES);
+        }
         Ok(keyed)
     }
 
@@ -141,6 +151,20 @@ mod tests {
         }
         assert_eq!(a, mac(&k, b"x").finalize().into_bytes().to_vec());
         assert!(s.sign_blocking("bad", b"x").is_err());
+        // Alternating dates keep both keys; a fifth scope pushes out the oldest.
+        for day in 1..=5 {
+            s.sign_blocking(&format!("2024010{day}/auto/storage/goog4_request"), b"x").unwrap();
+        }
+        let cached: Vec<String> = s.derived.read().unwrap().iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(cached.len(), CACHED_SCOPES);
+        assert_eq!(cached[0], "20240105/auto/storage/goog4_request");
+        assert_eq!(s.sign_blocking("20240103/auto/storage/goog4_request", b"x").unwrap(), {
+            let mut k = b"GOOG4secret".to_vec();
+            for p in ["20240103", "auto", "storage", "goog4_request"] {
+                k = mac(&k, p.as_bytes()).finalize().into_bytes().to_vec();
+            }
+            mac(&k, b"x").finalize().into_bytes().to_vec()
+        });
         assert!(HmacSigner::new("", "s").is_err());
     }
 }

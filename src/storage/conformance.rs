@@ -117,6 +117,7 @@ where
     let mut chunked = template();
     chunked.blob_chunk_size = Some(256 * 1024);
     large_streams(factory(chunked).await).await;
+    downloads_to_file(factory(template()).await).await;
 }
 
 /// Create `bucket` on a GCS emulator at `host` (`http://127.0.0.1:PORT`; JSON API `buckets.insert`),
@@ -590,4 +591,41 @@ pub async fn large_streams(store: Arc<dyn Store>) {
         total.extend_from_slice(&chunk);
     }
     assert!(total == data, "streamed read returns the same bytes");
+}
+
+/// [`download_to_file`](super::download::download_to_file): sliced and single-stream downloads give
+/// the stored bytes with the CRC32C checked, a pinned generation is honoured, and a failed download
+/// leaves no file behind.
+pub async fn downloads_to_file(store: Arc<dyn Store>) {
+    use super::download::{DownloadOptions, download_to_file};
+    let data: Vec<u8> = (0..(1024 * 1024 + 777u32)).map(|i| (i.wrapping_mul(2_246_822_519) >> 23) as u8).collect();
+    let first = store.put("dl.bin", PutPayload::from(data.clone()), PutOptions::default()).await.unwrap();
+    let root = std::env::temp_dir().join(format!("sea-gcp-download-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&root).unwrap();
+    let dir = root.as_path();
+    let sliced = DownloadOptions::default().with_sliced_threshold(1).with_min_slice_size(200_000).with_max_slices(4);
+    for (opts, slices) in [(sliced.clone(), 4), (DownloadOptions::default(), 1)] {
+        let path = dir.join(format!("out-{slices}.bin"));
+        let got = download_to_file(&*store, "dl.bin", &path, &opts).await.unwrap();
+        assert_eq!((got.slices, got.bytes, got.meta.generation), (slices, data.len() as u64, first.generation));
+        assert_eq!(got.crc32c_checked, first.crc32c.is_some(), "the CRC32C is checked whenever the store has one");
+        assert!(std::fs::read(&path).unwrap() == data, "{slices} slice(s): the file holds the object's bytes");
+    }
+    // After an overwrite the new live generation is what is downloaded.
+    let second = store.put("dl.bin", PutPayload::from("short"), PutOptions::default()).await.unwrap();
+    let path = dir.join("second.bin");
+    let got = download_to_file(&*store, "dl.bin", &path, &sliced).await.unwrap();
+    assert_eq!((got.meta.generation, got.slices), (second.generation, 1));
+    assert_eq!(std::fs::read(&path).unwrap(), b"short");
+    // An empty object gives an empty file; a missing one an error and no file.
+    store.put("empty.bin", PutPayload::from(""), PutOptions::default()).await.unwrap();
+    let path = dir.join("empty.bin");
+    assert_eq!(download_to_file(&*store, "empty.bin", &path, &sliced).await.unwrap().bytes, 0);
+    assert_eq!(std::fs::read(&path).unwrap(), b"");
+    let missing = dir.join("missing.bin");
+    let err = download_to_file(&*store, "absent.bin", &missing, &sliced).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!missing.exists() && left.len() == 4, "no partial files left: {left:?}");
+    std::fs::remove_dir_all(&root).ok();
 }

@@ -15,6 +15,7 @@
 pub mod conformance;
 #[cfg(any(feature = "testing", feature = "orm"))]
 pub mod counting;
+pub mod download;
 #[cfg(feature = "testing")]
 pub mod fault;
 pub mod file;

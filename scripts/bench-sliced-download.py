@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Sliced parallel downloads (storage::download::download_to_file) against fake-gcs-server.
+
+One run, all figures side by side: a SIZE MiB object preloaded into a fresh emulator (-data), then
+1. behind examples/throttle_proxy.rs (loopback, each connection capped at RATE MiB/s, standing in for
+   one connection's throughput to GCS over the internet): one stream, 4 slices, and curl (one stream);
+2. straight to the emulator (loopback, CPU-bound): the plain streamed GET written to a file (the path
+   before sliced downloads), download_to_file with default options (sliced above 150 MiB), one stream.
+Every download writes a file (removed after each run). Client wall time, CPU (user+sys) and peak RSS come
+from GNU time, as in scripts/bench-transfer.py. Prints a Markdown section for BENCHMARKS.md.
+
+Usage: scripts/bench-sliced-download.py [--mib 1024] [--rate 50] [--slices 4]
+Build with the shared target directory (CARGO_TARGET_DIR) of the machine.
+"""
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+spec = importlib.util.spec_from_file_location("bench_transfer", os.path.join(ROOT, "scripts", "bench-transfer.py"))
+bt = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bt)
+MIB = bt.MIB
+
+
+def wait_http(url):
+    import urllib.request
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(url + "/storage/v1/b", timeout=1)
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit(f"emulator at {url} did not answer")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mib", type=int, default=1024)
+    ap.add_argument("--rate", type=float, default=50.0)
+    ap.add_argument("--slices", type=int, default=4)
+    args = ap.parse_args()
+    work = os.path.join(bt.WORK, "sliced")
+    data = os.path.join(work, "data", "bench")
+    os.makedirs(data, exist_ok=True)
+    py = bt.ensure_venv()
+    binary = bt.fake_gcs_binary(py)
+    bt.sh("cargo", "build", "--release", "--quiet", "--example", "transfer", "--example", "throttle_proxy", cwd=ROOT)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    transfer = os.path.join(target, "release", "examples", "transfer")
+    proxy_bin = os.path.join(target, "release", "examples", "throttle_proxy")
+    src = os.path.join(data, "big.bin")
+    if not os.path.exists(src) or os.path.getsize(src) != args.mib * MIB:
+        with open(src, "wb") as f:
+            for _ in range(args.mib):
+                f.write(os.urandom(MIB))
+    load_before = open("/proc/loadavg").read().split()[0]
+    port = bt.free_port()
+    emu_url = f"http://127.0.0.1:{port}"
+    emu = subprocess.Popen([binary, "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port", str(port),
+                            "-external-url", emu_url, "-data", os.path.join(work, "data"), "-log-level", "error"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proxy = subprocess.Popen([proxy_bin, str(port), str(args.rate)], stdout=subprocess.PIPE, text=True)
+    proxy_url = f"http://127.0.0.1:{proxy.stdout.readline().strip()}"
+    rows = []
+    try:
+        wait_http(emu_url)
+        out = os.path.join(work, "out.bin")
+        runs = [
+            ("proxy", "sea-gcp download_to_file, 1 stream", proxy_url, [transfer, "download", "bench", "big.bin", out, "1"]),
+            ("proxy", f"sea-gcp download_to_file, {args.slices} slices", proxy_url,
+             [transfer, "download", "bench", "big.bin", out, str(args.slices)]),
+            ("proxy", "curl, 1 stream", proxy_url,
+             ["curl", "-sS", "--fail", "-o", out, f"{proxy_url}/storage/v1/b/bench/o/big.bin?alt=media"]),
+            ("direct", "sea-gcp streamed GET to a file (before)", emu_url, [transfer, "down", "bench", "big.bin", out]),
+            ("direct", "sea-gcp download_to_file, default options (after)", emu_url,
+             [transfer, "download", "bench", "big.bin", out]),
+            ("direct", "sea-gcp download_to_file, 1 stream", emu_url, [transfer, "download", "bench", "big.bin", out, "1"]),
+            ("direct", "curl, 1 stream", emu_url,
+             ["curl", "-sS", "--fail", "-o", out, f"{emu_url}/storage/v1/b/bench/o/big.bin?alt=media"]),
+        ]
+        for path, label, url, cmd in runs:
+            env = dict(os.environ, STORAGE_EMULATOR_HOST=url)
+            wall, user, system, rss = bt.measure(cmd, env)
+            if os.path.getsize(out) != args.mib * MIB:
+                raise SystemExit(f"{label}: wrote {os.path.getsize(out)} bytes")
+            os.remove(out)
+            cpu = user + system
+            rows.append((path, label, wall, args.mib / wall, cpu, cpu * 1024 / args.mib, rss))
+            print(f"{path:>6} {label:<52} {args.mib / wall:8.1f} MiB/s cpu {cpu:.2f}s rss {rss:.1f} MiB", file=sys.stderr)
+    finally:
+        proxy.terminate()
+        emu.terminate()
+        proxy.wait()
+        emu.wait()
+    load_after = open("/proc/loadavg").read().split()[0]
+
+    def rate(path, label_start):
+        return next(r[3] for r in rows if r[0] == path and r[1].startswith(label_start))
+
+    single = rate("proxy", "sea-gcp download_to_file, 1 stream")
+    sliced = rate("proxy", f"sea-gcp download_to_file, {args.slices} slices")
+    before = rate("direct", "sea-gcp streamed GET")
+    after = rate("direct", "sea-gcp download_to_file, default")
+    cpu_sliced = next(r[5] for r in rows if r[0] == "proxy" and "slices" in r[1])
+    lines = [f"`scripts/bench-sliced-download.py --mib {args.mib} --rate {args.rate:g} --slices {args.slices}` "
+             f"({time.strftime('%Y-%m-%d')}): one {args.mib} MiB object preloaded into fake-gcs-server (memory backend); "
+             f"every client writes it to a file. Load average (1 min) {load_before} before, {load_after} after.", "",
+             "| path | client | seconds | MiB/s | client CPU s | CPU s/GiB | peak RSS MiB |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for path, label, wall, mibs, cpu, per_gib, rss in rows:
+        where = f"proxy, {args.rate:g} MiB/s per connection" if path == "proxy" else "direct (loopback)"
+        lines.append(f"| {where} | {label} | {wall:.2f} | {mibs:.1f} | {cpu:.2f} | {per_gib:.2f} | {rss:.1f} |")
+    lines += ["",
+              f"- {args.slices} slices vs one stream through the proxy: **{sliced / single:.2f}x** (goal >= 3x: "
+              f"{'met' if sliced >= 3 * single else 'missed'}); client CPU {cpu_sliced:.2f} s/GiB (goal <= 0.6: "
+              f"{'met' if cpu_sliced <= 0.6 else 'missed'}).",
+              f"- Without the proxy, default options (sliced) vs the streamed GET before: **{after / before:.2f}x** "
+              f"(goal: no regression, >= 1.0x: {'met' if after >= before else 'missed'})."]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+//! Downloading an object to a file, in parallel slices for large objects (as `gcloud storage cp` does).
+//!
+//! [`download_to_file`] works over any [`Store`] with ranged [`Store::get`]s, so every backend runs the
+//! same code (and the same behaviour-suite check). It:
+//!
+//! 1. starts one GET of the whole object, which also returns its metadata (no separate request), and
+//!    pins that generation, so every slice reads the same bytes even if the object is overwritten;
+//! 2. below [`DownloadOptions::sliced_threshold`] (or for an object the store gzip-encoded, whose ranges
+//!    are of the compressed bytes) that stream is the download; above it, the stream is kept for the
+//!    first slice only and up to [`DownloadOptions::max_slices`] − 1 ranged GETs run concurrently for
+//!    the others, each written at its offset;
+//! 3. computes each slice's CRC32C while it streams, combines them into the whole object's CRC32C
+//!    (`crc32c_combine`, no second read) and compares it with the CRC32C GCS reports for the object;
+//! 4. writes into a temporary file beside the destination and renames it into place only when every
+//!    byte arrived and the checksum matched: a failed download leaves no partial file at `path`.
+//!
+//! One stream per connection is limited by the network path's per-connection throughput (TCP window
+//! and round trip to GCS), not by the client; slices multiply it. Each slice buffers at most
+//! [`DownloadOptions::buffer_size`] bytes before writing.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use futures::TryStreamExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+use super::{ByteStream, GetOptions, ObjectMeta, Store};
+use crate::{Error, Result};
+
+/// How [`download_to_file`] reads an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DownloadOptions {
+    /// Objects of at least this many bytes are downloaded in slices (default 150 MiB, as
+    /// `gcloud storage`'s `sliced_object_download_threshold`). `u64::MAX` turns slicing off.
+    pub sliced_threshold: u64,
+    /// Most concurrent slices (default 4, as `gcloud storage`'s `sliced_object_download_max_components`).
+    pub max_slices: usize,
+    /// Smallest slice (default 16 MiB): fewer slices are used when the object is too small for
+    /// `max_slices` of this size.
+    pub min_slice_size: u64,
+    /// Bytes each slice collects before writing them to the file (default 1 MiB).
+    pub buffer_size: usize,
+    /// Check the whole object's CRC32C against the store's (default true). Skipped when the store has
+    /// none or when the bytes were decoded (an object the store gzip-encoded).
+    pub verify_crc32c: bool,
+    /// Download this generation instead of the live one.
+    pub generation: Option<i64>,
+}
+
+impl Default for DownloadOptions {
+    fn default() -> Self {
+        Self {
+            sliced_threshold: 150 * 1024 * 1024,
+            max_slices: 4,
+            min_slice_size: 16 * 1024 * 1024,
+            buffer_size: 1024 * 1024,
+            verify_crc32c: true,
+            generation: None,
+        }
+    }
+}
+
+impl DownloadOptions {
+    /// Slice objects of at least `bytes` bytes.
+    pub fn with_sliced_threshold(mut self, bytes: u64) -> Self {
+        self.sliced_threshold = bytes;
+        self
+    }
+
+    /// Never slice: one stream per object.
+    pub fn single_stream(mut self) -> Self {
+        self.sliced_threshold = u64::MAX;
+        self
+    }
+
+    /// Use at most `slices` concurrent slices (at least 1).
+    pub fn with_max_slices(mut self, slices: usize) -> Self {
+        self.max_slices = slices.max(1);
+        self
+    }
+
+    /// Make slices at least `bytes` long (at least 1).
+    pub fn with_min_slice_size(mut self, bytes: u64) -> Self {
+        self.min_slice_size = bytes.max(1);
+        self
+    }
+
+    /// Collect `bytes` per slice before each file write (at least 8 KiB).
+    pub fn with_buffer_size(mut self, bytes: usize) -> Self {
+        self.buffer_size = bytes.max(8 * 1024);
+        self
+    }
+
+    /// Check (true) or skip (false) the CRC32C comparison.
+    pub fn with_verify_crc32c(mut self, verify: bool) -> Self {
+        self.verify_crc32c = verify;
+        self
+    }
+
+    /// Download a pinned generation.
+    pub fn with_generation(mut self, generation: i64) -> Self {
+        self.generation = Some(generation);
+        self
+    }
+
+    /// The byte ranges an object of `size` bytes is read in (one range below the threshold).
+    pub fn plan(&self, size: u64) -> Vec<std::ops::Range<u64>> {
+        let slices = if size >= self.sliced_threshold && size > 0 {
+            (self.max_slices.max(1) as u64).min(size.div_ceil(self.min_slice_size.max(1))).max(1)
+        } else {
+            1
+        };
+        let len = size.div_ceil(slices).max(1);
+        (0..slices).map(|i| (i * len).min(size)..((i + 1) * len).min(size)).filter(|r| !r.is_empty()).collect()
+    }
+}
+
+/// What [`download_to_file`] did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Downloaded {
+    /// Metadata of the generation written to the file.
+    pub meta: ObjectMeta,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Requests the bytes came in (1: a single stream).
+    pub slices: usize,
+    /// Whether the whole object's CRC32C was compared with the store's (and matched).
+    pub crc32c_checked: bool,
+}
+
+fn integrity(store: &dyn Store, message: String) -> Error {
+    Error::Backend {
+        backend: store.kind().as_str(),
+        store: store.key().to_string(),
+        status: None,
+        retryable: true,
+        source: message.into(),
+    }
+}
+
+/// GCS's CRC32C format: base64 of the big-endian value.
+fn parse_crc32c(text: &str) -> Option<u32> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim()).ok()?;
+    Some(u32::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// Write `body` into `path` from offset `start`, stopping after `limit` bytes when given (the rest of
+/// the stream is dropped unread). Returns the bytes written and their CRC32C.
+async fn write_at(
+    store: &dyn Store,
+    name: &str,
+    mut body: ByteStream,
+    path: &Path,
+    range: std::ops::Range<u64>,
+    limit: bool,
+    buffer_size: usize,
+) -> Result<(u64, u32)> {
+    let mut file = tokio::fs::OpenOptions::new().write(true).open(path).await?;
+    if range.start > 0 {
+        file.seek(std::io::SeekFrom::Start(range.start)).await?;
+    }
+    let mut out = tokio::io::BufWriter::with_capacity(buffer_size, file);
+    let want = range.end - range.start;
+    let (mut written, mut crc) = (0u64, 0u32);
+    while let Some(chunk) = body.try_next().await? {
+        let take = if limit { chunk.len().min((want - written) as usize) } else { chunk.len() };
+        crc = crc32c::crc32c_append(crc, &chunk[..take]);
+        written += take as u64;
+        out.write_all(&chunk[..take]).await?;
+        if limit && written == want {
+            break;
+        }
+    }
+    out.flush().await?;
+    if limit && written != want {
+        return Err(integrity(
+            store,
+            format!(
+                "download of `{name}` bytes {}..{} returned {written} bytes instead of {want}: the connection was \
+                 cut; download again",
+                range.start, range.end
+            ),
+        ));
+    }
+    Ok((written, crc))
+}
+
+/// A temporary name beside `path` (same directory, so the final rename stays on one filesystem).
+fn temporary_beside(path: &Path) -> PathBuf {
+    let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{file}.{}.part", uuid::Uuid::new_v4().simple()))
+}
+
+/// Download `name` from `store` into the file `path` (created or replaced), in parallel slices when the
+/// object is large (see the module docs), checking the whole object's CRC32C.
+pub async fn download_to_file(
+    store: &dyn Store,
+    name: &str,
+    path: impl AsRef<Path>,
+    opts: &DownloadOptions,
+) -> Result<Downloaded> {
+    let path = path.as_ref();
+    // The first request reads the whole object: below the threshold it is the only one; above it, its
+    // first slice is kept and the rest of its stream dropped. No separate metadata request.
+    let first = store.get(name, GetOptions { generation: opts.generation, ..GetOptions::default() }).await?;
+    let meta = first.meta.clone();
+    let encoded = meta.content_encoding.as_deref().is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
+    // Ranges of a gzip-encoded object are ranges of its compressed bytes: one decoded stream.
+    let plan = if encoded { Vec::new() } else { opts.plan(meta.size) };
+    let pinned = GetOptions { generation: Some(meta.generation), raw: true, ..GetOptions::default() };
+
+    let tmp = temporary_beside(path);
+    let result = async {
+        let file = tokio::fs::File::create(&tmp).await?;
+        if !encoded {
+            file.set_len(meta.size).await?;
+        }
+        drop(file);
+        let (first_range, limit) = match plan.first() {
+            Some(r) if plan.len() > 1 => (r.clone(), true),
+            _ => (0..meta.size, !encoded),
+        };
+        let mut parts: Vec<futures::future::BoxFuture<'_, Result<(u64, u32)>>> =
+            vec![Box::pin(write_at(store, name, first.body, &tmp, first_range, limit, opts.buffer_size))];
+        for range in plan.iter().skip(1).cloned() {
+            let get = pinned.clone().with_range(range.clone());
+            let tmp = &tmp;
+            parts.push(Box::pin(async move {
+                let got = store.get(name, get).await?;
+                write_at(store, name, got.body, tmp, range, true, opts.buffer_size).await
+            }));
+        }
+        let slices = parts.len();
+        let parts = futures::future::try_join_all(parts).await?;
+        let (bytes, crc) = parts.iter().fold((0u64, 0u32), |(total, crc), &(len, part)| {
+            (total + len, crc32c::crc32c_combine(crc, part, len as usize))
+        });
+        let expected = meta.crc32c.as_deref().and_then(parse_crc32c);
+        let checked = opts.verify_crc32c && !encoded && expected.is_some();
+        if checked && expected != Some(crc) {
+            return Err(integrity(
+                store,
+                format!(
+                    "download of `{name}` (generation {}) has CRC32C {} but the store reports {}: the bytes were \
+                     corrupted in transit; download again",
+                    meta.generation,
+                    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes()),
+                    meta.crc32c.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+        tokio::fs::rename(&tmp, path).await?;
+        Ok((bytes, slices, checked))
+    }
+    .await;
+    match result {
+        Ok((bytes, slices, crc32c_checked)) => Ok(Downloaded { meta, bytes, slices, crc32c_checked }),
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_cover_the_object_exactly() {
+        let o = DownloadOptions::default().with_sliced_threshold(100).with_min_slice_size(30);
+        assert_eq!(o.plan(99), vec![0..99]);
+        assert_eq!(o.plan(100), vec![0..25, 25..50, 50..75, 75..100]);
+        assert_eq!(o.clone().with_sliced_threshold(50).plan(61), vec![0..21, 21..42, 42..61]);
+        assert_eq!(o.plan(0), Vec::<std::ops::Range<u64>>::new());
+        assert_eq!(DownloadOptions::default().single_stream().plan(u64::MAX / 2), vec![0..u64::MAX / 2]);
+        for size in [100u64, 101, 103, 1000, 4097] {
+            let plan = o.clone().with_max_slices(3).plan(size);
+            assert!(plan.len() <= 3);
+            assert_eq!(plan.first().unwrap().start, 0);
+            assert_eq!(plan.last().unwrap().end, size);
+            assert!(plan.windows(2).all(|w| w[0].end == w[1].start));
+        }
+    }
+
+    #[test]
+    fn crc32c_is_read_in_gcs_format() {
+        assert_eq!(parse_crc32c("AAAAAA=="), Some(0));
+        let crc = crc32c::crc32c(b"hello");
+        let text = base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes());
+        assert_eq!(parse_crc32c(&text), Some(crc));
+        assert_eq!(parse_crc32c("not base64!"), None);
+    }
+
+    #[tokio::test]
+    async fn a_failed_slice_leaves_the_destination_untouched() {
+        use std::sync::Arc;
+
+        use crate::storage::counting::StoreOp;
+        use crate::storage::fault::{FaultKind, FaultStore};
+        use crate::storage::memory::MemoryStore;
+        use crate::storage::{PutOptions, PutPayload};
+
+        let inner: Arc<dyn Store> = Arc::new(MemoryStore::default_for("media"));
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        inner.put("o.bin", PutPayload::from(data.clone()), PutOptions::default()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.bin");
+        std::fs::write(&path, b"previous contents").unwrap();
+        let opts = DownloadOptions::default().with_sliced_threshold(1).with_min_slice_size(50_000);
+
+        let faulty = FaultStore::new(Arc::clone(&inner));
+        // Calls: the whole-object GET (first slice), then one ranged GET per other slice.
+        faulty.fail(StoreOp::Get, 3, FaultKind::Before);
+        let err = download_to_file(&faulty, "o.bin", &path, &opts).await.unwrap_err();
+        assert!(matches!(err, Error::Backend { status: Some(503), .. }), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"previous contents");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "the temporary file is removed");
+
+        faulty.clear();
+        let got = download_to_file(&faulty, "o.bin", &path, &opts).await.unwrap();
+        assert_eq!((got.slices, got.crc32c_checked), (4, true));
+        assert!(std::fs::read(&path).unwrap() == data);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
