@@ -315,24 +315,12 @@ pub fn check_bucket(bucket: &BucketFacts, expect: &DoctorExpectations) -> Vec<Fi
     out
 }
 
-/// Read the bucket of a GCS `config` with `gcloud-storage`'s `get_bucket` (anonymously on an emulator).
+/// Read the bucket of a GCS `config` with `gcloud-storage`'s `get_bucket`, over the same connection (endpoint
+/// and credentials) the GCS store uses: anonymous on an emulator.
 pub async fn fetch_bucket(config: &StoreConfig) -> Result<BucketFacts> {
-    use gcloud_storage::client::{Client, ClientConfig};
-    let emulator = config.api_endpoint.clone().or_else(|| std::env::var("STORAGE_EMULATOR_HOST").ok());
-    let client_config = match emulator.filter(|e| !e.trim().is_empty()) {
-        Some(endpoint) => {
-            let endpoint = if endpoint.contains("://") { endpoint } else { format!("http://{endpoint}") };
-            ClientConfig { storage_endpoint: endpoint.trim_end_matches('/').to_string(), ..Default::default() }
-                .anonymous()
-        }
-        None => ClientConfig::default().with_auth().await.map_err(|e| {
-            Error::config(
-                None,
-                format!("no Google credentials to read the bucket ({e}); run `gcloud auth application-default login`"),
-            )
-        })?,
-    };
-    let client = Client::new(client_config);
+    use crate::storage::gcs::client::{Connection, default_http_client};
+    let connection = Connection::new(&config.bucket_name, config, default_http_client()?).await?;
+    let client = connection.client;
     let request = gcloud_storage::http::buckets::get::GetBucketRequest {
         bucket: config.bucket_name.clone(),
         ..Default::default()

@@ -4,7 +4,11 @@
 //! environment variable (an emulator such as fake-gcs-server; `http://` is assumed when it has no
 //! scheme), Google's `https://storage.googleapis.com`. Requests are anonymous when the endpoint comes
 //! from `STORAGE_EMULATOR_HOST` or is plain `http://` (emulators speak plain HTTP; Google never does);
-//! otherwise they carry an access token from Application Default Credentials.
+//! otherwise they carry an access token from Application Default Credentials
+//! ([`crate::signing::token::application_default`]: a key file, gcloud's user credentials, or the metadata
+//! server through [`crate::metadata`]). The crate has one credentials code path: the same token sources
+//! back IAM signBlob, the Pub/Sub client and this connection, so `gcloud-storage` is used without its own
+//! `auth` stack.
 //!
 //! Most calls go through `gcloud-storage`'s client; the few it cannot express (a media download that
 //! must send `Accept-Encoding: gzip`, a copy with `destinationPredefinedAcl`, a metadata patch that
@@ -14,12 +18,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gcloud_storage::client::google_cloud_auth;
 use gcloud_storage::client::{Client, ClientConfig};
 use reqwest_middleware::{ClientWithMiddleware, RequestBuilder};
 use token_source::{TokenSource, TokenSourceProvider};
 
 use crate::config::StoreConfig;
+use crate::signing::token::{CachedTokenSource, application_default};
 use crate::{Error, Result};
 
 /// Google's JSON API and public download host.
@@ -94,9 +98,7 @@ impl Connection {
         let (client_config, token) = if endpoint.emulator.is_some() {
             (base.anonymous(), None)
         } else {
-            let auth = google_cloud_auth::project::Config::default()
-                .with_scopes(&gcloud_storage::http::storage_client::SCOPES);
-            let provider = google_cloud_auth::token::DefaultTokenSourceProvider::new(auth).await.map_err(|e| {
+            let tokens = application_default().map_err(|e| {
                 Error::config(
                     Some(store.to_string()),
                     format!(
@@ -106,6 +108,7 @@ impl Connection {
                     ),
                 )
             })?;
+            let provider = BearerTokens(Arc::new(CachedTokenSource::new(tokens)));
             let token = provider.token_source();
             (ClientConfig { token_source_provider: Some(Box::new(provider)), ..base }, Some(token))
         };
@@ -141,6 +144,24 @@ impl Connection {
     }
 }
 
+/// The crate's cached Application Default Credentials as `gcloud-storage`'s token source: the value is an
+/// `Authorization` header (`Bearer <token>`).
+#[derive(Debug, Clone)]
+struct BearerTokens(Arc<CachedTokenSource>);
+
+#[async_trait::async_trait]
+impl TokenSource for BearerTokens {
+    async fn token(&self) -> std::result::Result<String, crate::BoxError> {
+        Ok(format!("Bearer {}", self.0.token().await?))
+    }
+}
+
+impl TokenSourceProvider for BearerTokens {
+    fn token_source(&self) -> Arc<dyn TokenSource> {
+        Arc::new(self.clone())
+    }
+}
+
 /// Percent-encode one path segment of a JSON API URL (object names: `/` becomes `%2F`).
 pub(crate) fn encode_segment(s: &str) -> String {
     const SET: &percent_encoding::AsciiSet =
@@ -171,6 +192,31 @@ mod tests {
         assert_eq!(explicit, Endpoint { url: "https://storage.example.com".into(), emulator: None });
         config.api_endpoint = Some("http://127.0.0.1:9000".into());
         assert!(Endpoint::resolve(&config, None).emulator.is_some());
+    }
+
+    /// A token source that counts its fetches.
+    #[derive(Debug, Default)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl crate::signing::token::TokenSource for Counting {
+        async fn fetch(&self) -> Result<crate::signing::token::AccessToken> {
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(crate::signing::token::AccessToken {
+                token: format!("t{n}"),
+                expires_at: std::time::Instant::now() + Duration::from_secs(3600),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_carry_the_crates_cached_bearer_token() {
+        let inner = Arc::new(Counting::default());
+        let provider = BearerTokens(Arc::new(CachedTokenSource::new(inner.clone())));
+        let source = provider.token_source();
+        assert_eq!(source.token().await.unwrap(), "Bearer t0");
+        assert_eq!(source.token().await.unwrap(), "Bearer t0", "cached until shortly before expiry");
+        assert_eq!(inner.0.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]

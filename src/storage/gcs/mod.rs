@@ -29,7 +29,7 @@
 //! (read as unknown: [`ObjectMeta::known_metageneration`]), so `tests/gcs_requests.rs` also checks the
 //! requests sent and `tests/save_under_faults.rs` puts a proxy answering GCS's 412s in front of it.
 
-mod client;
+pub(crate) mod client;
 mod convert;
 mod copy;
 mod delete;
