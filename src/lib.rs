@@ -43,6 +43,8 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "oidc")]
+pub mod auth;
 pub mod config;
 mod error;
 #[cfg(feature = "orm")]
@@ -56,6 +58,12 @@ pub mod staticfiles;
 pub mod storage;
 #[cfg(feature = "axum")]
 pub mod upload;
+#[cfg(feature = "events")]
+pub mod events;
+#[cfg(feature = "pubsub")]
+pub mod pubsub;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::{Settings, StoreConfig};
 pub use error::{BoxError, Error, Result};

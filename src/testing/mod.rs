@@ -1,0 +1,5 @@
+//! Test support users may reuse (feature `testing`): faithful local fakes of services that have no
+//! emulator. Nothing here reaches an address off loopback.
+
+#[cfg(feature = "oidc")]
+pub mod oidc;

@@ -1,0 +1,271 @@
+//! OIDC verification: every refusal with its status, key rotation, the cold-cache burst.
+#![cfg(all(feature = "oidc", feature = "testing"))]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use sea_gcp::auth::{AuthError, InvokerPolicy, JwksCache, JwksOptions, OidcVerifier, VerifierOptions};
+use sea_gcp::testing::oidc::{FakeJwks, TestIssuer, b64_json};
+use serde_json::{Value, json};
+
+const BASE: &str = "https://app.example.com";
+const PATH: &str = "/events/orders/o-1?shard=2";
+const EMAIL: &str = "push@proj.iam.gserviceaccount.com";
+
+fn aud() -> String {
+    format!("{BASE}{PATH}")
+}
+
+fn headers(token: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+    h
+}
+
+struct Setup {
+    issuer: TestIssuer,
+    jwks: FakeJwks,
+    policy: InvokerPolicy,
+}
+
+async fn setup() -> Setup {
+    let issuer = TestIssuer::generate("kid-1");
+    let jwks = FakeJwks::start(&[&issuer]).await;
+    let policy = InvokerPolicy::new(jwks.verifier(), BASE).allow_email(EMAIL);
+    Setup { issuer, jwks, policy }
+}
+
+async fn check(policy: &InvokerPolicy, token: &str) -> Result<(), AuthError> {
+    policy.authorize(&headers(token), PATH).await.map(|_| ())
+}
+
+fn with(mut claims: Value, key: &str, value: Value) -> Value {
+    claims[key] = value;
+    claims
+}
+
+#[tokio::test]
+async fn a_valid_token_yields_the_caller() {
+    let s = setup().await;
+    let token = s.issuer.mint(&s.issuer.claims(&aud(), EMAIL));
+    let caller = s.policy.authorize(&headers(&token), PATH).await.unwrap().unwrap();
+    assert_eq!(caller.email, EMAIL);
+    assert_eq!(caller.audience, aud());
+    // The audience without the query string is accepted too.
+    let token = s.issuer.mint(&s.issuer.claims(&format!("{BASE}/events/orders/o-1"), EMAIL));
+    assert!(check(&s.policy, &token).await.is_ok());
+    // `accounts.google.com` is Google's other issuer; `aud` as an array holding ours is fine.
+    let claims = with(s.issuer.claims(&aud(), EMAIL), "iss", json!("accounts.google.com"));
+    assert!(check(&s.policy, &s.issuer.mint(&claims)).await.is_ok());
+    let claims = with(s.issuer.claims(&aud(), EMAIL), "aud", json!(["other", aud()]));
+    assert!(check(&s.policy, &s.issuer.mint(&claims)).await.is_ok());
+    assert_eq!(s.jwks.fetches(), 1, "one fetch, then the cache");
+}
+
+#[tokio::test]
+async fn every_refusal_has_its_error_and_status() {
+    let s = setup().await;
+    let now = chrono::Utc::now().timestamp();
+    let good = s.issuer.claims(&aud(), EMAIL);
+    let mint = |c: &Value| s.issuer.mint(c);
+    let good_token = mint(&good);
+    let (h, p, sig) = {
+        let mut it = good_token.split('.');
+        (it.next().unwrap().to_string(), it.next().unwrap().to_string(), it.next().unwrap().to_string())
+    };
+
+    // HS256 keyed with the public key (key confusion).
+    let hs_header = b64_json(&json!({"alg": "HS256", "kid": "kid-1", "typ": "JWT"}));
+    let hs_input = format!("{hs_header}.{p}");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&s.issuer.public_modulus()).unwrap();
+    mac.update(hs_input.as_bytes());
+    let hs_token = format!("{hs_input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()));
+    // alg none, no signature.
+    let none_token = format!("{}.{p}.", b64_json(&json!({"alg": "none", "kid": "kid-1"})));
+    // Tampered payload: same signature, email changed.
+    let tampered_claims = b64_json(&with(good.clone(), "email", json!("attacker@evil.example")));
+    let tampered_payload = format!("{h}.{tampered_claims}.{sig}");
+    // Tampered signature: one byte flipped.
+    let mut sig_bytes = URL_SAFE_NO_PAD.decode(&sig).unwrap();
+    sig_bytes[10] ^= 0x01;
+    let tampered_sig = format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(sig_bytes));
+
+    let cases: Vec<(&str, String, &str, StatusCode)> = vec![
+        (
+            "expired",
+            mint(&with(with(good.clone(), "iat", json!(now - 7200)), "exp", json!(now - 3600))),
+            "expired",
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "not yet valid",
+            mint(&with(with(good.clone(), "iat", json!(now + 600)), "exp", json!(now + 4200))),
+            "not_yet_valid",
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "nbf in the future",
+            mint(&with(good.clone(), "nbf", json!(now + 600))),
+            "not_yet_valid",
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "wrong audience",
+            mint(&with(good.clone(), "aud", json!("https://other.example.com/events/orders/o-1"))),
+            "wrong_audience",
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "audience with another query",
+            mint(&with(good.clone(), "aud", json!(format!("{BASE}/events/orders/o-1?shard=3")))),
+            "wrong_audience",
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "wrong issuer",
+            mint(&with(good.clone(), "iss", json!("https://evil.example.com"))),
+            "wrong_issuer",
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "email_verified false",
+            mint(&with(good.clone(), "email_verified", json!(false))),
+            "email_not_verified",
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "email_verified absent",
+            mint(&{
+                let mut c = good.clone();
+                c.as_object_mut().unwrap().remove("email_verified");
+                c
+            }),
+            "email_not_verified",
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "email not allowed",
+            mint(&with(good.clone(), "email", json!("other@proj.iam.gserviceaccount.com"))),
+            "email_not_allowed",
+            StatusCode::FORBIDDEN,
+        ),
+        ("alg none", none_token, "unsupported_algorithm", StatusCode::UNAUTHORIZED),
+        ("HS256 with the public key", hs_token, "unsupported_algorithm", StatusCode::UNAUTHORIZED),
+        ("tampered payload", tampered_payload, "bad_signature", StatusCode::UNAUTHORIZED),
+        ("tampered signature", tampered_sig, "bad_signature", StatusCode::UNAUTHORIZED),
+        (
+            "unknown kid",
+            s.issuer.sign(&json!({"alg": "RS256", "kid": "kid-404"}), &good),
+            "unknown_key",
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("Bearer garbage", "garbage".into(), "malformed_token", StatusCode::UNAUTHORIZED),
+        ("Bearer three garbage parts", "a.b.c".into(), "malformed_token", StatusCode::UNAUTHORIZED),
+    ];
+    for (name, token, code, status) in cases {
+        let err = check(&s.policy, &token).await.expect_err(name);
+        assert_eq!((err.code(), err.status()), (code, status), "{name}: {err}");
+    }
+
+    // Missing header, and a non-Bearer scheme.
+    let err = s.policy.authorize(&HeaderMap::new(), PATH).await.unwrap_err();
+    assert_eq!((err.code(), err.status()), ("missing_token", StatusCode::UNAUTHORIZED));
+    let mut basic = HeaderMap::new();
+    basic.insert(AUTHORIZATION, HeaderValue::from_static("Basic dXNlcjpwYXNz"));
+    assert_eq!(s.policy.authorize(&basic, PATH).await.unwrap_err().code(), "malformed_token");
+}
+
+#[tokio::test]
+async fn no_allow_list_fails_closed_and_disabled_lets_through() {
+    let s = setup().await;
+    let open = InvokerPolicy::new(s.jwks.verifier(), BASE);
+    let token = s.issuer.mint(&s.issuer.claims(&aud(), EMAIL));
+    let err = open.authorize(&headers(&token), PATH).await.unwrap_err();
+    assert_eq!((err.code(), err.status()), ("no_allow_list", StatusCode::FORBIDDEN));
+    // The settings fallback applies when the policy names nobody; the policy's own list wins.
+    let fallback = InvokerPolicy::new(s.jwks.verifier(), BASE).with_fallback_allow_list([EMAIL]);
+    assert!(fallback.authorize(&headers(&token), PATH).await.is_ok());
+    let own = InvokerPolicy::new(s.jwks.verifier(), BASE).allow_email("x@y.z").with_fallback_allow_list([EMAIL]);
+    assert_eq!(own.authorize(&headers(&token), PATH).await.unwrap_err().code(), "email_not_allowed");
+    assert_eq!(InvokerPolicy::disabled().authorize(&HeaderMap::new(), PATH).await, Ok(None));
+}
+
+#[tokio::test]
+async fn an_unknown_kid_is_found_after_one_refresh() {
+    let s = setup().await;
+    assert!(check(&s.policy, &s.issuer.mint(&s.issuer.claims(&aud(), EMAIL))).await.is_ok());
+    assert_eq!(s.jwks.fetches(), 1);
+    let rotated = TestIssuer::generate("kid-2");
+    let token = rotated.mint(&rotated.claims(&aud(), EMAIL));
+    assert_eq!(check(&s.policy, &token).await.unwrap_err().code(), "unknown_key");
+    assert_eq!(s.jwks.fetches(), 2, "the unknown kid forced one refresh");
+    s.jwks.publish(&rotated);
+    assert!(check(&s.policy, &token).await.is_ok());
+    assert_eq!(s.jwks.fetches(), 3);
+    // Both keys now verify without another fetch.
+    assert!(check(&s.policy, &s.issuer.mint(&s.issuer.claims(&aud(), EMAIL))).await.is_ok());
+    assert!(check(&s.policy, &token).await.is_ok());
+    assert_eq!(s.jwks.fetches(), 3);
+}
+
+#[tokio::test]
+async fn forced_refreshes_are_rate_limited() {
+    let s = setup().await;
+    let verifier = OidcVerifier::new(
+        JwksCache::new(s.jwks.url(), JwksOptions::default().with_min_refresh_interval(Duration::from_secs(60))),
+        VerifierOptions::default(),
+    );
+    let policy = InvokerPolicy::new(verifier, BASE).allow_email(EMAIL);
+    assert!(check(&policy, &s.issuer.mint(&s.issuer.claims(&aud(), EMAIL))).await.is_ok());
+    for i in 0..20 {
+        let forged =
+            s.issuer.sign(&json!({"alg": "RS256", "kid": format!("made-up-{i}")}), &s.issuer.claims(&aud(), EMAIL));
+        assert_eq!(check(&policy, &forged).await.unwrap_err().code(), "unknown_key");
+    }
+    assert_eq!(s.jwks.fetches(), 1, "made-up key ids within the interval send no fetch");
+}
+
+#[tokio::test]
+async fn a_jwks_outage_is_503_on_a_cold_cache_and_stale_keys_serve_a_warm_one() {
+    let s = setup().await;
+    s.jwks.set_failing(true);
+    let token = s.issuer.mint(&s.issuer.claims(&aud(), EMAIL));
+    let err = check(&s.policy, &token).await.unwrap_err();
+    assert_eq!((err.code(), err.status()), ("jwks_unavailable", StatusCode::SERVICE_UNAVAILABLE));
+    s.jwks.set_failing(false);
+    s.jwks.set_cache_control("no-store");
+    assert!(check(&s.policy, &token).await.is_ok());
+    s.jwks.set_failing(true);
+    assert!(check(&s.policy, &token).await.is_ok(), "an expired set's key still verifies while the JWKS is down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_cache_burst_of_1000_verifies_all_with_one_fetch() {
+    let s = setup().await;
+    s.jwks.set_delay(Duration::from_millis(300));
+    let policy = Arc::new(s.policy.clone());
+    let tokens: Vec<String> = (0..1000)
+        .map(|i| s.issuer.mint(&with(s.issuer.claims(&aud(), EMAIL), "sub", json!(format!("caller-{i}")))))
+        .collect();
+    let tasks: Vec<_> = tokens
+        .into_iter()
+        .map(|token| {
+            let policy = policy.clone();
+            tokio::spawn(async move { policy.authorize(&headers(&token), PATH).await })
+        })
+        .collect();
+    let mut verified = 0;
+    for task in tasks {
+        if task.await.unwrap().unwrap().is_some() {
+            verified += 1;
+        }
+    }
+    assert_eq!(verified, 1000);
+    assert_eq!(s.jwks.fetches(), 1);
+    assert_eq!(policy.verifier().unwrap().jwks().fetch_count(), 1);
+}
