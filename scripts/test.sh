@@ -6,6 +6,8 @@
 #     into a virtualenv under .tmp/ and started on a free loopback port; exported as STORAGE_EMULATOR_HOST;
 #   * PostgreSQL and MariaDB (started if a probe fails), each with a database named `test`; exported as
 #     SEA_GCP_TEST_POSTGRES_URL and SEA_GCP_TEST_MYSQL_URL (kept if already set);
+#   * the Pub/Sub emulator (`gcloud beta emulators pubsub start`, Java) on a free loopback port; exported as
+#     PUBSUB_EMULATOR_HOST (its tests say SKIPPED without gcloud, and fail with CI=true);
 #   * Chromium for the browser tests (installed with apt-get if missing; SEA_GCP_SKIP_BROWSER=1 skips it).
 # With CI=true, SEA_GCP_REQUIRE_ALL=1 is exported: a missing service fails the tests instead of skipping them.
 #
@@ -28,7 +30,9 @@ die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi; }
 
 EMULATOR_PID=""
+PUBSUB_PID=""
 cleanup() {
+    stop_pubsub_emulator
     if [ -n "$EMULATOR_PID" ] && kill -0 "$EMULATOR_PID" 2>/dev/null; then
         kill "$EMULATOR_PID" 2>/dev/null || true
         wait "$EMULATOR_PID" 2>/dev/null || true
@@ -86,6 +90,44 @@ start_emulator() {
     done
     cat "$WORK/fake-gcs-server.log" >&2
     die "fake-gcs-server did not answer on $url within 10 seconds"
+}
+
+# ------------------------------------------------------------------------------------------------------
+start_pubsub_emulator() {
+    section "Pub/Sub emulator (gcloud beta emulators pubsub)"
+    if ! command -v gcloud >/dev/null || ! command -v java >/dev/null; then
+        note "gcloud or java not found: the Pub/Sub emulator tests will skip (or fail with CI=true)"
+        return
+    fi
+    local port
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    gcloud beta emulators pubsub start --host-port="127.0.0.1:$port" --quiet >"$WORK/pubsub-emulator.log" 2>&1 &
+    PUBSUB_PID=$!
+    for _ in $(seq 1 300); do
+        # Any HTTP answer (the emulator serves the REST API on its port) means it is up.
+        if python3 -c "import urllib.request, urllib.error, sys
+try: urllib.request.urlopen(sys.argv[1], timeout=1)
+except urllib.error.HTTPError: pass" "http://127.0.0.1:$port/v1/projects/probe/topics" 2>/dev/null; then
+            export PUBSUB_EMULATOR_HOST="127.0.0.1:$port"
+            note "Pub/Sub emulator ready at $PUBSUB_EMULATOR_HOST (pid $PUBSUB_PID, log .tmp/pubsub-emulator.log)"
+            return
+        fi
+        kill -0 "$PUBSUB_PID" 2>/dev/null || { cat "$WORK/pubsub-emulator.log" >&2; die "the Pub/Sub emulator exited"; }
+        sleep 0.1
+    done
+    cat "$WORK/pubsub-emulator.log" >&2
+    die "the Pub/Sub emulator did not answer on 127.0.0.1:$port within 30 seconds"
+}
+
+stop_pubsub_emulator() { # the gcloud wrapper and the Java server it started, by their PIDs
+    [ -n "$PUBSUB_PID" ] || return 0
+    local children
+    children=$(pgrep -P "$PUBSUB_PID" 2>/dev/null || true)
+    # shellcheck disable=SC2086
+    [ -z "$children" ] || kill $children 2>/dev/null || true
+    kill "$PUBSUB_PID" 2>/dev/null || true
+    wait "$PUBSUB_PID" 2>/dev/null || true
+    PUBSUB_PID=""
 }
 
 # ------------------------------------------------------------------------------------------------------
@@ -162,6 +204,7 @@ command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first
 note "$(cargo --version)"
 
 start_emulator
+start_pubsub_emulator
 ensure_postgres
 ensure_mariadb
 if [ "${SEA_GCP_SKIP_BROWSER:-}" = "1" ]; then

@@ -114,6 +114,17 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A Pub/Sub call failed (HTTP error or connection error).
+    #[error("Pub/Sub request failed{}: {message}", status.map(|s| format!(" with HTTP {s}")).unwrap_or_default())]
+    PubSub {
+        /// HTTP status, when there was a response.
+        status: Option<u16>,
+        /// Whether retrying may succeed (429, 5xx, connection errors).
+        retryable: bool,
+        /// What failed (Google's error message).
+        message: String,
+    },
+
     /// A blob field refused a change (validation matrix, upload limits, a callback's refusal). The message
     /// says what to send instead.
     #[error("invalid value for blob field `{field}`: {message}")]
