@@ -16,6 +16,7 @@
 //! | `gcs` | yes | the GCS backend, IAM `signBlob` signing, bucket checks |
 //! | `orm` | yes | `BlobValue` columns, the save protocol and outbox, path-column migration (sea-orm; your app picks the drivers) |
 //! | `axum` | yes | the direct-upload router, widget and local-store routes (implies `orm`) |
+//! | `tasks` | no | Cloud Tasks / Scheduler / Pub/Sub subscriber tasks, the transactional task outbox, the worker router |
 //! | `testing` | no | the behaviour suite for your own `Store`, fault-injecting and call-counting stores |
 //!
 //! A storage-only user writes `sea-gcp = { version = "0.1", default-features = false, features = ["gcs"] }`
@@ -62,6 +63,8 @@ pub mod upload;
 pub mod events;
 #[cfg(feature = "pubsub")]
 pub mod pubsub;
+#[cfg(feature = "tasks")]
+pub mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
 
