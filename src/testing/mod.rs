@@ -3,3 +3,5 @@
 
 #[cfg(feature = "oidc")]
 pub mod oidc;
+#[cfg(feature = "tasks")]
+pub mod cloud_tasks;
