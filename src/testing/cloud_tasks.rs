@@ -227,19 +227,19 @@ fn parse_path(path: &str) -> Option<(String, Option<String>)> {
     }
 }
 
-fn check_queue_path(queue: &str) -> Result<(), Response> {
+fn check_queue_path(queue: &str) -> Result<(), String> {
     let parts: Vec<&str> = queue.split('/').collect();
     if !valid_project(parts[1]) {
-        return Err(invalid(format!("Invalid resource field value in the request: project id {:?}", parts[1])));
+        return Err(format!("Invalid resource field value in the request: project id {:?}", parts[1]));
     }
     if !valid_location(parts[3]) {
-        return Err(invalid(format!("Invalid resource field value in the request: location {:?}", parts[3])));
+        return Err(format!("Invalid resource field value in the request: location {:?}", parts[3]));
     }
     if !valid_queue(parts[5]) {
-        return Err(invalid(format!(
+        return Err(format!(
             "Queue ID {:?} can contain only letters ([A-Za-z]), numbers ([0-9]), or hyphens (-), at most 100",
             parts[5]
-        )));
+        ));
     }
     Ok(())
 }
@@ -383,8 +383,8 @@ async fn api(State(shared): State<Arc<Shared>>, method: Method, uri: OriginalUri
             "Invalid resource name {resource:?}: expected projects/P/locations/L/queues/Q[/tasks/T]"
         ));
     };
-    if let Err(r) = check_queue_path(&queue) {
-        return r;
+    if let Err(message) = check_queue_path(&queue) {
+        return invalid(message);
     }
     match (method, collection, task) {
         (Method::POST, true, None) => create(&shared, &queue, &body),
