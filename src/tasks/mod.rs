@@ -34,6 +34,7 @@
 
 mod client;
 mod context;
+pub mod cron;
 mod dedup;
 mod dispatcher;
 mod enqueue;
@@ -42,7 +43,9 @@ mod outbox;
 mod publish;
 mod registry;
 mod router;
+mod scheduler;
 mod settings;
+pub mod sync;
 mod task;
 
 pub use client::{CloudTasksClient, NewTask, RetryOptions, TaskInfo};
@@ -54,6 +57,7 @@ pub use outbox::{DEFAULT_TASK_OUTBOX, EntryState, OutboxEntry, TaskOutbox};
 pub use publish::PublishOutcome;
 pub use registry::{ErasedTask, Registry, RegistryBuilder, RunError, TaskKind};
 pub use router::{WorkerOptions, worker_router};
+pub use scheduler::{Job, SchedulerClient};
 pub use settings::{
     CLOUD_TASKS_ENDPOINT, DEFAULT_DELIMITER, DEFAULT_REGION, SCHEDULER_ENDPOINT, TasksSettings, TasksSettingsBuilder,
     metadata_project_id, valid_queue_id,

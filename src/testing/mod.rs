@@ -5,3 +5,5 @@
 pub mod oidc;
 #[cfg(feature = "tasks")]
 pub mod cloud_tasks;
+#[cfg(feature = "tasks")]
+pub mod scheduler;
