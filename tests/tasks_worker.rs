@@ -326,3 +326,51 @@ async fn unregistered_tasks_and_bad_registries_are_refused() {
     assert!(err.to_string().contains("not in the registry"), "{err}");
     assert_eq!(h.fake.api_calls(), 0);
 }
+
+#[tokio::test]
+async fn subscriber_tasks_run_with_the_decoded_message() {
+    use sea_gcp::pubsub::{PubSubMessage, make_pubsub_message};
+    let h = start("", |b| b).await;
+    let url = h.settings.subscriber_task_url("on-order");
+    let token = h.issuer.mint(&h.issuer.claims(&url, INVOKER));
+    let mut message = PubSubMessage::new(br#"{"text":"order 7","n":7}"#.to_vec())
+        .with_message_id("m-1")
+        .with_attribute("kind", "new");
+    message.delivery_attempt = Some(3);
+    let envelope = make_pubsub_message(&message).to_string();
+    let (status, text) = post(&url, Some(&token), &envelope, false).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({"message_id": "m-1"}));
+    let runs = h.runs_of("on-order");
+    assert_eq!(runs.len(), 1);
+    let (payload, ctx) = &runs[0];
+    assert_eq!(payload, &json!({"text": "order 7", "n": 7}));
+    assert_eq!(ctx.retry_count, 2);
+    assert_eq!(ctx.message.as_ref().unwrap().attributes["kind"], "new");
+    // Refusals: no token; a malformed envelope; the /tasks route does not serve subscriber tasks.
+    assert_eq!(post(&url, None, &envelope, false).await.0, 401);
+    assert_eq!(
+        post(&url, Some(&token), r#"{"no":"message"}"#, false).await,
+        (400, r#"{"error":"bad_payload"}"#.to_string())
+    );
+    let task_url = h.settings.task_url("on-order");
+    let task_token = h.issuer.mint(&h.issuer.claims(&task_url, INVOKER));
+    assert_eq!(post(&task_url, Some(&task_token), r#"{"text":"x"}"#, false).await.0, 404);
+    assert_eq!(h.runs_of("on-order").len(), 1);
+}
+
+#[tokio::test]
+async fn publish_in_eager_mode_runs_the_subscriber_in_process() {
+    let h = start("", |b| b.with_eager_execute(true)).await;
+    let pubsub = sea_gcp::pubsub::PubSubClient::emulator("127.0.0.1:9", PROJECT);
+    let runs = Runs::default();
+    let outcome = h
+        .tasks
+        .publish(&pubsub, &OnOrder(runs), &Note { text: "eager".into(), n: 1 }, Default::default(), Some("k"))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, sea_gcp::tasks::PublishOutcome::Ran(_)), "{outcome:?}");
+    let ran = h.runs_of("on-order");
+    assert_eq!(ran.len(), 1);
+    assert_eq!(ran[0].1.message.as_ref().unwrap().ordering_key.as_deref(), Some("k"));
+}

@@ -99,12 +99,34 @@ impl PeriodicTask for Nightly {
     }
 }
 
+/// A subscriber task on topic `orders`.
+pub struct OnOrder(pub Runs);
+
+#[async_trait::async_trait]
+impl Task for OnOrder {
+    const NAME: &'static str = "on-order";
+    type Payload = Note;
+    type Output = Value;
+    async fn run(&self, payload: Note, ctx: TaskContext) -> Result<Value, BoxError> {
+        let id = ctx.message.as_ref().map(|m| m.message_id.clone());
+        self.0.lock().unwrap().push((Self::NAME.into(), serde_json::to_value(&payload)?, ctx));
+        Ok(json!({"message_id": id}))
+    }
+}
+
+impl sea_gcp::tasks::SubscriberTask for OnOrder {
+    fn subscription(&self) -> sea_gcp::tasks::Subscription {
+        sea_gcp::tasks::Subscription::topic("orders").with_ordering(true)
+    }
+}
+
 pub fn registry(runs: &Runs) -> Registry {
     Registry::builder()
         .task(Record(runs.clone()))
         .task(Dedup(runs.clone()))
         .task(Flaky(runs.clone()))
         .periodic(Nightly(runs.clone()))
+        .subscriber(OnOrder(runs.clone()))
         .build()
         .unwrap()
 }
