@@ -9,7 +9,7 @@ mod tasks_support;
 use std::time::Duration;
 
 use sea_gcp::Error;
-use sea_gcp::tasks::sync::{Change, apply, desired_jobs, plan};
+use sea_gcp::tasks::sync::{Change, Manifest, apply, desired_jobs, plan};
 use sea_gcp::tasks::{Job, PeriodicTask, Registry, Schedule, SchedulerClient, Task, TaskContext};
 use sea_gcp::testing::scheduler::FakeScheduler;
 use serde_json::Value;
@@ -27,7 +27,7 @@ fn parent(h: &Harness) -> String {
 }
 
 fn other_job(h: &Harness, id: &str) -> Job {
-    let mut job = desired_jobs(h.tasks.registry(), &h.settings).unwrap().remove(0);
+    let mut job = desired_jobs(&Manifest::from(h.tasks.registry()), &h.settings).unwrap().remove(0);
     job.name = format!("{}/jobs/{id}", parent(h));
     job
 }
@@ -35,7 +35,7 @@ fn other_job(h: &Harness, id: &str) -> Job {
 #[tokio::test]
 async fn sync_plans_applies_and_is_idempotent() {
     let (h, scheduler, client) = setup(true).await;
-    let registry = h.tasks.registry();
+    let registry = &Manifest::from(h.tasks.registry());
     let first = plan(&client, &h.settings, registry, false).await.unwrap();
     assert_eq!(first.changes.len(), 1);
     let Change::Create(job) = &first.changes[0] else { panic!("{:?}", first.changes) };
@@ -80,7 +80,7 @@ async fn sync_plans_applies_and_is_idempotent() {
 #[tokio::test]
 async fn cleanup_deletes_only_our_unclaimed_jobs() {
     let (h, scheduler, client) = setup(true).await;
-    let registry = h.tasks.registry();
+    let registry = &Manifest::from(h.tasks.registry());
     apply(&client, &plan(&client, &h.settings, registry, false).await.unwrap()).await.unwrap();
     for id in ["retired--shop-test", "someone-elses-job", "retired--shop-staging"] {
         client.create_job(&other_job(&h, id)).await.unwrap();
@@ -111,7 +111,7 @@ async fn cleanup_deletes_only_our_unclaimed_jobs() {
 
     let (h, scheduler, client) = setup(false).await;
     client.create_job(&other_job(&h, "someone-elses-job")).await.unwrap();
-    let err = plan(&client, &h.settings, h.tasks.registry(), true).await.unwrap_err();
+    let err = plan(&client, &h.settings, &Manifest::from(h.tasks.registry()), true).await.unwrap_err();
     assert!(err.to_string().contains("GCP_TASKS_RESOURCE_AFFIX"), "{err}");
     assert_eq!(scheduler.jobs().len(), 1, "cleanup without an affix deletes nothing");
 }
@@ -119,8 +119,10 @@ async fn cleanup_deletes_only_our_unclaimed_jobs() {
 #[tokio::test]
 async fn run_reaches_the_verified_worker_with_scheduler_headers() {
     let (h, scheduler, client) = setup(true).await;
-    apply(&client, &plan(&client, &h.settings, h.tasks.registry(), false).await.unwrap()).await.unwrap();
-    let name = desired_jobs(h.tasks.registry(), &h.settings).unwrap()[0].name.clone();
+    apply(&client, &plan(&client, &h.settings, &Manifest::from(h.tasks.registry()), false).await.unwrap())
+        .await
+        .unwrap();
+    let name = desired_jobs(&Manifest::from(h.tasks.registry()), &h.settings).unwrap()[0].name.clone();
     client.run_job(&name).await.unwrap();
     assert_eq!(scheduler.wait_for_dispatches(1, Duration::from_secs(10)).await, 1);
     assert_eq!(scheduler.dispatches()[0].status, Some(200));
@@ -197,11 +199,23 @@ impl PeriodicTask for BadCron {
     }
 }
 
+#[test]
+fn the_manifest_round_trips_through_json() {
+    let runs = Runs::default();
+    let manifest = Manifest::from(&registry(&runs));
+    let text = serde_json::to_string_pretty(&manifest).unwrap();
+    assert_eq!(Manifest::from_json(&text).unwrap(), manifest);
+    assert_eq!(manifest.periodic.len(), 1);
+    assert_eq!(manifest.periodic[0].attempt_deadline_seconds, 300);
+    assert_eq!(manifest.subscribers[0].topic, "orders");
+    assert!(Manifest::from_json("{not json").is_err());
+}
+
 #[tokio::test]
 async fn an_invalid_schedule_is_refused_before_any_call() {
     let (h, scheduler, client) = setup(true).await;
     let registry = Registry::builder().periodic(BadCron).build().unwrap();
-    let err = plan(&client, &h.settings, &registry, false).await.unwrap_err();
+    let err = plan(&client, &h.settings, &Manifest::from(&registry), false).await.unwrap_err();
     assert!(err.to_string().contains("bad-cron") && err.to_string().contains("minute"), "{err}");
     assert!(scheduler.mutations().is_empty());
 }

@@ -14,6 +14,7 @@ mod post_policy;
 mod repair;
 mod sign_url;
 mod sync_static;
+mod tasks_sync;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -46,6 +47,8 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Backfill a blob column from a path column (metadata from bucket listings), then optionally swap them.
     MigrateColumn(migrate_column::MigrateColumnArgs),
+    /// Background tasks: `tasks sync` creates the Scheduler jobs of periodic tasks.
+    Tasks(tasks_sync::TasksArgs),
 }
 
 impl Command {
@@ -58,6 +61,7 @@ impl Command {
             Command::Repair(args) => args.run(out).await,
             Command::Doctor(args) => args.run(out).await,
             Command::MigrateColumn(args) => args.run(out).await,
+            Command::Tasks(args) => args.run(out).await,
         }
     }
 }

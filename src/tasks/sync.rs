@@ -3,9 +3,13 @@
 
 use std::fmt;
 
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
 use super::cron::{check_attempt_deadline, check_cron, check_time_zone};
 use super::scheduler::{Job, SchedulerClient};
-use super::{Registry, TasksSettings};
+use super::{Registry, Schedule, TasksSettings};
 use crate::{Error, Result};
 
 /// One planned change.
@@ -50,12 +54,106 @@ impl SyncPlan {
     }
 }
 
-/// The job of each periodic task in `registry` (ids `{task}{delimiter}{affix}`), checked.
-pub fn desired_jobs(registry: &Registry, settings: &TasksSettings) -> Result<Vec<Job>> {
+/// What `sync` needs to know about an application's tasks, as JSON: the application writes it
+/// (`Manifest::from(&registry)`, e.g. behind a `--print-task-manifest` flag) and `sea-gcp tasks sync
+/// --manifest FILE` reads it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Manifest {
+    /// The periodic tasks.
+    #[serde(default)]
+    pub periodic: Vec<PeriodicEntry>,
+    /// The subscriber tasks (listed for reference; `sync` does not manage their subscriptions yet).
+    #[serde(default)]
+    pub subscribers: Vec<SubscriberEntry>,
+}
+
+/// A periodic task in a [`Manifest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeriodicEntry {
+    /// The task's name.
+    pub task: String,
+    /// unix-cron schedule.
+    pub cron: String,
+    /// IANA time zone.
+    pub time_zone: String,
+    /// Attempt deadline in seconds.
+    pub attempt_deadline_seconds: u64,
+    /// The body Scheduler posts.
+    #[serde(default)]
+    pub body: serde_json::Value,
+    /// The job's description.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A subscriber task in a [`Manifest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriberEntry {
+    /// The task's name.
+    pub task: String,
+    /// The topic id.
+    pub topic: String,
+    /// Ordered delivery.
+    #[serde(default)]
+    pub enable_message_ordering: bool,
+}
+
+impl From<&Registry> for Manifest {
+    fn from(registry: &Registry) -> Self {
+        Self {
+            periodic: registry
+                .periodic()
+                .into_iter()
+                .map(|(task, s)| PeriodicEntry {
+                    task: task.into(),
+                    cron: s.cron,
+                    time_zone: s.time_zone,
+                    attempt_deadline_seconds: s.attempt_deadline.as_secs(),
+                    body: s.body,
+                    description: s.description,
+                })
+                .collect(),
+            subscribers: registry
+                .subscribers()
+                .into_iter()
+                .map(|(task, s)| SubscriberEntry {
+                    task: task.into(),
+                    topic: s.topic,
+                    enable_message_ordering: s.enable_message_ordering,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Manifest {
+    /// Read a manifest from JSON text.
+    pub fn from_json(text: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| Error::config(None, format!("task manifest is not valid JSON: {e}")))
+    }
+
+    fn schedules(&self) -> Vec<(&str, Schedule)> {
+        self.periodic
+            .iter()
+            .map(|p| {
+                let mut s = Schedule::cron(&p.cron)
+                    .with_time_zone(&p.time_zone)
+                    .with_attempt_deadline(Duration::from_secs(p.attempt_deadline_seconds));
+                s.body = p.body.clone();
+                s.description = p.description.clone();
+                (p.task.as_str(), s)
+            })
+            .collect()
+    }
+}
+
+/// The job of each periodic task in `manifest` (ids `{task}{delimiter}{affix}`), checked.
+pub fn desired_jobs(manifest: &Manifest, settings: &TasksSettings) -> Result<Vec<Job>> {
     let parent =
         format!("projects/{}/locations/{}", settings.project_id.as_deref().unwrap_or_default(), settings.region);
     let mut jobs = Vec::new();
-    for (task, schedule) in registry.periodic() {
+    for (task, schedule) in manifest.schedules() {
         let invalid = |m: String| Error::config(None, format!("periodic task `{task}`: {m}"));
         check_cron(&schedule.cron).map_err(invalid)?;
         check_time_zone(&schedule.time_zone).map_err(invalid)?;
@@ -82,7 +180,7 @@ pub fn desired_jobs(registry: &Registry, settings: &TasksSettings) -> Result<Vec
 pub async fn plan(
     client: &SchedulerClient,
     settings: &TasksSettings,
-    registry: &Registry,
+    manifest: &Manifest,
     cleanup: bool,
 ) -> Result<SyncPlan> {
     if cleanup && settings.resource_affix.is_none() {
@@ -91,7 +189,7 @@ pub async fn plan(
             "cleanup needs GCP_TASKS_RESOURCE_AFFIX: without an affix the jobs this application created cannot be told apart from others, so none are deleted",
         ));
     }
-    let wanted = desired_jobs(registry, settings)?;
+    let wanted = desired_jobs(manifest, settings)?;
     let mut changes = Vec::new();
     for job in &wanted {
         changes.push(match client.get_job(&job.name).await? {
