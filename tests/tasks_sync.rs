@@ -214,8 +214,13 @@ fn the_manifest_round_trips_through_json() {
 #[tokio::test]
 async fn an_invalid_schedule_is_refused_before_any_call() {
     let (h, scheduler, client) = setup(true).await;
-    let registry = Registry::builder().periodic(BadCron).build().unwrap();
-    let err = plan(&client, &h.settings, &Manifest::from(&registry), false).await.unwrap_err();
+    // At start-up, when the registry is built ...
+    let err = Registry::builder().periodic(BadCron).build().unwrap_err();
     assert!(err.to_string().contains("bad-cron") && err.to_string().contains("minute"), "{err}");
+    // ... and in a manifest handed to sync.
+    let mut manifest = Manifest::from(h.tasks.registry());
+    manifest.periodic[0].cron = "61 * * * *".into();
+    let err = plan(&client, &h.settings, &manifest, false).await.unwrap_err();
+    assert!(err.to_string().contains("nightly") && err.to_string().contains("minute"), "{err}");
     assert!(scheduler.mutations().is_empty());
 }

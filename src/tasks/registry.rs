@@ -197,6 +197,14 @@ impl RegistryBuilder {
                     format!("task `{name}` names queue {queue:?}, which is not a queue id"),
                 ));
             }
+            if let TaskKind::Periodic(schedule) = task.kind() {
+                let check = super::cron::check_cron(&schedule.cron)
+                    .and_then(|_| super::cron::check_time_zone(&schedule.time_zone))
+                    .and_then(|_| super::cron::check_attempt_deadline(schedule.attempt_deadline));
+                if let Err(e) = check {
+                    return Err(Error::config(None, format!("periodic task `{name}`: {e}")));
+                }
+            }
             if map.insert(name, task).is_some() {
                 return Err(Error::config(
                     None,
