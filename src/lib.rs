@@ -48,25 +48,25 @@
 pub mod auth;
 pub mod config;
 mod error;
+#[cfg(feature = "events")]
+pub mod events;
 #[cfg(feature = "orm")]
 pub mod field;
 #[cfg(feature = "orm")]
 pub mod migrate;
 #[cfg(feature = "orm")]
 pub mod promote;
+#[cfg(feature = "pubsub")]
+pub mod pubsub;
 pub mod signing;
 pub mod staticfiles;
 pub mod storage;
-#[cfg(feature = "axum")]
-pub mod upload;
-#[cfg(feature = "events")]
-pub mod events;
-#[cfg(feature = "pubsub")]
-pub mod pubsub;
 #[cfg(feature = "tasks")]
 pub mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "axum")]
+pub mod upload;
 
 pub use config::{Settings, StoreConfig};
 pub use error::{BoxError, Error, Result};
