@@ -204,6 +204,8 @@ async fn the_router_mounts_under_a_prefix() {
     assert!(h.settings.task_url("record").ends_with("/internal/tasks/record"));
     h.tasks.enqueue::<Record>(&note("prefixed")).await.unwrap();
     assert_eq!(h.wait_runs("record", 1).await, 1);
+    // The fake records the attempt once the worker's answer arrived, just after the task ran.
+    assert_eq!(h.fake.wait_for_dispatches(1, Duration::from_secs(10)).await, 1);
     assert_eq!(h.fake.dispatches()[0].status, Some(200));
 }
 
