@@ -180,6 +180,47 @@ pub enum Error {
         message: String,
     },
 
+    /// Cloud Tasks refused a task id it holds or held recently (409 ALREADY_EXISTS): a deduplicated
+    /// task with the same payload was enqueued within the de-duplication window (while it exists, and for
+    /// up to about an hour after it ran or was deleted).
+    #[error(
+        "duplicate task `{id}` ({task}): a task with the same payload was enqueued recently; Cloud Tasks \
+         refuses the name while the task exists and for a while after it ran or was deleted{}",
+        if *retried { " (this enqueue was retried after a lost response, so the earlier attempt may be the one that created it)" } else { "" }
+    )]
+    DuplicateTask {
+        /// The registered task's name.
+        task: String,
+        /// The Cloud Tasks task id.
+        id: String,
+        /// True when the refusal came on a retry of this same request (the first attempt's answer was lost).
+        retried: bool,
+    },
+
+    /// A task run in-process (eager execution) failed.
+    #[error("task `{task}` failed: {message}")]
+    TaskFailed {
+        /// The registered task's name.
+        task: String,
+        /// What failed.
+        message: String,
+    },
+
+    /// Cloud Tasks, Cloud Scheduler or Pub/Sub answered an error (or could not be reached).
+    #[error("{service} failed{}: {code}: {message}", status.map(|s| format!(" with HTTP {s}")).unwrap_or_default())]
+    Service {
+        /// `cloudtasks`, `cloudscheduler`, `pubsub`.
+        service: &'static str,
+        /// HTTP status, when there was a response.
+        status: Option<u16>,
+        /// Google's status code (`NOT_FOUND`, `INVALID_ARGUMENT`, ...), or `UNAVAILABLE` for connection errors.
+        code: String,
+        /// Google's message, with what to do.
+        message: String,
+        /// Whether the same request may succeed later (429, 5xx, connection errors).
+        retryable: bool,
+    },
+
     /// A local I/O error outside a backend (reading a key file, a static directory, ...).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -241,7 +282,7 @@ impl Error {
 
     /// True when the same request may succeed if retried (429, 5xx, connection errors).
     pub fn is_retryable(&self) -> bool {
-        matches!(self.cause(), Error::Backend { retryable: true, .. })
+        matches!(self.cause(), Error::Backend { retryable: true, .. } | Error::Service { retryable: true, .. })
     }
 
     /// The error under any [`Error::SaveStep`] wrapper (the error itself otherwise).
@@ -270,6 +311,11 @@ impl Error {
     /// True for [`Error::NotOnCloudRun`].
     pub fn is_not_on_cloud_run(&self) -> bool {
         matches!(self, Error::NotOnCloudRun { .. })
+    }
+
+    /// True for [`Error::DuplicateTask`].
+    pub fn is_duplicate_task(&self) -> bool {
+        matches!(self, Error::DuplicateTask { .. })
     }
 
     /// A configuration error for `store`.

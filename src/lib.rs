@@ -26,6 +26,7 @@
 //! | `logging` | no | Cloud Logging JSON lines with trace correlation, request logs, Error Reporting, panic hook |
 //! | `metadata` | with `gcs` | the Cloud Run metadata server client (project, region, tokens) |
 //! | `events` | no | Pub/Sub and Eventarc push endpoints, storage notifications, exactly-once handling (implies `oidc`, `pubsub`, `axum`) |
+//! | `tasks` | no | Cloud Tasks / Scheduler / Pub/Sub subscriber tasks, the transactional task outbox, the worker router |
 //!
 //! A storage-only user writes `sea-gcp = { version = "0.1", default-features = false, features = ["gcs"] }`
 //! and compiles no sea-orm and no axum. The memory and local stores and the key and HMAC signers need no
@@ -74,6 +75,8 @@ pub mod secret;
 pub mod signing;
 pub mod staticfiles;
 pub mod storage;
+#[cfg(feature = "tasks")]
+pub mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
 #[cfg(feature = "axum")]

@@ -15,6 +15,7 @@ mod post_policy;
 mod repair;
 mod sign_url;
 mod sync_static;
+mod tasks_sync;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -49,6 +50,8 @@ pub enum Command {
     Cleanup(cleanup::CleanupArgs),
     /// Backfill a blob column from a path column (metadata from bucket listings), then optionally swap them.
     MigrateColumn(migrate_column::MigrateColumnArgs),
+    /// Background tasks: `tasks sync` creates the Scheduler jobs of periodic tasks.
+    Tasks(tasks_sync::TasksArgs),
 }
 
 impl Command {
@@ -62,6 +65,7 @@ impl Command {
             Command::Doctor(args) => args.run(out).await,
             Command::MigrateColumn(args) => args.run(out).await,
             Command::Cleanup(args) => args.run(out).await,
+            Command::Tasks(args) => args.run(out).await,
         }
     }
 }

@@ -1,0 +1,100 @@
+//! `sea-gcp tasks sync`: create or update the Cloud Scheduler jobs of an application's periodic tasks
+//! (from the task manifest the application writes), print the plan, and with `--cleanup` delete the jobs
+//! carrying the resource affix that no task claims. Settings come from the `GCP_TASKS_*` variables.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use sea_gcp::tasks::sync::{Manifest, apply, plan};
+use sea_gcp::tasks::{SchedulerClient, TasksSettings};
+use sea_gcp::{Error, Result};
+
+/// `sea-gcp tasks ...`.
+#[derive(Debug, Args)]
+pub struct TasksArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TasksCommand,
+}
+
+/// The `tasks` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Create or update the Scheduler jobs of periodic tasks; --cleanup deletes stale ones with our affix.
+    Sync(TasksSyncArgs),
+}
+
+impl TasksArgs {
+    /// Run the subcommand.
+    pub async fn run(self, out: &mut dyn Write) -> Result<()> {
+        match self.command {
+            TasksCommand::Sync(args) => args.run(out).await,
+        }
+    }
+}
+
+/// Flags of `sea-gcp tasks sync`.
+#[derive(Debug, Args)]
+pub struct TasksSyncArgs {
+    /// The task manifest (JSON) the application writes: `Manifest::from(&registry)`.
+    #[arg(long, value_name = "FILE", env = "SEA_GCP_TASK_MANIFEST")]
+    pub manifest: PathBuf,
+    /// Print the plan only.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also delete jobs whose names carry GCP_TASKS_RESOURCE_AFFIX and that no task claims.
+    #[arg(long)]
+    pub cleanup: bool,
+    /// The worker's base URL the jobs call (overrides GCP_TASKS_DOMAIN).
+    #[arg(long, value_name = "URL")]
+    pub tasks_domain: Option<String>,
+}
+
+impl TasksSyncArgs {
+    /// Plan, print, and apply unless --dry-run.
+    pub async fn run(self, out: &mut dyn Write) -> Result<()> {
+        let mut vars: Vec<(String, String)> = std::env::vars().collect();
+        if let Some(domain) = &self.tasks_domain {
+            vars.retain(|(k, _)| k != "GCP_TASKS_DOMAIN");
+            vars.push(("GCP_TASKS_DOMAIN".into(), domain.clone()));
+        }
+        let settings = TasksSettings::from_vars(vars)?;
+        let text = std::fs::read_to_string(&self.manifest).map_err(|e| {
+            Error::config(None, format!("cannot read the task manifest {}: {e}", self.manifest.display()))
+        })?;
+        let manifest = Manifest::from_json(&text)?;
+        let client = if is_loopback(&settings.scheduler_endpoint) {
+            SchedulerClient::unauthenticated(&settings.scheduler_endpoint)
+        } else {
+            SchedulerClient::application_default(&settings.scheduler_endpoint)?
+        };
+        let planned = plan(&client, &settings, &manifest, self.cleanup).await?;
+        for change in &planned.changes {
+            writeln!(out, "{change}")?;
+        }
+        for sub in &manifest.subscribers {
+            writeln!(
+                out,
+                "skipped   subscription for subscriber task {} (topic {}): create it with gcloud pubsub subscriptions create --push-endpoint {}",
+                sub.task,
+                sub.topic,
+                settings.subscriber_task_url(&sub.task)
+            )?;
+        }
+        if self.dry_run {
+            writeln!(out, "dry run: nothing changed")?;
+            return Ok(());
+        }
+        apply(&client, &planned).await?;
+        writeln!(out, "{}", if planned.is_noop() { "nothing to change" } else { "applied" })?;
+        Ok(())
+    }
+}
+
+fn is_loopback(endpoint: &str) -> bool {
+    url::Url::parse(endpoint).ok().and_then(|u| u.host_str().map(str::to_owned)).is_some_and(|h| {
+        h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) || h == "[::1]"
+    })
+}

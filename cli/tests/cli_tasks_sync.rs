@@ -1,0 +1,85 @@
+//! `sea-gcp tasks sync` end to end through the built binary, against the Cloud Scheduler fake.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use sea_gcp::testing::oidc::TestIssuer;
+use sea_gcp::testing::scheduler::FakeScheduler;
+
+fn sync(args: &[&str], scheduler: &str, manifest: &std::path::Path, affix: Option<&str>) -> (bool, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sea-gcp"));
+    command
+        .args(["tasks", "sync", "--manifest"])
+        .arg(manifest)
+        .args(args)
+        .env("GCP_PROJECT_ID", "test-project")
+        .env("GCP_TASKS_DEFAULT_QUEUE_NAME", "primary")
+        .env("GCP_TASKS_DOMAIN", "https://worker.example.com")
+        .env("GCP_TASKS_INVOKER_SERVICE_ACCOUNT", "invoker@test-project.iam.gserviceaccount.com")
+        .env("GCP_SCHEDULER_EMULATOR_TARGET", scheduler)
+        .env_remove("GCP_TASKS_RESOURCE_AFFIX");
+    if let Some(affix) = affix {
+        command.env("GCP_TASKS_RESOURCE_AFFIX", affix);
+    }
+    let out = command.output().expect("binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_sync_plans_applies_is_idempotent_and_cleans_up_only_our_jobs() {
+    let scheduler = FakeScheduler::start(Arc::new(TestIssuer::generate("cli"))).await;
+    let url = scheduler.url();
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = tmp.path().join("tasks.json");
+    let write = |periodic: &str| {
+        std::fs::write(
+            &manifest,
+            format!(r#"{{"periodic": [{periodic}], "subscribers": [{{"task": "on-order", "topic": "orders"}}]}}"#),
+        )
+        .unwrap()
+    };
+    let nightly = r#"{"task": "nightly", "cron": "0 3 * * *", "time_zone": "Europe/Paris", "attempt_deadline_seconds": 300, "body": {}}"#;
+    let hourly =
+        r#"{"task": "hourly", "cron": "0 * * * *", "time_zone": "UTC", "attempt_deadline_seconds": 60, "body": {}}"#;
+    write(&format!("{nightly}, {hourly}"));
+
+    let (ok, out, err) = sync(&["--dry-run"], &url, &manifest, Some("shop"));
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("create    scheduler job nightly--shop") && out.contains("create    scheduler job hourly--shop"),
+        "{out}"
+    );
+    assert!(out.contains("skipped   subscription for subscriber task on-order"), "{out}");
+    assert!(out.contains("dry run: nothing changed") && scheduler.jobs().is_empty(), "{out}");
+
+    let (ok, out, err) = sync(&[], &url, &manifest, Some("shop"));
+    assert!(ok && out.contains("applied"), "{out}{err}");
+    assert_eq!(scheduler.jobs().len(), 2);
+    let mutations = scheduler.mutations().len();
+    let (ok, out, _) = sync(&["--cleanup"], &url, &manifest, Some("shop"));
+    assert!(ok && out.contains("unchanged scheduler job nightly--shop") && out.contains("nothing to change"), "{out}");
+    assert_eq!(scheduler.mutations().len(), mutations, "the second run changed nothing");
+
+    // --tasks-domain moves the targets; dropping `hourly` and --cleanup deletes its job only.
+    write(nightly);
+    let (ok, out, err) =
+        sync(&["--cleanup", "--tasks-domain", "https://worker-2.example.com"], &url, &manifest, Some("shop"));
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("update    scheduler job nightly--shop (httpTarget)")
+            && out.contains("delete    scheduler job hourly--shop"),
+        "{out}"
+    );
+    let jobs = scheduler.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs.values().next().unwrap()["httpTarget"]["uri"], "https://worker-2.example.com/tasks/nightly");
+
+    // Without an affix, cleanup is refused and nothing changes.
+    let (ok, _, err) = sync(&["--cleanup"], &url, &manifest, None);
+    assert!(!ok && err.contains("GCP_TASKS_RESOURCE_AFFIX"), "{err}");
+    assert_eq!(scheduler.jobs().len(), 1);
+}

@@ -1,0 +1,223 @@
+//! [`Dispatcher`]: sends committed task-outbox rows to Cloud Tasks and marks them sent.
+//!
+//! One round ([`Dispatcher::run_once`]) is two steps, public so that a crash between them can be
+//! reproduced: [`Dispatcher::send_due`] selects due rows and creates their tasks (concurrently, each
+//! with its row's id), [`Dispatcher::mark`] records the outcome. A row sent but not marked (the process
+//! died in between) is sent again in a later round; Cloud Tasks refuses the id
+//! ([`Error::DuplicateTask`]), which counts as sent. This holds while Cloud Tasks remembers the id: for
+//! as long as the task exists and up to about an hour after it ran or was deleted, so a dispatcher must
+//! not stay down longer than that between a send and its mark.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::StreamExt;
+use sea_orm::DatabaseConnection;
+
+use super::client::RetryOptions;
+use super::{OutboxEntry, TaskOutbox, Tasks};
+use crate::{Error, Result};
+
+/// Options of a [`Dispatcher`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DispatcherOptions {
+    /// Rows per round (default 2,000).
+    pub batch_size: u64,
+    /// Concurrent create calls (default 256).
+    pub concurrency: usize,
+    /// Wait between rounds when the last one was not full (default 500 ms).
+    pub poll_interval: Duration,
+    /// Backoff of a row whose send failed (default 1 s doubling to 5 min).
+    pub failure_backoff: RetryOptions,
+    /// Sent rows are deleted after this long (default 2 h: past Cloud Tasks' de-duplication window).
+    pub retention: Duration,
+}
+
+impl Default for DispatcherOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 2000,
+            concurrency: 256,
+            poll_interval: Duration::from_millis(500),
+            failure_backoff: RetryOptions::default()
+                .with_initial_backoff(Duration::from_secs(1))
+                .with_max_backoff(Duration::from_secs(300)),
+            retention: Duration::from_secs(2 * 3600),
+        }
+    }
+}
+
+impl DispatcherOptions {
+    /// Set [`DispatcherOptions::batch_size`].
+    pub fn with_batch_size(mut self, n: u64) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+    /// Set [`DispatcherOptions::concurrency`].
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+    /// Set [`DispatcherOptions::poll_interval`].
+    pub fn with_poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+    /// Set [`DispatcherOptions::failure_backoff`].
+    pub fn with_failure_backoff(mut self, r: RetryOptions) -> Self {
+        self.failure_backoff = r;
+        self
+    }
+    /// Set [`DispatcherOptions::retention`].
+    pub fn with_retention(mut self, d: Duration) -> Self {
+        self.retention = d;
+        self
+    }
+}
+
+/// The outcome of [`Dispatcher::send_due`], before it is recorded.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct SentBatch {
+    /// Rows Cloud Tasks accepted.
+    pub created: Vec<String>,
+    /// Rows Cloud Tasks refused as duplicates (sent before): counted as sent.
+    pub duplicates: Vec<String>,
+    /// Rows whose send failed, with the error and their attempt count so far.
+    pub failed: Vec<(String, Error, i32)>,
+}
+
+impl SentBatch {
+    /// Rows in the batch.
+    pub fn len(&self) -> usize {
+        self.created.len() + self.duplicates.len() + self.failed.len()
+    }
+    /// True for an empty round.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DispatchReport {
+    /// Tasks created.
+    pub created: usize,
+    /// Rows found already sent (duplicates), marked sent.
+    pub duplicates: usize,
+    /// Rows that failed and will be retried.
+    pub failed: usize,
+}
+
+/// Sends committed outbox rows to Cloud Tasks.
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    tasks: Tasks,
+    db: DatabaseConnection,
+    outbox: TaskOutbox,
+    options: DispatcherOptions,
+}
+
+impl Dispatcher {
+    /// A dispatcher of `outbox` in `db`, sending with `tasks`.
+    pub fn new(tasks: Tasks, db: DatabaseConnection, outbox: TaskOutbox) -> Self {
+        Self { tasks, db, outbox, options: DispatcherOptions::default() }
+    }
+
+    /// Set the options.
+    pub fn with_options(mut self, options: DispatcherOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Step 1: select due rows and create their tasks. Records nothing.
+    pub async fn send_due(&self) -> Result<SentBatch> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let rows = self.outbox.due(&self.db, now, self.options.batch_size).await?;
+        let results: Vec<(OutboxEntry, Result<()>)> = futures::stream::iter(rows)
+            .map(|row| async move {
+                let outcome = self.send_row(&row).await;
+                (row, outcome)
+            })
+            .buffer_unordered(self.options.concurrency)
+            .collect()
+            .await;
+        let mut batch = SentBatch::default();
+        for (row, outcome) in results {
+            match outcome {
+                Ok(()) => batch.created.push(row.id),
+                Err(Error::DuplicateTask { .. }) => batch.duplicates.push(row.id),
+                Err(e) => batch.failed.push((row.id, e, row.attempts)),
+            }
+        }
+        Ok(batch)
+    }
+
+    async fn send_row(&self, row: &OutboxEntry) -> Result<()> {
+        let schedule_time = row.schedule_time.and_then(chrono::DateTime::from_timestamp_millis);
+        let deadline = row.dispatch_deadline.map(|s| Duration::from_secs(s.max(0) as u64));
+        let new = self.tasks.new_task(&row.task, Some(&row.id), row.body.clone().into_bytes(), schedule_time, deadline);
+        let queue_path = self.tasks.settings().queue_path(&row.queue);
+        self.tasks.client().create_task(&queue_path, &new).await.map(|_| ())
+    }
+
+    /// Step 2: mark created and duplicate rows sent; give failed rows their next attempt time.
+    pub async fn mark(&self, batch: &SentBatch) -> Result<DispatchReport> {
+        let mut sent: Vec<String> = batch.created.clone();
+        sent.extend(batch.duplicates.iter().cloned());
+        self.outbox.mark_sent(&self.db, &sent).await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        for (id, error, attempts) in &batch.failed {
+            let backoff = self.options.failure_backoff.backoff((*attempts).max(0) as u32);
+            tracing::warn!(task_id = %id, attempts = attempts + 1, error = %error, "task outbox send failed; will retry");
+            self.outbox.record_failure(&self.db, id, &error.to_string(), now + backoff.as_millis() as i64).await?;
+        }
+        Ok(DispatchReport {
+            created: batch.created.len(),
+            duplicates: batch.duplicates.len(),
+            failed: batch.failed.len(),
+        })
+    }
+
+    /// One round: [`send_due`](Self::send_due) then [`mark`](Self::mark).
+    pub async fn run_once(&self) -> Result<DispatchReport> {
+        let batch = self.send_due().await?;
+        self.mark(&batch).await
+    }
+
+    /// Rounds until `shutdown` resolves (a full round is followed at once by the next; otherwise the
+    /// poll interval passes first). Sent rows past the retention are purged every minute. A round
+    /// interrupted by shutdown is lost only in memory: its rows are sent again by the next dispatcher.
+    pub async fn run_until(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        tokio::pin!(shutdown);
+        let mut last_purge = std::time::Instant::now() - Duration::from_secs(3600);
+        loop {
+            if last_purge.elapsed() >= Duration::from_secs(60) {
+                let before = chrono::Utc::now().timestamp_millis() - self.options.retention.as_millis() as i64;
+                if let Err(e) = self.outbox.purge_sent(&self.db, before).await {
+                    tracing::warn!(error = %e, "task outbox purge failed");
+                }
+                last_purge = std::time::Instant::now();
+            }
+            let round = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                r = self.run_once() => r,
+            };
+            let full = match round {
+                Ok(report) => (report.created + report.duplicates + report.failed) as u64 >= self.options.batch_size,
+                Err(e) => {
+                    tracing::warn!(error = %e, "task outbox round failed");
+                    false
+                }
+            };
+            if !full {
+                tokio::select! {
+                    _ = &mut shutdown => return Ok(()),
+                    _ = tokio::time::sleep(self.options.poll_interval) => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The sea-orm-migration that creates the task outbox (`sea_gcp_task_outbox`).
+//!
+//! Add it to your application's migrator:
+//!
+//! ```ignore
+//! impl MigratorTrait for Migrator {
+//!     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+//!         vec![Box::new(sea_gcp::tasks::migration::CreateTaskOutbox::default()), /* yours */]
+//!     }
+//! }
+//! ```
+//!
+//! or run [`TaskOutboxMigrator`] on its own (`TaskOutboxMigrator::up(&db, None)`).
+
+use sea_orm_migration::prelude::*;
+
+use super::TaskOutbox;
+
+/// Creates the task outbox and its index (`down` drops the table).
+#[derive(Debug, Clone, Default)]
+pub struct CreateTaskOutbox {
+    outbox: TaskOutbox,
+}
+
+impl CreateTaskOutbox {
+    /// A migration for an outbox with a non-default table name.
+    pub fn with_table(table: impl Into<String>) -> Self {
+        Self { outbox: TaskOutbox::new(table) }
+    }
+}
+
+impl MigrationName for CreateTaskOutbox {
+    fn name(&self) -> &str {
+        "m20260201_000001_create_sea_gcp_task_outbox"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateTaskOutbox {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.create_table(self.outbox.create_table_statement()).await?;
+        manager.create_index(self.outbox.create_index_statement().if_not_exists().to_owned()).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table(Alias::new(self.outbox.table())).if_exists().to_owned()).await
+    }
+}
+
+/// A migrator holding only [`CreateTaskOutbox`], for applications that do not use sea-orm-migration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TaskOutboxMigrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for TaskOutboxMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(CreateTaskOutbox::default())]
+    }
+
+    fn migration_table_name() -> sea_orm::DynIden {
+        "sea_gcp_tasks_seaql_migrations".into_iden()
+    }
+}

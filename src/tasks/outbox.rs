@@ -1,0 +1,331 @@
+//! The task outbox (`sea_gcp_task_outbox`): tasks enqueued inside the caller's transaction.
+//!
+//! A row is inserted in the caller's transaction ([`Tasks::enqueue_in`]), so it exists if and only if
+//! that transaction commits. The [`Dispatcher`](super::Dispatcher) sends committed rows to Cloud Tasks
+//! and marks them `sent`. Each row carries the Cloud Tasks task id it is created with: sending a row
+//! twice (after a crash between the send and the mark) is refused by Cloud Tasks as a duplicate, which
+//! the dispatcher counts as sent, so the task runs once.
+
+use sea_orm::sea_query::{
+    Alias, ColumnDef, Expr, ExprTrait, Index, IndexCreateStatement, Order, Query, Table, TableCreateStatement,
+};
+use sea_orm::{ConnectionTrait, DbErr, SqlErr, Value};
+
+use super::enqueue::{Enqueued, Prepared, When};
+use super::{Task, Tasks};
+use crate::{Error, Result};
+
+/// The default task outbox table.
+pub const DEFAULT_TASK_OUTBOX: &str = "sea_gcp_task_outbox";
+
+/// A row's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryState {
+    /// Committed, not (known to be) sent yet.
+    Pending,
+    /// Cloud Tasks holds (or held) the task.
+    Sent,
+}
+
+impl EntryState {
+    fn as_str(self) -> &'static str {
+        match self {
+            EntryState::Pending => "pending",
+            EntryState::Sent => "sent",
+        }
+    }
+}
+
+/// One outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OutboxEntry {
+    /// The Cloud Tasks task id (primary key; the idempotency key).
+    pub id: String,
+    /// The registered task's name.
+    pub task: String,
+    /// The queue id.
+    pub queue: String,
+    /// The payload's JSON.
+    pub body: String,
+    /// Earliest run time, Unix ms.
+    pub schedule_time: Option<i64>,
+    /// Dispatch deadline, seconds.
+    pub dispatch_deadline: Option<i64>,
+    /// State.
+    pub state: EntryState,
+    /// Failed send attempts.
+    pub attempts: i32,
+    /// The last send error.
+    pub last_error: Option<String>,
+    /// When it was written, Unix ms.
+    pub created_at: i64,
+    /// Not before this time (Unix ms) is the next send attempt.
+    pub next_attempt_at: i64,
+    /// When it was marked sent, Unix ms.
+    pub sent_at: Option<i64>,
+}
+
+const COLUMNS: [&str; 12] = [
+    "id",
+    "task",
+    "queue",
+    "body",
+    "schedule_time",
+    "dispatch_deadline",
+    "state",
+    "attempts",
+    "last_error",
+    "created_at",
+    "next_attempt_at",
+    "sent_at",
+];
+
+fn col(name: &str) -> Alias {
+    Alias::new(name)
+}
+
+/// Access to a task outbox table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskOutbox {
+    table: String,
+}
+
+impl Default for TaskOutbox {
+    fn default() -> Self {
+        Self::new(DEFAULT_TASK_OUTBOX)
+    }
+}
+
+impl TaskOutbox {
+    /// The outbox in `table`.
+    pub fn new(table: impl Into<String>) -> Self {
+        Self { table: table.into() }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn t(&self) -> Alias {
+        Alias::new(&self.table)
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS`.
+    pub fn create_table_statement(&self) -> TableCreateStatement {
+        Table::create()
+            .table(self.t())
+            .if_not_exists()
+            .col(ColumnDef::new(col("id")).string_len(500).not_null().primary_key())
+            .col(ColumnDef::new(col("task")).string_len(100).not_null())
+            .col(ColumnDef::new(col("queue")).string_len(100).not_null())
+            .col(ColumnDef::new(col("body")).text().not_null())
+            .col(ColumnDef::new(col("schedule_time")).big_integer().null())
+            .col(ColumnDef::new(col("dispatch_deadline")).big_integer().null())
+            .col(ColumnDef::new(col("state")).string_len(16).not_null())
+            .col(ColumnDef::new(col("attempts")).integer().not_null().default(0))
+            .col(ColumnDef::new(col("last_error")).text().null())
+            .col(ColumnDef::new(col("created_at")).big_integer().not_null())
+            .col(ColumnDef::new(col("next_attempt_at")).big_integer().not_null())
+            .col(ColumnDef::new(col("sent_at")).big_integer().null())
+            .to_owned()
+    }
+
+    /// The index the dispatcher scans by (`state`, `next_attempt_at`).
+    pub fn create_index_statement(&self) -> IndexCreateStatement {
+        Index::create()
+            .if_not_exists()
+            .name(format!("idx_{}_due", self.table))
+            .table(self.t())
+            .col(col("state"))
+            .col(col("next_attempt_at"))
+            .to_owned()
+    }
+
+    /// Create the table and index if missing (what the migration runs).
+    pub async fn create<C: ConnectionTrait>(&self, db: &C) -> Result<()> {
+        db.execute(&self.create_table_statement()).await?;
+        match db.execute(&self.create_index_statement()).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.to_string().contains("Duplicate key name") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Drop the table if it exists.
+    pub async fn drop<C: ConnectionTrait>(&self, db: &C) -> Result<()> {
+        db.execute(&Table::drop().table(self.t()).if_exists().to_owned()).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn insert<C: ConnectionTrait>(&self, db: &C, p: &Prepared, id: &str) -> Result<()> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let values: Vec<Value> = vec![
+            id.into(),
+            p.task.into(),
+            p.queue.clone().into(),
+            String::from_utf8_lossy(&p.body).into_owned().into(),
+            p.schedule_time.map(|t| t.timestamp_millis()).into(),
+            p.dispatch_deadline.map(|d| d.as_secs() as i64).into(),
+            EntryState::Pending.as_str().into(),
+            0i32.into(),
+            Option::<String>::None.into(),
+            now.into(),
+            now.into(),
+            Option::<i64>::None.into(),
+        ];
+        let stmt = Query::insert()
+            .into_table(self.t())
+            .columns(COLUMNS.iter().map(|c| col(c)))
+            .values_panic(values.into_iter().map(Expr::val))
+            .to_owned();
+        match db.execute(&stmt).await {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Err(Error::DuplicateTask { task: p.task.into(), id: id.into(), retried: false })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Up to `limit` pending rows due by `now_ms`, the longest-waiting first.
+    pub async fn due<C: ConnectionTrait>(&self, db: &C, now_ms: i64, limit: u64) -> Result<Vec<OutboxEntry>> {
+        let stmt = Query::select()
+            .columns(COLUMNS.iter().map(|c| col(c)))
+            .from(self.t())
+            .and_where(Expr::col(col("state")).eq(EntryState::Pending.as_str()))
+            .and_where(Expr::col(col("next_attempt_at")).lte(now_ms))
+            .order_by(col("next_attempt_at"), Order::Asc)
+            .limit(limit)
+            .to_owned();
+        db.query_all(&stmt).await?.iter().map(read_entry).collect()
+    }
+
+    /// One row by id.
+    pub async fn get<C: ConnectionTrait>(&self, db: &C, id: &str) -> Result<Option<OutboxEntry>> {
+        let stmt = Query::select()
+            .columns(COLUMNS.iter().map(|c| col(c)))
+            .from(self.t())
+            .and_where(Expr::col(col("id")).eq(id))
+            .to_owned();
+        db.query_one(&stmt).await?.as_ref().map(read_entry).transpose()
+    }
+
+    /// Mark `ids` sent.
+    pub async fn mark_sent<C: ConnectionTrait>(&self, db: &C, ids: &[String]) -> Result<u64> {
+        let mut total = 0;
+        for chunk in ids.chunks(1000) {
+            let stmt = Query::update()
+                .table(self.t())
+                .value(col("state"), EntryState::Sent.as_str())
+                .value(col("sent_at"), chrono::Utc::now().timestamp_millis())
+                .and_where(Expr::col(col("id")).is_in(chunk.iter().cloned()))
+                .and_where(Expr::col(col("state")).eq(EntryState::Pending.as_str()))
+                .to_owned();
+            total += db.execute(&stmt).await?.rows_affected();
+        }
+        Ok(total)
+    }
+
+    /// Record a failed attempt: error text and the next attempt time.
+    pub async fn record_failure<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        id: &str,
+        error: &str,
+        next_attempt_at: i64,
+    ) -> Result<()> {
+        let stmt = Query::update()
+            .table(self.t())
+            .value(col("attempts"), Expr::col(col("attempts")).add(1))
+            .value(col("last_error"), error.chars().take(2000).collect::<String>())
+            .value(col("next_attempt_at"), next_attempt_at)
+            .and_where(Expr::col(col("id")).eq(id))
+            .to_owned();
+        db.execute(&stmt).await?;
+        Ok(())
+    }
+
+    /// Delete rows sent before `before_ms` (after Cloud Tasks' de-duplication window they serve nothing).
+    pub async fn purge_sent<C: ConnectionTrait>(&self, db: &C, before_ms: i64) -> Result<u64> {
+        let stmt = Query::delete()
+            .from_table(self.t())
+            .and_where(Expr::col(col("state")).eq(EntryState::Sent.as_str()))
+            .and_where(Expr::col(col("sent_at")).lt(before_ms))
+            .to_owned();
+        Ok(db.execute(&stmt).await?.rows_affected())
+    }
+
+    /// Rows by state: (pending, sent).
+    pub async fn census<C: ConnectionTrait>(&self, db: &C) -> Result<(u64, u64)> {
+        let count = |state: EntryState| {
+            Query::select()
+                .expr(Expr::col(col("id")).count())
+                .from(self.t())
+                .and_where(Expr::col(col("state")).eq(state.as_str()))
+                .to_owned()
+        };
+        let read = |row: Option<sea_orm::QueryResult>| -> Result<u64> {
+            Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) as u64)
+        };
+        let pending = read(db.query_one(&count(EntryState::Pending)).await?)?;
+        let sent = read(db.query_one(&count(EntryState::Sent)).await?)?;
+        Ok((pending, sent))
+    }
+}
+
+fn read_entry(row: &sea_orm::QueryResult) -> Result<OutboxEntry> {
+    let state: String = row.try_get("", "state")?;
+    let state = match state.as_str() {
+        "pending" => EntryState::Pending,
+        "sent" => EntryState::Sent,
+        other => return Err(Error::Database(DbErr::Custom(format!("unknown task outbox state `{other}`")))),
+    };
+    Ok(OutboxEntry {
+        id: row.try_get("", "id")?,
+        task: row.try_get("", "task")?,
+        queue: row.try_get("", "queue")?,
+        body: row.try_get("", "body")?,
+        schedule_time: row.try_get("", "schedule_time")?,
+        dispatch_deadline: row.try_get("", "dispatch_deadline")?,
+        state,
+        attempts: row.try_get("", "attempts")?,
+        last_error: row.try_get("", "last_error")?,
+        created_at: row.try_get("", "created_at")?,
+        next_attempt_at: row.try_get("", "next_attempt_at")?,
+        sent_at: row.try_get("", "sent_at")?,
+    })
+}
+
+impl Tasks {
+    /// Enqueue `T(payload)` in the caller's transaction `txn`: the task is written to `outbox` and sent
+    /// by the [`Dispatcher`](super::Dispatcher) only if `txn` commits. A deduplicated task whose id is
+    /// already in the outbox fails with [`Error::DuplicateTask`] (the caller may roll back or carry on).
+    /// Eager and disabled modes act at once, as [`Tasks::enqueue`] does.
+    pub async fn enqueue_in<T: Task, C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        outbox: &TaskOutbox,
+        payload: &T::Payload,
+    ) -> Result<Enqueued> {
+        self.enqueue_later_in::<T, C>(txn, outbox, payload, When::Now).await
+    }
+
+    /// [`enqueue_in`](Self::enqueue_in) with a delay or a time.
+    pub async fn enqueue_later_in<T: Task, C: ConnectionTrait>(
+        &self,
+        txn: &C,
+        outbox: &TaskOutbox,
+        payload: &T::Payload,
+        when: impl Into<When>,
+    ) -> Result<Enqueued> {
+        if let Some(done) = self.short_circuit::<T>(payload).await? {
+            return Ok(done);
+        }
+        let prepared = self.prepare::<T>(payload, when.into(), true)?;
+        let id = prepared.id.clone().expect("outbox entries always get an id");
+        outbox.insert(txn, &prepared, &id).await?;
+        Ok(Enqueued::Outboxed { id })
+    }
+}
