@@ -224,3 +224,81 @@ async fn an_invalid_schedule_is_refused_before_any_call() {
     assert!(err.to_string().contains("nightly") && err.to_string().contains("minute"), "{err}");
     assert!(scheduler.mutations().is_empty());
 }
+
+/// `PUBSUB_EMULATOR_HOST`, or a loud skip (a failure under `SEA_GCP_REQUIRE_ALL=1`).
+fn pubsub_emulator() -> Option<String> {
+    match std::env::var("PUBSUB_EMULATOR_HOST") {
+        Ok(host) if !host.is_empty() => Some(host),
+        _ => {
+            let why = "PUBSUB_EMULATOR_HOST is not set (run through scripts/test.sh)";
+            if std::env::var("SEA_GCP_REQUIRE_ALL").as_deref() == Ok("1") {
+                panic!("the Pub/Sub emulator is required (SEA_GCP_REQUIRE_ALL=1): {why}");
+            }
+            eprintln!("SKIPPED: subscription sync on the Pub/Sub emulator — {why}");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn sync_manages_the_push_subscriptions_of_subscriber_tasks_on_the_emulator() {
+    use sea_gcp::pubsub::{PubSubClient, PushSubscription};
+    use sea_gcp::tasks::sync_subscriptions::{SubscriptionChange, apply_subscriptions, plan_subscriptions};
+
+    let Some(host) = pubsub_emulator() else { return };
+    let (h, _scheduler, _client) = setup(true).await;
+    // A project of its own: other runs on the same emulator see nothing of this one.
+    let pubsub = PubSubClient::emulator(host, format!("sync-{}", uuid::Uuid::new_v4().simple()));
+    let manifest = Manifest::from(h.tasks.registry());
+    let topic = manifest.subscribers[0].topic.clone();
+
+    // First run: the topic and the subscription are created, pushing to the worker with the invoker's token.
+    let first = plan_subscriptions(&pubsub, &h.settings, &manifest, false).await.unwrap();
+    let [SubscriptionChange::Create(sub)] = first.changes.as_slice() else { panic!("{:?}", first.changes) };
+    assert!(sub.name.ends_with("--shop-test"), "{}", sub.name);
+    apply_subscriptions(&pubsub, &first).await.unwrap();
+    let created = pubsub.get_subscription(&sub.name).await.unwrap().expect("created");
+    let task = &manifest.subscribers[0].task;
+    assert_eq!(created["pushConfig"]["pushEndpoint"], h.settings.subscriber_task_url(task).as_str());
+    assert!(created["topic"].as_str().unwrap().ends_with(&format!("/topics/{topic}")));
+
+    // Second run: nothing to do.
+    let second = plan_subscriptions(&pubsub, &h.settings, &manifest, false).await.unwrap();
+    assert!(second.is_noop(), "{:?}", second.changes);
+
+    // A moved worker: the push configuration is replaced in place, then the plan is empty again.
+    let mut moved = h.settings.clone();
+    moved.tasks_domain = "https://worker-2.example.com".into();
+    let third = plan_subscriptions(&pubsub, &moved, &manifest, false).await.unwrap();
+    assert!(
+        matches!(&third.changes[0], SubscriptionChange::Update(_, fields) if fields.contains(&"pushEndpoint")),
+        "{:?}",
+        third.changes
+    );
+    apply_subscriptions(&pubsub, &third).await.unwrap();
+    let updated = pubsub.get_subscription(&sub.name).await.unwrap().unwrap();
+    assert_eq!(updated["pushConfig"]["pushEndpoint"], moved.subscriber_task_url(task).as_str());
+    assert!(plan_subscriptions(&pubsub, &moved, &manifest, false).await.unwrap().is_noop());
+
+    // Cleanup deletes only subscriptions with our affix that no task claims.
+    let stale = PushSubscription::new("retired--shop-test", &topic, "https://worker-2.example.com/x");
+    let foreign = PushSubscription::new("someone-elses", &topic, "https://elsewhere.example.com/x");
+    assert!(pubsub.create_push_subscription(&stale).await.unwrap());
+    assert!(pubsub.create_push_subscription(&foreign).await.unwrap());
+    let cleanup = plan_subscriptions(&pubsub, &moved, &manifest, true).await.unwrap();
+    assert_eq!(
+        cleanup.changes.iter().filter(|c| matches!(c, SubscriptionChange::Delete(_))).collect::<Vec<_>>(),
+        vec![&SubscriptionChange::Delete("retired--shop-test".into())]
+    );
+    apply_subscriptions(&pubsub, &cleanup).await.unwrap();
+    assert!(pubsub.get_subscription("retired--shop-test").await.unwrap().is_none());
+    assert!(pubsub.get_subscription("someone-elses").await.unwrap().is_some());
+    assert!(pubsub.get_subscription(&sub.name).await.unwrap().is_some());
+
+    // Without an affix, cleanup is refused before any change.
+    let mut no_affix = moved.clone();
+    no_affix.resource_affix = None;
+    let err = plan_subscriptions(&pubsub, &no_affix, &manifest, true).await.unwrap_err();
+    assert!(err.to_string().contains("GCP_TASKS_RESOURCE_AFFIX"), "{err}");
+    assert!(pubsub.get_subscription("someone-elses").await.unwrap().is_some());
+}

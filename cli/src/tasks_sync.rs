@@ -1,13 +1,17 @@
-//! `sea-gcp tasks sync`: create or update the Cloud Scheduler jobs of an application's periodic tasks
-//! (from the task manifest the application writes), print the plan, and with `--cleanup` delete the jobs
-//! carrying the resource affix that no task claims. Settings come from the `GCP_TASKS_*` variables.
+//! `sea-gcp tasks sync`: create or update the Cloud Scheduler jobs of an application's periodic tasks and
+//! the Pub/Sub push subscriptions (and topics) of its subscriber tasks, from the task manifest the
+//! application writes; print the plan, and with `--cleanup` delete the jobs and subscriptions carrying the
+//! resource affix that no task claims. Settings come from the `GCP_TASKS_*` variables; Pub/Sub is the
+//! emulator at `PUBSUB_EMULATOR_HOST` when that is set.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use sea_gcp::pubsub::PubSubClient;
 use sea_gcp::tasks::sync::{Manifest, apply, plan};
+use sea_gcp::tasks::sync_subscriptions::{apply_subscriptions, plan_subscriptions};
 use sea_gcp::tasks::{SchedulerClient, TasksSettings};
 use sea_gcp::{Error, Result};
 
@@ -22,7 +26,8 @@ pub struct TasksArgs {
 /// The `tasks` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum TasksCommand {
-    /// Create or update the Scheduler jobs of periodic tasks; --cleanup deletes stale ones with our affix.
+    /// Create or update the Scheduler jobs of periodic tasks and the push subscriptions of subscriber
+    /// tasks; --cleanup deletes stale ones with our affix.
     Sync(TasksSyncArgs),
 }
 
@@ -74,21 +79,28 @@ impl TasksSyncArgs {
         for change in &planned.changes {
             writeln!(out, "{change}")?;
         }
-        for sub in &manifest.subscribers {
-            writeln!(
-                out,
-                "skipped   subscription for subscriber task {} (topic {}): create it with gcloud pubsub subscriptions create --push-endpoint {}",
-                sub.task,
-                sub.topic,
-                settings.subscriber_task_url(&sub.task)
-            )?;
-        }
+        let subscriptions = if manifest.subscribers.is_empty() {
+            None
+        } else {
+            let project = settings.project_id.clone().unwrap_or_default();
+            let pubsub = PubSubClient::from_env(project)?;
+            let planned = plan_subscriptions(&pubsub, &settings, &manifest, self.cleanup).await?;
+            for change in &planned.changes {
+                writeln!(out, "{change}")?;
+            }
+            Some((pubsub, planned))
+        };
         if self.dry_run {
             writeln!(out, "dry run: nothing changed")?;
             return Ok(());
         }
         apply(&client, &planned).await?;
-        writeln!(out, "{}", if planned.is_noop() { "nothing to change" } else { "applied" })?;
+        let mut noop = planned.is_noop();
+        if let Some((pubsub, planned)) = &subscriptions {
+            apply_subscriptions(pubsub, planned).await?;
+            noop &= planned.is_noop();
+        }
+        writeln!(out, "{}", if noop { "nothing to change" } else { "applied" })?;
         Ok(())
     }
 }

@@ -316,6 +316,38 @@ impl PubSubClient {
         }
     }
 
+    /// Every subscription of the project (all pages), as the API returns them (`name` is the full path).
+    pub async fn list_subscriptions(&self) -> Result<Vec<Value>> {
+        let mut all = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut path = format!("/v1/projects/{}/subscriptions?pageSize=100", self.project);
+            if let Some(t) = &token {
+                path.push_str("&pageToken=");
+                path.push_str(
+                    &percent_encoding::utf8_percent_encode(t, percent_encoding::NON_ALPHANUMERIC).to_string(),
+                );
+            }
+            let page = self.call(Method::GET, &path, None, self.attempts).await?;
+            if let Some(items) = page["subscriptions"].as_array() {
+                all.extend(items.iter().cloned());
+            }
+            match page["nextPageToken"].as_str().filter(|t| !t.is_empty()) {
+                Some(t) => token = Some(t.to_owned()),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Replace the push configuration (endpoint, OIDC identity and audience, wrapper) of an existing
+    /// subscription with `subscription`'s (`:modifyPushConfig`; other settings cannot change in place).
+    pub async fn modify_push_config(&self, subscription: &PushSubscription) -> Result<()> {
+        let path = format!("/v1/{}:modifyPushConfig", self.subscription_path(&subscription.name));
+        let push = subscription.body(&self.project)["pushConfig"].clone();
+        self.call(Method::POST, &path, Some(json!({ "pushConfig": push })), self.attempts).await?;
+        Ok(())
+    }
+
     /// Delete a subscription. `Ok(false)` when it did not exist.
     pub async fn delete_subscription(&self, subscription: &str) -> Result<bool> {
         self.delete(&format!("/v1/{}", self.subscription_path(subscription))).await

@@ -46,6 +46,7 @@ mod router;
 mod scheduler;
 mod settings;
 pub mod sync;
+pub mod sync_subscriptions;
 mod task;
 
 pub use client::{CloudTasksClient, NewTask, RetryOptions, TaskInfo};
