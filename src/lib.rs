@@ -43,6 +43,8 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "orm")]
+pub mod blobs;
 pub mod config;
 mod error;
 #[cfg(feature = "orm")]
@@ -58,6 +60,10 @@ pub mod storage;
 #[cfg(feature = "axum")]
 pub mod upload;
 
+#[cfg(feature = "axum")]
+pub use blobs::{BlobForm, FileInput};
+#[cfg(feature = "orm")]
+pub use blobs::{Blobs, BlobsBuilder};
 pub use config::{Settings, StoreConfig};
 pub use error::{BoxError, Error, Result, SaveStep};
 pub use secret::Secret;
