@@ -5,23 +5,40 @@
 //! ([`Blobs::create_tables`]) and, with the `axum` feature, the upload routes ([`Blobs::router`]), the
 //! form extractor [`BlobForm`] and the file input ([`Blobs::input`]).
 //!
+//! The README's quick start, an entity with a blob field saved from a browser upload:
+//!
 //! ```no_run
-//! # use sea_gcp::{Blobs, field::BlobFieldSpec, storage::memory::MemoryStore, StoreConfig};
+//! # use axum::{Router, extract::State, response::Redirect, routing::post};
+//! # use sea_gcp::{BlobForm, Blobs, field::BlobFieldSpec, upload::{AuthorizeFn, Grant, Refusal}};
+//! # use sea_orm::ActiveValue::Set;
 //! # mod document { use sea_orm::entity::prelude::*; use sea_gcp::field::BlobValue;
 //! #   #[derive(Clone, Debug, PartialEq, DeriveEntityModel)] #[sea_orm(table_name = "documents")]
-//! #   pub struct Model { #[sea_orm(primary_key)] pub id: i32, pub file: Option<BlobValue> }
+//! #   pub struct Model { #[sea_orm(primary_key)] pub id: i32, pub title: String, pub file: Option<BlobValue> }
 //! #   #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)] pub enum Relation {}
 //! #   impl ActiveModelBehavior for ActiveModel {} }
-//! # async fn demo(db: sea_orm::DatabaseConnection) -> sea_gcp::Result<()> {
-//! let media = std::sync::Arc::new(MemoryStore::new("media", StoreConfig::memory())?);
-//! let blobs = Blobs::builder(db)
-//!     .store(media)
+//! # #[derive(serde::Deserialize)] struct NewDoc { title: String }
+//! # fn user_id(_: &axum::http::request::Parts) -> Option<String> { None }
+//! # async fn demo(db: sea_orm::DatabaseConnection, media: std::sync::Arc<dyn sea_gcp::Store>) -> sea_gcp::Result<()> {
+//! let blobs = Blobs::builder(db).store(media).secret("a long random secret")
+//!     .authorize(AuthorizeFn(|req: &_, _: &_| match user_id(req) {
+//!         Some(id) => Ok(Grant::for_subject(id)), // tickets verify for this user only
+//!         None => Err(Refusal::unauthenticated("sign in to upload")),
+//!     }))
 //!     .entity(|e| e.field(BlobFieldSpec::new(document::Column::File, "media").max_size(20 << 20)))
 //!     .build()?;
-//! blobs.create_tables().await?;
-//! blobs.repair().await?;
-//! # Ok(()) }
+//! let app: Router = Router::new().route("/documents", post(create)).merge(blobs.router()).with_state(blobs);
+//!
+//! async fn create(blobs: State<Blobs>, form: BlobForm<document::Entity, NewDoc>) -> sea_gcp::Result<Redirect> {
+//!     let model = document::ActiveModel { title: Set(form.fields.title), ..Default::default() };
+//!     blobs.insert(model, form.changes).await?;
+//!     Ok(Redirect::to("/"))
+//! }
+//! # let _ = app; Ok(()) }
 //! ```
+//!
+//! In the form page, `blobs.input(document::Column::File)` renders the `<input type=file>` the widget
+//! (`/uploads/widget.js`) enhances ([`FileInput`]). At startup, [`Blobs::create_tables`] (or the
+//! migrations) and [`Blobs::repair`].
 //!
 //! The field's limits, accepted types, ingress prefix and blankness are stated once, on the
 //! [`BlobFieldSpec`]; the upload field of each is derived from it ([`UploadField::from_spec`]), and
