@@ -381,34 +381,31 @@ impl Reshow {
     }
 }
 
-/// A checked post: origin and CSRF token first (`Err`: the answer), then the form's title and blob
-/// changes, or what to re-show it with.
-fn checked(
-    app: &App,
-    headers: &HeaderMap,
-    posted: Posted,
-) -> Result<(String, Result<(String, BlobForm<document::Entity, DocForm>), Reshow>), Response> {
-    let csrf = match &posted {
-        Ok(form) => Some(form.fields.csrf.clone()),
-        Err(rejection) => rejection.value("csrf").map(str::to_string),
-    };
-    let sid = check_post(app, headers, csrf.as_deref()).ok_or_else(refused)?;
-    let form = match posted {
-        Err(r) => {
-            let title = r.value("title").unwrap_or_default().to_string();
-            Err(Reshow { status: r.refusal.status, message: r.refusal.message, title, kept: r.kept })
-        }
-        Ok(form) => match form.fields.title.trim() {
-            t if t.is_empty() || t.len() > 200 => Err(Reshow {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                message: "Give the document a title (at most 200 bytes).".into(),
-                title: form.fields.title.clone(),
-                kept: form.kept.clone(),
-            }),
-            t => Ok((t.to_string(), form)),
-        },
-    };
-    Ok((sid, form))
+/// The CSRF token of a posted form, accepted or refused.
+fn csrf_of(posted: &Posted) -> Option<&str> {
+    match posted {
+        Ok(form) => Some(&form.fields.csrf),
+        Err(rejection) => rejection.value("csrf"),
+    }
+}
+
+/// The form's title and blob changes, or what to show the form again with.
+fn titled(posted: Posted) -> Result<(String, BlobForm<document::Entity, DocForm>), Reshow> {
+    let form = posted.map_err(|r| Reshow {
+        status: r.refusal.status,
+        message: r.refusal.message.clone(),
+        title: r.value("title").unwrap_or_default().to_string(),
+        kept: r.kept.clone(),
+    })?;
+    match form.fields.title.trim() {
+        t if t.is_empty() || t.len() > 200 => Err(Reshow {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: "Give the document a title (at most 200 bytes).".into(),
+            title: form.fields.title.clone(),
+            kept: form.kept.clone(),
+        }),
+        t => Ok((t.to_string(), form)),
+    }
 }
 
 /// What the user sees of a failed save: a stable, human message; details go to the log.
@@ -418,11 +415,8 @@ fn save_refused(e: sea_gcp::Error, title: String, kept: BTreeMap<String, KeptUpl
 }
 
 async fn create(State(app): Shared, headers: HeaderMap, posted: Posted) -> Response {
-    let (sid, form) = match checked(&app, &headers, posted) {
-        Ok(checked) => checked,
-        Err(answer) => return answer,
-    };
-    let result = match form {
+    let Some(sid) = check_post(&app, &headers, csrf_of(&posted)) else { return refused() };
+    let result = match titled(posted) {
         Ok((title, BlobForm { changes, kept, .. })) => {
             let model = document::ActiveModel { title: ActiveValue::Set(title.clone()), ..Default::default() };
             app.blobs.insert(model, changes).await.map_err(|e| save_refused(e, title, kept))
@@ -436,16 +430,13 @@ async fn create(State(app): Shared, headers: HeaderMap, posted: Posted) -> Respo
 }
 
 async fn update(State(app): Shared, headers: HeaderMap, Path(id): Path<i32>, posted: Posted) -> Response {
-    let (sid, form) = match checked(&app, &headers, posted) {
-        Ok(checked) => checked,
-        Err(answer) => return answer,
-    };
+    let Some(sid) = check_post(&app, &headers, csrf_of(&posted)) else { return refused() };
     let row = match document::Entity::find_by_id(id).one(&app.db).await {
         Ok(Some(row)) => row,
         Ok(None) => return not_found(),
         Err(e) => return server_error(e),
     };
-    let result = match form {
+    let result = match titled(posted) {
         Ok((title, BlobForm { changes, kept, .. })) => {
             let mut model: document::ActiveModel = row.clone().into();
             model.title = ActiveValue::Set(title.clone());

@@ -118,12 +118,15 @@ struct EntityEntry {
     fields: Vec<String>,
 }
 
+/// Registers one entity once the builder's stores are known.
+type Register = Box<dyn FnOnce(&BlobsBuilder) -> Result<(TypeId, EntityEntry)>>;
+
 /// Builds a [`Blobs`] registry; see the module docs.
 pub struct BlobsBuilder {
     db: DatabaseConnection,
     stores: BTreeMap<String, Arc<dyn Store>>,
     outbox: Outbox,
-    pending: Vec<Box<dyn FnOnce(&BlobsBuilder) -> Result<(TypeId, EntityEntry)>>>,
+    pending: Vec<Register>,
     #[cfg(feature = "axum")]
     upload: UploadConfig,
 }
