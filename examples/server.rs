@@ -25,7 +25,6 @@
 #[path = "server/pages.rs"]
 mod pages;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,12 +35,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use hmac::{Hmac, Mac};
-use sea_gcp::blobs::{BlobFormRejection, KeptUpload};
+use sea_gcp::blobs::BlobFormRejection;
 use sea_gcp::config::{BackendConfig, SigningConfig};
 use sea_gcp::field::{BlobFieldSpec, DeletePolicy};
 use sea_gcp::storage::UrlOptions;
 use sea_gcp::storage::local::LocalStore;
-use sea_gcp::upload::{AuthorizeFn, Grant, Refusal, UploadField};
+use sea_gcp::upload::{Grant, Refusal, UploadField};
 use sea_gcp::{BlobForm, Blobs, Settings, Store, StoreConfig};
 use sea_orm::{ActiveValue, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryOrder, Schema};
 use serde::Deserialize;
@@ -260,36 +259,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let schema = Schema::new(db.get_database_backend());
     db.execute(schema.create_table_from_entity(document::Entity).if_not_exists()).await?;
 
-    let blobs = match local {
-        Some(local) => Blobs::builder(db.clone()).local_store(local),
-        None => Blobs::builder(db.clone()).store(store.clone()),
-    };
-    let blobs = blobs
-        .secret(&secret)
-        .authorize(AuthorizeFn(authorize_upload))
-        .tune_uploads(|f| {
-            f.resumable_threshold(env_u64("SEA_GCP_EXAMPLE_RESUMABLE_THRESHOLD", 8 * MIB))
-                .chunk_size(env_u64("SEA_GCP_EXAMPLE_CHUNK_SIZE", 8 * MIB))
-        })
-        .entity(|e| {
-            e.field(
-                BlobFieldSpec::new(document::Column::File, "media")
-                    .max_size(env_u64("SEA_GCP_EXAMPLE_MAX_SIZE", 100 * MIB))
-                    .delete_policy(DeletePolicy::Delete),
-            )
-            .field(
-                BlobFieldSpec::new(document::Column::Attachment, "media")
-                    .max_size(10 * MIB)
-                    .accept(["image/*", "application/pdf", "text/plain"])
-                    .delete_policy(DeletePolicy::Delete),
-            )
-        })
-        .build()?;
+    // Transport tuning for tests and demos (the field limits live on the blob fields).
+    let (threshold, chunk) =
+        (env_u64("SEA_GCP_EXAMPLE_RESUMABLE_THRESHOLD", 8 * MIB), env_u64("SEA_GCP_EXAMPLE_CHUNK_SIZE", 8 * MIB));
+    let max_size = env_u64("SEA_GCP_EXAMPLE_MAX_SIZE", 100 * MIB);
+
+    // The registry: the store, both fields and their limits, ticket signing, who may upload.
+    let remove = DeletePolicy::Delete;
+    let file = BlobFieldSpec::new(document::Column::File, "media").max_size(max_size).delete_policy(remove);
+    let attachment = BlobFieldSpec::new(document::Column::Attachment, "media").max_size(10 * MIB).delete_policy(remove);
+    let attachment = attachment.accept(["image/*", "application/pdf", "text/plain"]);
+    let blobs = Blobs::builder(db.clone()).store(store.clone()).local_routes(local).secret(&secret);
+    let blobs =
+        blobs.authorize_fn(authorize_upload).tune_uploads(move |f| f.resumable_threshold(threshold).chunk_size(chunk));
+    let blobs = blobs.entity(|e| e.field(file).field(attachment)).build()?;
     blobs.create_tables().await?;
-    let report = blobs.repair().await?;
-    if !report.is_clean() {
-        tracing::info!(?report, "outbox replayed");
-    }
+    tracing::info!("outbox replayed: {}", blobs.repair().await?);
     let uploads = blobs.router();
     let app = App { csrf_key: sea_gcp::Secret::new(format!("csrf:{secret}")), db, blobs };
 
@@ -363,69 +348,42 @@ async fn edit_form(State(app): Shared, headers: HeaderMap, Path(id): Path<i32>) 
     }
 }
 
-/// A refused post, to show the form again: status, message, the posted title and the finished
-/// uploads (so the user does not upload again).
-struct Reshow {
-    status: StatusCode,
-    message: String,
-    title: String,
-    kept: BTreeMap<String, KeptUpload>,
-}
-
-impl Reshow {
-    fn page(self, app: &App, sid: &str, row: Option<&document::Model>) -> Response {
-        let csrf = csrf_token(&app.csrf_key, sid);
-        let form =
-            pages::Form { row, title: &self.title, error: Some(&self.message), csrf: &csrf, kept: Some(&self.kept) };
-        (self.status, page(pages::form(&app.blobs, &form), None)).into_response()
-    }
+/// The form again, with the refusal's message, the posted title and the uploads that verified.
+fn reshow(app: &App, sid: &str, row: Option<&document::Model>, refused: BlobFormRejection) -> Response {
+    let csrf = csrf_token(&app.csrf_key, sid);
+    let title = refused.value("title").unwrap_or_default();
+    let form = pages::Form { row, title, csrf: &csrf, refused: Some(&refused) };
+    (refused.refusal.status, page(pages::form(&app.blobs, &form), None)).into_response()
 }
 
 /// The CSRF token of a posted form, accepted or refused.
 fn csrf_of(posted: &Posted) -> Option<&str> {
     match posted {
         Ok(form) => Some(&form.fields.csrf),
-        Err(rejection) => rejection.value("csrf"),
+        Err(refused) => refused.value("csrf"),
     }
 }
 
-/// The form's title and blob changes, or what to show the form again with.
-fn titled(posted: Posted) -> Result<(String, BlobForm<document::Entity, DocForm>), Reshow> {
-    let form = posted.map_err(|r| Reshow {
-        status: r.refusal.status,
-        message: r.refusal.message.clone(),
-        title: r.value("title").unwrap_or_default().to_string(),
-        kept: r.kept.clone(),
-    })?;
-    match form.fields.title.trim() {
-        t if t.is_empty() || t.len() > 200 => Err(Reshow {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            message: "Give the document a title (at most 200 bytes).".into(),
-            title: form.fields.title.clone(),
-            kept: form.kept.clone(),
-        }),
-        t => Ok((t.to_string(), form)),
+/// The document's title, or the form refused.
+fn title_of(form: &BlobForm<document::Entity, DocForm>) -> Result<String, BlobFormRejection> {
+    let title = form.fields.title.trim();
+    if title.is_empty() || title.len() > 200 {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return Err(form.reject(status, "invalid_title", "Give the document a title (at most 200 bytes)."));
     }
-}
-
-/// What the user sees of a failed save: a stable, human message; details go to the log.
-fn save_refused(e: sea_gcp::Error, title: String, kept: BTreeMap<String, KeptUpload>) -> Reshow {
-    let refusal = Refusal::from_save_error(&e);
-    Reshow { status: refusal.status, message: refusal.message, title, kept }
+    Ok(title.to_string())
 }
 
 async fn create(State(app): Shared, headers: HeaderMap, posted: Posted) -> Response {
     let Some(sid) = check_post(&app, &headers, csrf_of(&posted)) else { return refused() };
-    let result = match titled(posted) {
-        Ok((title, BlobForm { changes, kept, .. })) => {
-            let model = document::ActiveModel { title: ActiveValue::Set(title.clone()), ..Default::default() };
-            app.blobs.insert(model, changes).await.map_err(|e| save_refused(e, title, kept))
-        }
-        Err(reshow) => Err(reshow),
+    let saved = async {
+        let form = posted?;
+        let model = document::ActiveModel { title: ActiveValue::Set(title_of(&form)?), ..Default::default() };
+        app.blobs.insert(model, form.changes.clone()).await.map_err(|e| form.refused(&e))
     };
-    match result {
+    match saved.await {
         Ok(_) => Redirect::to("/").into_response(),
-        Err(reshow) => reshow.page(&app, &sid, None),
+        Err(refused) => reshow(&app, &sid, None, refused),
     }
 }
 
@@ -436,17 +394,15 @@ async fn update(State(app): Shared, headers: HeaderMap, Path(id): Path<i32>, pos
         Ok(None) => return not_found(),
         Err(e) => return server_error(e),
     };
-    let result = match titled(posted) {
-        Ok((title, BlobForm { changes, kept, .. })) => {
-            let mut model: document::ActiveModel = row.clone().into();
-            model.title = ActiveValue::Set(title.clone());
-            app.blobs.update(model, changes).await.map_err(|e| save_refused(e, title, kept))
-        }
-        Err(reshow) => Err(reshow),
+    let saved = async {
+        let form = posted?;
+        let mut model: document::ActiveModel = row.clone().into();
+        model.title = ActiveValue::Set(title_of(&form)?);
+        app.blobs.update(model, form.changes.clone()).await.map_err(|e| form.refused(&e))
     };
-    match result {
+    match saved.await {
         Ok(_) => Redirect::to("/").into_response(),
-        Err(reshow) => reshow.page(&app, &sid, Some(&row)),
+        Err(refused) => reshow(&app, &sid, Some(&row), refused),
     }
 }
 
@@ -483,23 +439,20 @@ async fn download(State(app): Shared, Path((id, column)): Path<(i32, String)>) -
         Ok(None) => return (StatusCode::NOT_FOUND, "no such document").into_response(),
         Err(e) => return server_error(e),
     };
-    let value = match column.as_str() {
-        "file" => Some(&row.file),
-        "attachment" => row.attachment.as_ref(),
-        _ => None,
+    let (column, value) = match column.as_str() {
+        "file" => (document::Column::File, Some(&row.file)),
+        "attachment" => (document::Column::Attachment, row.attachment.as_ref()),
+        _ => (document::Column::File, None),
     };
     let Some(value) = value else {
         return (StatusCode::NOT_FOUND, "no such file").into_response();
     };
     let filename =
         value.original_name.clone().unwrap_or_else(|| value.name.rsplit('/').next().unwrap_or("file").into());
-    let opts = UrlOptions::new()
-        .with_expires_in(Duration::from_secs(300))
-        .with_response_content_disposition(pages::attachment_disposition(&filename));
-    let url = match app.blobs.store("media") {
-        Ok(store) => store.url(&value.name, opts).await,
-        Err(e) => Err(e),
-    };
+    let disposition = pages::attachment_disposition(&filename);
+    let opts =
+        UrlOptions::new().with_expires_in(Duration::from_secs(300)).with_response_content_disposition(disposition);
+    let url = app.blobs.url(column, value, opts).await;
     match url {
         Ok(url) => ([(header::CACHE_CONTROL, "no-store")], Redirect::to(&url)).into_response(),
         Err(e) => server_error(e),

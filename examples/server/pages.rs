@@ -1,9 +1,7 @@
 //! Server-rendered HTML of the example (plain strings, every value escaped).
 
-use std::collections::BTreeMap;
-
 use sea_gcp::Blobs;
-use sea_gcp::blobs::KeptUpload;
+use sea_gcp::blobs::BlobFormRejection;
 use sea_gcp::field::BlobValue;
 
 use super::document;
@@ -127,18 +125,15 @@ pub struct Form<'a> {
     pub row: Option<&'a document::Model>,
     /// The title to show.
     pub title: &'a str,
-    /// The error of a refused post.
-    pub error: Option<&'a str>,
     /// The session's CSRF token.
     pub csrf: &'a str,
-    /// Finished uploads of a refused post, by column name.
-    pub kept: Option<&'a BTreeMap<String, KeptUpload>>,
+    /// The refusal of a posted form (its message; its finished uploads are kept).
+    pub refused: Option<&'a BlobFormRejection>,
 }
 
 /// The create / edit form.
 pub fn form(blobs: &Blobs, f: &Form<'_>) -> String {
-    let (row, title, error) = (f.row, f.title, f.error);
-    let kept = |column: &str| f.kept.and_then(|k| k.get(column));
+    let (row, title, error) = (f.row, f.title, f.refused.map(|r| r.refusal.message.as_str()));
     let action = row.map(|r| format!("/documents/{}", r.id)).unwrap_or_else(|| "/documents".into());
     let mut body = String::new();
     if let Some(e) = error {
@@ -152,8 +147,8 @@ pub fn form(blobs: &Blobs, f: &Form<'_>) -> String {
          <p><button type=\"submit\" id=\"save\">Save</button> <a href=\"/\">Cancel</a></p></form>",
         title = esc(title),
         csrf = csrf_input(f.csrf),
-        file = blobs.input(document::Column::File).current(row.map(|r| &r.file)).kept(kept("file")).required(true),
-        attachment = blobs.input(document::Column::Attachment).current(row.and_then(|r| r.attachment.as_ref())).kept(kept("attachment")),
+        file = blobs.input(document::Column::File).current(row.map(|r| &r.file)).kept_from(f.refused).required(true),
+        attachment = blobs.input(document::Column::Attachment).current(row.and_then(|r| r.attachment.as_ref())).kept_from(f.refused),
     ));
     layout(if row.is_some() { "Edit document" } else { "New document" }, &body)
 }

@@ -45,6 +45,7 @@ pub struct BlobForm<E: EntityTrait, T> {
     pub changes: BlobChanges<E>,
     /// The verified uploads, by column name.
     pub kept: BTreeMap<String, KeptUpload>,
+    form: Vec<(String, String)>,
 }
 
 impl<E: EntityTrait, T: std::fmt::Debug> std::fmt::Debug for BlobForm<E, T> {
@@ -54,6 +55,27 @@ impl<E: EntityTrait, T: std::fmt::Debug> std::fmt::Debug for BlobForm<E, T> {
 }
 
 impl<E: EntityTrait, T> BlobForm<E, T> {
+    /// Refuse this form for a reason of the application's own (status, stable code, message), keeping
+    /// its values and verified uploads so that it can be shown again.
+    pub fn reject(&self, status: StatusCode, code: &str, message: impl Into<String>) -> BlobFormRejection {
+        BlobFormRejection {
+            refusal: Refusal::new(status, code, message),
+            form: self.form.clone(),
+            kept: self.kept.clone(),
+        }
+    }
+
+    /// Refuse this form because its save failed: [`Refusal::from_save_error`] (details logged, never
+    /// shown), keeping its values and verified uploads.
+    pub fn refused(&self, error: &crate::Error) -> BlobFormRejection {
+        BlobFormRejection { refusal: Refusal::from_save_error(error), form: self.form.clone(), kept: self.kept.clone() }
+    }
+
+    /// The first posted value named `name`.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
     /// The verified upload posted for `column`, if any.
     pub fn kept(&self, column: E::Column) -> Option<&KeptUpload> {
         use sea_orm::IdenStatic;
@@ -187,6 +209,6 @@ where
                 return Err(rejection);
             }
         };
-        Ok(BlobForm { fields, changes, kept })
+        Ok(BlobForm { fields, changes, kept, form })
     }
 }

@@ -115,7 +115,8 @@ struct EntityEntry {
     saver: Arc<dyn Any + Send + Sync>,
     #[cfg(feature = "axum")]
     uploads: Vec<UploadField>,
-    fields: Vec<String>,
+    /// (`table.column`, store key) of each field.
+    fields: Vec<(String, String)>,
 }
 
 /// Registers one entity once the builder's stores are known.
@@ -166,6 +167,14 @@ impl BlobsBuilder {
         self.store(store)
     }
 
+    /// Serve the signed URLs of `local` from [`Blobs::router`] when there is one (the store itself is
+    /// registered with [`BlobsBuilder::store`]): for apps that choose the backend at startup.
+    #[cfg(feature = "axum")]
+    pub fn local_routes(mut self, local: Option<Arc<crate::storage::local::LocalStore>>) -> Self {
+        self.upload.locals.extend(local);
+        self
+    }
+
     /// Use an outbox in another table (default `sea_gcp_outbox`) for every entity.
     pub fn outbox(mut self, outbox: Outbox) -> Self {
         self.outbox = outbox;
@@ -212,7 +221,7 @@ impl BlobsBuilder {
                 }
                 #[cfg(not(feature = "axum"))]
                 let _ = store;
-                names.push(spec.field_name());
+                names.push((spec.field_name(), spec.store_key().to_string()));
                 saver = saver.field(spec.clone());
             }
             let entry = EntityEntry {
@@ -245,6 +254,21 @@ impl BlobsBuilder {
     pub fn authorize(mut self, hook: impl Authorize) -> Self {
         self.upload.authorize = Some(Arc::new(hook));
         self
+    }
+
+    /// [`BlobsBuilder::authorize`] with a synchronous closure ([`AuthorizeFn`](crate::upload::AuthorizeFn)).
+    #[cfg(feature = "axum")]
+    pub fn authorize_fn<F>(self, hook: F) -> Self
+    where
+        F: Fn(
+                &axum::http::request::Parts,
+                &UploadField,
+            ) -> std::result::Result<crate::upload::Grant, crate::upload::Refusal>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.authorize(crate::upload::AuthorizeFn(hook))
     }
 
     /// Let anyone upload, with unbound tickets (development, public forms; logs a warning).
@@ -359,7 +383,7 @@ pub struct Blobs {
 
 impl fmt::Debug for Blobs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let fields: Vec<&String> = self.inner.entities.values().flat_map(|e| e.fields.iter()).collect();
+        let fields: Vec<&String> = self.inner.entities.values().flat_map(|e| e.fields.iter().map(|(f, _)| f)).collect();
         f.debug_struct("Blobs")
             .field("stores", &self.inner.stores.keys().collect::<Vec<_>>())
             .field("fields", &fields)
@@ -463,6 +487,27 @@ impl Blobs {
     /// [`Blobs::repair`] with another grace period (`Duration::ZERO` when no save can be in flight).
     pub async fn repair_older_than(&self, grace: Duration) -> Result<ReplayReport> {
         replay_outbox(&self.inner.db, &self.inner.outbox, &self.stores(), grace).await
+    }
+
+    /// A URL of `value`, a value of the blob field `column`, from the field's store
+    /// ([`Store::url`]: signed unless the store serves public URLs).
+    pub async fn url<C: sea_orm::ColumnTrait>(
+        &self,
+        column: C,
+        value: &crate::field::BlobValue,
+        options: crate::storage::UrlOptions,
+    ) -> Result<String> {
+        use sea_orm::EntityName;
+        let id = format!("{}.{}", C::EntityName::default().table_name(), column.as_str());
+        let key = self
+            .inner
+            .entities
+            .values()
+            .flat_map(|e| e.fields.iter())
+            .find(|(field, _)| *field == id)
+            .map(|(_, store)| store.clone())
+            .ok_or_else(|| Error::config(None, format!("`{id}` is not a blob field registered with Blobs")))?;
+        self.store(&key)?.url(&value.name, options).await
     }
 
     #[cfg(feature = "axum")]

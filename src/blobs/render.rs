@@ -86,6 +86,13 @@ impl FileInput {
         self
     }
 
+    /// The upload of this input kept by a refused form, if it has one
+    /// ([`BlobFormRejection::kept`](super::BlobFormRejection)).
+    pub fn kept_from(self, refused: Option<&super::BlobFormRejection>) -> Self {
+        let kept = refused.and_then(|r| r.kept.get(&self.name)).cloned();
+        Self { kept, ..self }
+    }
+
     /// Mark the input `required` when there is no current value and no kept upload.
     pub fn required(mut self, required: bool) -> Self {
         self.required = required;
