@@ -99,8 +99,6 @@ impl FromRef<App> for Blobs {
 struct DocForm {
     #[serde(default)]
     title: String,
-    #[serde(default)]
-    csrf: String,
 }
 
 /// A posted document form: checked by [`BlobForm`] (tickets verified for this session), or refused.
@@ -358,10 +356,7 @@ fn reshow(app: &App, sid: &str, row: Option<&document::Model>, refused: BlobForm
 
 /// The CSRF token of a posted form, accepted or refused.
 fn csrf_of(posted: &Posted) -> Option<&str> {
-    match posted {
-        Ok(form) => Some(&form.fields.csrf),
-        Err(refused) => refused.value("csrf"),
-    }
+    posted.as_ref().map_or_else(|refused| refused.value("csrf"), |form| form.value("csrf"))
 }
 
 /// The document's title, or the form refused.
