@@ -78,15 +78,13 @@ use crate::upload::{Authorize, TicketSigner, UploadField, UploadFields, UploadRo
 /// instances are younger).
 pub const DEFAULT_REPAIR_GRACE: Duration = Duration::from_secs(3600);
 
-type Tune = Arc<dyn Fn(UploadFieldT) -> UploadFieldT + Send + Sync>;
 #[cfg(feature = "axum")]
-type UploadFieldT = UploadField;
-#[cfg(not(feature = "axum"))]
-type UploadFieldT = ();
+type Tune = Arc<dyn Fn(UploadField) -> UploadField + Send + Sync>;
 
 /// One entity's blob fields, as given to [`BlobsBuilder::entity`].
 pub struct EntityFields<E: EntityTrait> {
     specs: Vec<BlobFieldSpec<E>>,
+    #[cfg(feature = "axum")]
     tuning: Vec<(String, Tune)>,
 }
 
@@ -161,6 +159,7 @@ impl BlobsBuilder {
 
     /// Register a local store and, with the `axum` feature, serve its signed URLs from
     /// [`Blobs::router`] ([`local_store_routes`](crate::upload::local_store_routes)).
+    #[cfg_attr(not(feature = "axum"), allow(unused_mut))]
     pub fn local_store(mut self, store: Arc<crate::storage::local::LocalStore>) -> Self {
         #[cfg(feature = "axum")]
         self.upload.locals.push(store.clone());
@@ -188,7 +187,11 @@ impl BlobsBuilder {
         E::Model: IntoActiveModel<E::ActiveModel> + Sync,
         E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
     {
-        let fields = fields(EntityFields { specs: Vec::new(), tuning: Vec::new() });
+        let fields = fields(EntityFields {
+            specs: Vec::new(),
+            #[cfg(feature = "axum")]
+            tuning: Vec::new(),
+        });
         self.pending.push(Box::new(move |b: &BlobsBuilder| {
             let mut saver = BlobSaver::<E>::new(b.db.clone()).outbox(b.outbox.clone());
             for store in b.stores.values() {
