@@ -9,7 +9,7 @@
 //!
 //! ```no_run
 //! # use axum::{Router, extract::State, response::Redirect, routing::post};
-//! # use sea_gcp::{BlobForm, Blobs, field::BlobFieldSpec, upload::{AuthorizeFn, Grant, Refusal}};
+//! # use sea_gcp::{BlobForm, Blobs, field::BlobFieldSpec, upload::{Grant, Refusal}};
 //! # use sea_orm::ActiveValue::Set;
 //! # mod document { use sea_orm::entity::prelude::*; use sea_gcp::field::BlobValue;
 //! #   #[derive(Clone, Debug, PartialEq, DeriveEntityModel)] #[sea_orm(table_name = "documents")]
@@ -20,10 +20,10 @@
 //! # fn user_id(_: &axum::http::request::Parts) -> Option<String> { None }
 //! # async fn demo(db: sea_orm::DatabaseConnection, media: std::sync::Arc<dyn sea_gcp::Store>) -> sea_gcp::Result<()> {
 //! let blobs = Blobs::builder(db).store(media).secret("a long random secret")
-//!     .authorize(AuthorizeFn(|req: &_, _: &_| match user_id(req) {
+//!     .authorize_fn(|req, _field| match user_id(req) {
 //!         Some(id) => Ok(Grant::for_subject(id)), // tickets verify for this user only
 //!         None => Err(Refusal::unauthenticated("sign in to upload")),
-//!     }))
+//!     })
 //!     .entity(|e| e.field(BlobFieldSpec::new(document::Column::File, "media").max_size(20 << 20)))
 //!     .build()?;
 //! let app: Router = Router::new().route("/documents", post(create)).merge(blobs.router()).with_state(blobs);
