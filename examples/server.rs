@@ -25,28 +25,25 @@
 #[path = "server/pages.rs"]
 mod pages;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Form, Path, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use hmac::{Hmac, Mac};
-use sea_gcp::config::BackendConfig;
-use sea_gcp::field::{BlobChanges, BlobFieldSpec, BlobValue, DeletePolicy};
-use sea_gcp::promote::BlobSaver;
+use sea_gcp::blobs::BlobFormRejection;
+use sea_gcp::config::{BackendConfig, SigningConfig};
+use sea_gcp::field::{BlobFieldSpec, DeletePolicy};
+use sea_gcp::storage::UrlOptions;
 use sea_gcp::storage::local::LocalStore;
-use sea_gcp::storage::{Store, UrlOptions};
-use sea_gcp::upload::{
-    AuthorizeFn, Grant, Refusal, Submission, TicketSigner, UploadField, UploadFields, UploadRouter, UploadVerifier,
-    local_store_routes,
-};
-use sea_gcp::{Settings, StoreConfig};
+use sea_gcp::upload::{Grant, Refusal, UploadField};
+use sea_gcp::{BlobForm, Blobs, Settings, Store, StoreConfig};
 use sea_orm::{ActiveValue, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryOrder, Schema};
+use serde::Deserialize;
 
 /// The example's table: a title, a required file and an optional attachment.
 pub mod document {
@@ -65,7 +62,7 @@ pub mod document {
         /// The document (required).
         #[sea_orm(column_type = "JsonBinary")]
         pub file: BlobValue,
-        /// An optional attachment (blankable).
+        /// An optional attachment (nullable, so blankable).
         #[sea_orm(column_type = "JsonBinary", nullable)]
         pub attachment: Option<BlobValue>,
     }
@@ -79,17 +76,33 @@ pub mod document {
 
 const MIB: u64 = 1024 * 1024;
 
+#[derive(Clone)]
 struct App {
     /// Signs CSRF tokens (HMAC of the session id).
     csrf_key: sea_gcp::Secret,
     db: DatabaseConnection,
-    saver: BlobSaver<document::Entity>,
-    store: Arc<dyn Store>,
-    verifier: UploadVerifier,
-    fields: Arc<UploadFields>,
+    /// Stores, blob fields, uploads and saving.
+    blobs: Blobs,
 }
 
-type Shared = State<Arc<App>>;
+type Shared = State<App>;
+
+/// Where [`BlobForm`] finds the registry.
+impl FromRef<App> for Blobs {
+    fn from_ref(app: &App) -> Blobs {
+        app.blobs.clone()
+    }
+}
+
+/// The document form's own fields (its blob inputs are read by [`BlobForm`]).
+#[derive(Debug, Deserialize)]
+struct DocForm {
+    #[serde(default)]
+    title: String,
+}
+
+/// A posted document form: checked by [`BlobForm`] (tickets verified for this session), or refused.
+type Posted = Result<BlobForm<document::Entity, DocForm>, BlobFormRejection>;
 
 /// The session cookie: a random id, HttpOnly, SameSite=Lax (not sent with cross-site POSTs).
 const SESSION_COOKIE: &str = "sea_gcp_example_sid";
@@ -144,9 +157,9 @@ fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
-/// The session of a state-changing POST: same origin, and a CSRF token that matches the session.
-/// `None` (logged): refuse with [`refused`].
-fn check_post(app: &App, headers: &HeaderMap, form: &HashMap<String, String>) -> Option<String> {
+/// The session of a state-changing POST: same origin, and a CSRF token (`csrf`) that matches the
+/// session. `None` (logged): refuse with [`refused`].
+fn check_post(app: &App, headers: &HeaderMap, csrf: Option<&str>) -> Option<String> {
     let refuse = |why: &str| {
         tracing::warn!("refused a POST: {why}");
         None
@@ -155,7 +168,7 @@ fn check_post(app: &App, headers: &HeaderMap, form: &HashMap<String, String>) ->
         return refuse("cross-origin request");
     }
     let Some(sid) = session_of(headers) else { return refuse("no session cookie") };
-    let token = form.get("csrf").and_then(|t| hex::decode(t).ok()).unwrap_or_default();
+    let token = csrf.and_then(|t| hex::decode(t).ok()).unwrap_or_default();
     if csrf_mac(&app.csrf_key, &sid).verify_slice(&token).is_err() {
         return refuse("missing or invalid CSRF token");
     }
@@ -212,31 +225,19 @@ fn secret() -> std::io::Result<String> {
     Ok(s)
 }
 
-/// The media store: GCS (or memory) when configured by environment, else a local directory.
+/// The media store: GCS (or memory) when configured by environment, else a local directory whose
+/// signed URLs the registry serves.
 async fn media_store(settings: &Settings, secret: &str) -> sea_gcp::Result<(Arc<dyn Store>, Option<Arc<LocalStore>>)> {
-    let config = match settings.store_config("media") {
-        Ok(c) => c.clone(),
-        Err(_) => StoreConfig::local("./.tmp/example-media"),
-    };
-    if config.backend == BackendConfig::Local {
-        let mut config = config;
-        if config.root.is_none() {
-            config.root = Some("./.tmp/example-media".into());
-        }
-        // The local store signs its URLs with an HMAC secret from its signing settings.
-        config.signing = sea_gcp::config::SigningConfig::Hmac { access_id: "local".into(), secret: secret.into() };
-        let local = Arc::new(LocalStore::new("media", config).await?.with_url_secret(secret));
-        let store: Arc<dyn Store> = local.clone();
-        return Ok((store, Some(local)));
+    let mut config =
+        settings.store_config("media").cloned().unwrap_or_else(|_| StoreConfig::local("./.tmp/example-media"));
+    if config.backend != BackendConfig::Local {
+        return Ok((sea_gcp::storage::open("media", config).await?, None));
     }
-    Ok((sea_gcp::storage::open("media", config).await?, None))
-}
-
-async fn create_tables(db: &DatabaseConnection) -> sea_gcp::Result<()> {
-    let schema = Schema::new(db.get_database_backend());
-    db.execute(schema.create_table_from_entity(document::Entity).if_not_exists()).await?;
-    sea_gcp::promote::Outbox::default().create(db).await?;
-    sea_gcp::promote::UsedTicketTable::default().create(db).await
+    config.root.get_or_insert_with(|| "./.tmp/example-media".into());
+    // The local store signs its URLs with an HMAC secret from its signing settings.
+    config.signing = SigningConfig::Hmac { access_id: "local".into(), secret: secret.into() };
+    let local = Arc::new(LocalStore::new("media", config).await?.with_url_secret(secret));
+    Ok((local.clone(), Some(local)))
 }
 
 #[tokio::main]
@@ -249,44 +250,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8000);
     let secret = secret()?;
-    let settings = Settings::from_env()?;
-    let (store, local) = media_store(&settings, &secret).await?;
+    let (store, local) = media_store(&Settings::from_env()?, &secret).await?;
 
     let db_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://sea-gcp-example.db?mode=rwc".into());
     let db = Database::connect(&db_url).await?;
-    create_tables(&db).await?;
-    let report = sea_gcp::promote::replay(&db, std::slice::from_ref(&store), Duration::from_secs(3600)).await?;
-    if !report.is_clean() {
-        tracing::info!(?report, "outbox replayed");
-    }
+    let schema = Schema::new(db.get_database_backend());
+    db.execute(schema.create_table_from_entity(document::Entity).if_not_exists()).await?;
 
-    let file_spec = BlobFieldSpec::new(document::Column::File, "media")
-        .max_size(env_u64("SEA_GCP_EXAMPLE_MAX_SIZE", 100 * MIB))
-        .delete_policy(DeletePolicy::Delete);
-    let attachment_spec = BlobFieldSpec::new(document::Column::Attachment, "media")
-        .max_size(10 * MIB)
-        .accept(["image/*", "application/pdf", "text/plain"])
-        .blank(true)
-        .delete_policy(DeletePolicy::Delete);
-    let tune = |f: UploadField| {
-        f.resumable_threshold(env_u64("SEA_GCP_EXAMPLE_RESUMABLE_THRESHOLD", 8 * MIB))
-            .chunk_size(env_u64("SEA_GCP_EXAMPLE_CHUNK_SIZE", 8 * MIB))
-    };
-    let fields = UploadFields::new()
-        .register(tune(UploadField::from_spec(&file_spec, store.clone())))?
-        .register(tune(UploadField::from_spec(&attachment_spec, store.clone())))?;
-    let saver = BlobSaver::new(db.clone()).store(store.clone()).field(file_spec).field(attachment_spec);
-    let uploads = UploadRouter::new(fields, TicketSigner::new(&secret)).authorize(AuthorizeFn(authorize_upload));
-    let app = Arc::new(App {
-        csrf_key: sea_gcp::Secret::new(format!("csrf:{secret}")),
-        db,
-        saver,
-        store: store.clone(),
-        verifier: uploads.verifier(),
-        fields: uploads.fields().clone(),
-    });
+    // Transport tuning for tests and demos (the field limits live on the blob fields).
+    let (threshold, chunk) =
+        (env_u64("SEA_GCP_EXAMPLE_RESUMABLE_THRESHOLD", 8 * MIB), env_u64("SEA_GCP_EXAMPLE_CHUNK_SIZE", 8 * MIB));
+    let max_size = env_u64("SEA_GCP_EXAMPLE_MAX_SIZE", 100 * MIB);
 
-    let mut router = Router::new()
+    // The registry: the store, both fields and their limits, ticket signing, who may upload.
+    let remove = DeletePolicy::Delete;
+    let file = BlobFieldSpec::new(document::Column::File, "media").max_size(max_size).delete_policy(remove);
+    let attachment = BlobFieldSpec::new(document::Column::Attachment, "media").max_size(10 * MIB).delete_policy(remove);
+    let attachment = attachment.accept(["image/*", "application/pdf", "text/plain"]);
+    let blobs = Blobs::builder(db.clone()).store(store.clone()).local_routes(local).secret(&secret);
+    let blobs =
+        blobs.authorize_fn(authorize_upload).tune_uploads(move |f| f.resumable_threshold(threshold).chunk_size(chunk));
+    let blobs = blobs.entity(|e| e.field(file).field(attachment)).build()?;
+    blobs.create_tables().await?;
+    tracing::info!("outbox replayed: {}", blobs.repair().await?);
+    let uploads = blobs.router();
+    let app = App { csrf_key: sea_gcp::Secret::new(format!("csrf:{secret}")), db, blobs };
+
+    let router = Router::new()
         .route("/", get(list))
         .route("/documents/new", get(new_form))
         .route("/documents", post(create))
@@ -295,10 +285,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/documents/{id}/delete", post(delete))
         .route("/documents/{id}/download/{column}", get(download))
         .with_state(app)
-        .merge(uploads.router());
-    if let Some(local) = local {
-        router = router.merge(local_store_routes(local));
-    }
+        .merge(uploads);
 
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = match tokio::net::TcpListener::bind(addr).await {
@@ -327,10 +314,15 @@ fn server_error(e: impl std::fmt::Display) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, Html(pages::message("Something went wrong", text))).into_response()
 }
 
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Html(pages::message("Not found", "No such document."))).into_response()
+}
+
 async fn list(State(app): Shared, headers: HeaderMap) -> Response {
     let (sid, cookie) = ensure_session(&headers);
+    let backend = app.blobs.stores().first().map(|s| s.kind().as_str()).unwrap_or("");
     match document::Entity::find().order_by_asc(document::Column::Id).all(&app.db).await {
-        Ok(rows) => page(pages::list(&rows, app.store.kind().as_str(), &csrf_token(&app.csrf_key, &sid)), cookie),
+        Ok(rows) => page(pages::list(&rows, backend, &csrf_token(&app.csrf_key, &sid)), cookie),
         Err(e) => server_error(e),
     }
 }
@@ -338,7 +330,7 @@ async fn list(State(app): Shared, headers: HeaderMap) -> Response {
 async fn new_form(State(app): Shared, headers: HeaderMap) -> Response {
     let (sid, cookie) = ensure_session(&headers);
     let form = pages::Form { csrf: &csrf_token(&app.csrf_key, &sid), ..pages::Form::default() };
-    page(pages::form(&app.fields, &form), cookie)
+    page(pages::form(&app.blobs, &form), cookie)
 }
 
 async fn edit_form(State(app): Shared, headers: HeaderMap, Path(id): Path<i32>) -> Response {
@@ -347,140 +339,86 @@ async fn edit_form(State(app): Shared, headers: HeaderMap, Path(id): Path<i32>) 
         Ok(Some(row)) => {
             let csrf = csrf_token(&app.csrf_key, &sid);
             let form = pages::Form { row: Some(&row), title: &row.title, csrf: &csrf, ..pages::Form::default() };
-            page(pages::form(&app.fields, &form), cookie)
+            page(pages::form(&app.blobs, &form), cookie)
         }
-        Ok(None) => (StatusCode::NOT_FOUND, Html(pages::message("Not found", "No such document."))).into_response(),
+        Ok(None) => not_found(),
         Err(e) => server_error(e),
     }
 }
 
-/// The uploads of a refused form that still verify for this session, so the re-shown form keeps
-/// them (input name -> (ticket, file name)).
-async fn kept_uploads(app: &App, form: &HashMap<String, String>, sid: &str) -> HashMap<String, (String, String)> {
-    let mut kept = HashMap::new();
-    for (input, field) in [("file", "documents.file"), ("attachment", "documents.attachment")] {
-        let Some(ticket) = form.get(input).map(|t| t.trim()).filter(|t| !t.is_empty()) else { continue };
-        if let Ok(upload) = app.verifier.verify_for(field, ticket, Some(sid)).await {
-            kept.insert(input.to_string(), (ticket.to_string(), upload.original_name));
-        }
-    }
-    kept
+/// The form again, with the refusal's message, the posted title and the uploads that verified.
+fn reshow(app: &App, sid: &str, row: Option<&document::Model>, refused: BlobFormRejection) -> Response {
+    let csrf = csrf_token(&app.csrf_key, sid);
+    let title = refused.value("title").unwrap_or_default();
+    let form = pages::Form { row, title, csrf: &csrf, refused: Some(&refused) };
+    (refused.refusal.status, page(pages::form(&app.blobs, &form), None)).into_response()
 }
 
-/// The blob changes a posted form asks for: verified tickets, clears; refusals as user messages.
-async fn changes_from(
-    app: &App,
-    form: &HashMap<String, String>,
-    sid: &str,
-    creating: bool,
-) -> Result<BlobChanges<document::Entity>, (StatusCode, String)> {
-    let mut changes = BlobChanges::new();
-    let columns = [
-        ("file", document::Column::File, "documents.file"),
-        ("attachment", document::Column::Attachment, "documents.attachment"),
-    ];
-    for (input, column, field) in columns {
-        let clear = form.get(&format!("{input}{}", sea_gcp::upload::CLEAR_SUFFIX)).map(String::as_str);
-        match Submission::parse(form.get(input).map(String::as_str), clear) {
-            Submission::Ticket(ticket) => {
-                let upload = app.verifier.verify_for(field, &ticket, Some(sid)).await.map_err(|r| {
-                    (StatusCode::from_u16(r.problem.status()).unwrap_or(StatusCode::BAD_REQUEST), r.message)
-                })?;
-                changes = changes.attach(column, upload);
-            }
-            Submission::Clear if input == "attachment" && !creating => changes = changes.blank(column),
-            Submission::Clear | Submission::Keep => {
-                if creating && input == "file" {
-                    return Err((StatusCode::UNPROCESSABLE_ENTITY, "Choose a file for the document.".into()));
-                }
-            }
-        }
-    }
-    Ok(changes)
+/// The CSRF token of a posted form, accepted or refused.
+fn csrf_of(posted: &Posted) -> Option<&str> {
+    posted.as_ref().map_or_else(|refused| refused.value("csrf"), |form| form.value("csrf"))
 }
 
-fn title_of(form: &HashMap<String, String>) -> Result<String, (StatusCode, String)> {
-    let title = form.get("title").map(|t| t.trim().to_string()).unwrap_or_default();
+/// The document's title, or the form refused.
+fn title_of(form: &BlobForm<document::Entity, DocForm>) -> Result<String, BlobFormRejection> {
+    let title = form.fields.title.trim();
     if title.is_empty() || title.len() > 200 {
-        return Err((StatusCode::UNPROCESSABLE_ENTITY, "Give the document a title (at most 200 bytes).".into()));
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return Err(form.reject(status, "invalid_title", "Give the document a title (at most 200 bytes)."));
     }
-    Ok(title)
+    Ok(title.to_string())
 }
 
-/// What the user sees of a failed save: a stable, human message; storage and database details go to
-/// the log ([`Refusal::from_save_error`]).
-fn save_error(e: sea_gcp::Error) -> (StatusCode, String) {
-    let refusal = Refusal::from_save_error(&e);
-    (refusal.status, refusal.message)
-}
-
-async fn create(State(app): Shared, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
-    let Some(sid) = check_post(&app, &headers, &form) else { return refused() };
-    let result = async {
-        let title = title_of(&form)?;
-        let changes = changes_from(&app, &form, &sid, true).await?;
-        let model = document::ActiveModel { title: ActiveValue::Set(title), ..Default::default() };
-        app.saver.insert(model, changes).await.map_err(save_error)
-    }
-    .await;
-    match result {
+async fn create(State(app): Shared, headers: HeaderMap, posted: Posted) -> Response {
+    let Some(sid) = check_post(&app, &headers, csrf_of(&posted)) else { return refused() };
+    let saved = async {
+        let form = posted?;
+        let model = document::ActiveModel { title: ActiveValue::Set(title_of(&form)?), ..Default::default() };
+        app.blobs.insert(model, form.changes.clone()).await.map_err(|e| form.refused(&e))
+    };
+    match saved.await {
         Ok(_) => Redirect::to("/").into_response(),
-        Err((status, message)) => {
-            let title = form.get("title").cloned().unwrap_or_default();
-            let kept = kept_uploads(&app, &form, &sid).await;
-            let csrf = csrf_token(&app.csrf_key, &sid);
-            let shown = pages::Form { title: &title, error: Some(&message), csrf: &csrf, kept: Some(&kept), row: None };
-            (status, page(pages::form(&app.fields, &shown), None)).into_response()
-        }
+        Err(refused) => reshow(&app, &sid, None, refused),
     }
 }
 
-async fn update(
-    State(app): Shared,
-    headers: HeaderMap,
-    Path(id): Path<i32>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    let Some(sid) = check_post(&app, &headers, &form) else { return refused() };
+async fn update(State(app): Shared, headers: HeaderMap, Path(id): Path<i32>, posted: Posted) -> Response {
+    let Some(sid) = check_post(&app, &headers, csrf_of(&posted)) else { return refused() };
     let row = match document::Entity::find_by_id(id).one(&app.db).await {
         Ok(Some(row)) => row,
-        Ok(None) => {
-            return (StatusCode::NOT_FOUND, Html(pages::message("Not found", "No such document."))).into_response();
-        }
+        Ok(None) => return not_found(),
         Err(e) => return server_error(e),
     };
-    let result = async {
-        let title = title_of(&form)?;
-        let changes = changes_from(&app, &form, &sid, false).await?;
+    let saved = async {
+        let form = posted?;
         let mut model: document::ActiveModel = row.clone().into();
-        model.title = ActiveValue::Set(title);
-        app.saver.update(model, changes).await.map_err(save_error)
-    }
-    .await;
-    match result {
+        model.title = ActiveValue::Set(title_of(&form)?);
+        app.blobs.update(model, form.changes.clone()).await.map_err(|e| form.refused(&e))
+    };
+    match saved.await {
         Ok(_) => Redirect::to("/").into_response(),
-        Err((status, message)) => {
-            let title = form.get("title").cloned().unwrap_or_default();
-            let kept = kept_uploads(&app, &form, &sid).await;
-            let csrf = csrf_token(&app.csrf_key, &sid);
-            let shown =
-                pages::Form { row: Some(&row), title: &title, error: Some(&message), csrf: &csrf, kept: Some(&kept) };
-            (status, page(pages::form(&app.fields, &shown), None)).into_response()
-        }
+        Err(refused) => reshow(&app, &sid, Some(&row), refused),
     }
+}
+
+/// The delete form's only field.
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
 }
 
 async fn delete(
     State(app): Shared,
     headers: HeaderMap,
     Path(id): Path<i32>,
-    Form(form): Form<HashMap<String, String>>,
+    axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
-    if check_post(&app, &headers, &form).is_none() {
+    if check_post(&app, &headers, Some(&form.csrf)).is_none() {
         return refused();
     }
     match document::Entity::find_by_id(id).one(&app.db).await {
-        Ok(Some(row)) => match app.saver.delete(row).await {
+        Ok(Some(row)) => match app.blobs.delete(row).await {
             Ok(_) => Redirect::to("/").into_response(),
             Err(e) => server_error(e),
         },
@@ -496,20 +434,21 @@ async fn download(State(app): Shared, Path((id, column)): Path<(i32, String)>) -
         Ok(None) => return (StatusCode::NOT_FOUND, "no such document").into_response(),
         Err(e) => return server_error(e),
     };
-    let value: Option<&BlobValue> = match column.as_str() {
-        "file" => Some(&row.file),
-        "attachment" => row.attachment.as_ref(),
-        _ => None,
+    let (column, value) = match column.as_str() {
+        "file" => (document::Column::File, Some(&row.file)),
+        "attachment" => (document::Column::Attachment, row.attachment.as_ref()),
+        _ => (document::Column::File, None),
     };
     let Some(value) = value else {
         return (StatusCode::NOT_FOUND, "no such file").into_response();
     };
-    let mut opts = UrlOptions::default();
-    opts.expires_in = Some(Duration::from_secs(300));
     let filename =
-        value.original_name.clone().unwrap_or_else(|| value.name.rsplit('/').next().unwrap_or("file").to_string());
-    opts.response_content_disposition = Some(pages::attachment_disposition(&filename));
-    match app.store.url(&value.name, opts).await {
+        value.original_name.clone().unwrap_or_else(|| value.name.rsplit('/').next().unwrap_or("file").into());
+    let disposition = pages::attachment_disposition(&filename);
+    let opts =
+        UrlOptions::new().with_expires_in(Duration::from_secs(300)).with_response_content_disposition(disposition);
+    let url = app.blobs.url(column, value, opts).await;
+    match url {
         Ok(url) => ([(header::CACHE_CONTROL, "no-store")], Redirect::to(&url)).into_response(),
         Err(e) => server_error(e),
     }

@@ -329,6 +329,17 @@ impl Error {
     }
 }
 
+/// A failed operation as an HTTP answer: a stable code and a human message in JSON
+/// (`{"error": "<code>", "message": "<what to do>"}`), the details logged, never echoed. The mapping
+/// is [`Refusal::from_save_error`](crate::upload::Refusal::from_save_error): `ticket_replayed` 409,
+/// `invalid_value` 422, `upload_conflict` 409, `save_failed` 500.
+#[cfg(feature = "axum")]
+impl axum::response::IntoResponse for Error {
+    fn into_response(self) -> axum::response::Response {
+        crate::upload::Refusal::from_save_error(&self).into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

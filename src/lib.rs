@@ -55,6 +55,8 @@
 
 #[cfg(feature = "oidc")]
 pub mod auth;
+#[cfg(feature = "orm")]
+pub mod blobs;
 pub mod config;
 mod error;
 #[cfg(feature = "events")]
@@ -82,6 +84,10 @@ pub mod testing;
 #[cfg(feature = "axum")]
 pub mod upload;
 
+#[cfg(feature = "axum")]
+pub use blobs::{BlobForm, FileInput};
+#[cfg(feature = "orm")]
+pub use blobs::{Blobs, BlobsBuilder};
 pub use config::{Settings, StoreConfig};
 pub use error::{BoxError, Error, Result, SaveStep};
 pub use secret::Secret;

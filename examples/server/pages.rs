@@ -1,9 +1,8 @@
 //! Server-rendered HTML of the example (plain strings, every value escaped).
 
-use std::collections::HashMap;
-
+use sea_gcp::Blobs;
+use sea_gcp::blobs::BlobFormRejection;
 use sea_gcp::field::BlobValue;
-use sea_gcp::upload::UploadFields;
 
 use super::document;
 
@@ -119,38 +118,6 @@ pub fn list(rows: &[document::Model], backend: &str, csrf: &str) -> String {
     layout("Documents", &body)
 }
 
-/// A file input for upload field `id`; `kept` is a finished upload of a refused form (ticket and
-/// file name), which the widget shows as uploaded so the user does not upload again.
-fn upload_input(
-    fields: &UploadFields,
-    id: &str,
-    input: &str,
-    current: Option<&BlobValue>,
-    kept: Option<&(String, String)>,
-    required: bool,
-) -> String {
-    let field = fields.get(id).expect("registered field");
-    let current_name = current.map(|v| v.original_name.clone().unwrap_or_else(|| v.name.clone()));
-    let kept_attrs = kept
-        .map(|(ticket, name)| format!(" data-ticket=\"{}\" data-ticket-name=\"{}\"", esc(ticket), esc(name)))
-        .unwrap_or_default();
-    format!(
-        "<input type=\"file\" id=\"{input}\" name=\"{input}\" data-sea-gcp-field=\"{id}\" data-max-size=\"{max}\"{accept}{blank}{current}{kept_attrs}{required}>\
-         <div class=\"hint\">Up to {size}{types}.</div>",
-        max = field.max_size,
-        accept = if field.accept.is_empty() {
-            String::new()
-        } else {
-            format!(" accept=\"{}\"", esc(&field.accept_attribute()))
-        },
-        blank = if field.blank { " data-blank" } else { "" },
-        current = current_name.map(|n| format!(" data-current=\"{}\"", esc(&n))).unwrap_or_default(),
-        required = if required && current.is_none() && kept.is_none() { " required" } else { "" },
-        size = size_text(Some(field.max_size)),
-        types = if field.accept.is_empty() { String::new() } else { format!("; {}", esc(&field.accept.join(", "))) },
-    )
-}
-
 /// What the create / edit form shows.
 #[derive(Default)]
 pub struct Form<'a> {
@@ -158,17 +125,15 @@ pub struct Form<'a> {
     pub row: Option<&'a document::Model>,
     /// The title to show.
     pub title: &'a str,
-    /// The error of a refused post.
-    pub error: Option<&'a str>,
     /// The session's CSRF token.
     pub csrf: &'a str,
-    /// Finished uploads of a refused post, by input name: (ticket, file name).
-    pub kept: Option<&'a HashMap<String, (String, String)>>,
+    /// The refusal of a posted form (its message; its finished uploads are kept).
+    pub refused: Option<&'a BlobFormRejection>,
 }
 
 /// The create / edit form.
-pub fn form(fields: &UploadFields, f: &Form<'_>) -> String {
-    let (row, title, error) = (f.row, f.title, f.error);
+pub fn form(blobs: &Blobs, f: &Form<'_>) -> String {
+    let (row, title, error) = (f.row, f.title, f.refused.map(|r| r.refusal.message.as_str()));
     let action = row.map(|r| format!("/documents/{}", r.id)).unwrap_or_else(|| "/documents".into());
     let mut body = String::new();
     if let Some(e) = error {
@@ -182,15 +147,8 @@ pub fn form(fields: &UploadFields, f: &Form<'_>) -> String {
          <p><button type=\"submit\" id=\"save\">Save</button> <a href=\"/\">Cancel</a></p></form>",
         title = esc(title),
         csrf = csrf_input(f.csrf),
-        file = upload_input(fields, "documents.file", "file", row.map(|r| &r.file), f.kept.and_then(|k| k.get("file")), true),
-        attachment = upload_input(
-            fields,
-            "documents.attachment",
-            "attachment",
-            row.and_then(|r| r.attachment.as_ref()),
-            f.kept.and_then(|k| k.get("attachment")),
-            false
-        ),
+        file = blobs.input(document::Column::File).current(row.map(|r| &r.file)).kept_from(f.refused).required(true),
+        attachment = blobs.input(document::Column::Attachment).current(row.and_then(|r| r.attachment.as_ref())).kept_from(f.refused),
     ));
     layout(if row.is_some() { "Edit document" } else { "New document" }, &body)
 }

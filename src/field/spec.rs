@@ -191,6 +191,7 @@ pub struct BlobFieldSpec<E: EntityTrait> {
     accept: Vec<String>,
     delete_policy: DeletePolicy,
     blank: bool,
+    blank_set: bool,
     editable: bool,
     destination: Option<DestinationFn<E::Model>>,
     update_attributes: Option<AttributesFn<E::Model>>,
@@ -208,6 +209,7 @@ impl<E: EntityTrait> Clone for BlobFieldSpec<E> {
             accept: self.accept.clone(),
             delete_policy: self.delete_policy,
             blank: self.blank,
+            blank_set: self.blank_set,
             editable: self.editable,
             destination: self.destination.clone(),
             update_attributes: self.update_attributes.clone(),
@@ -254,6 +256,7 @@ impl<E: EntityTrait> BlobFieldSpec<E> {
             accept: Vec::new(),
             delete_policy: DeletePolicy::Keep,
             blank: false,
+            blank_set: false,
             editable: true,
             destination: None,
             update_attributes: None,
@@ -302,6 +305,17 @@ impl<E: EntityTrait> BlobFieldSpec<E> {
     /// Allow a blank value (SQL NULL; the column must be `Option<BlobValue>`).
     pub fn blank(mut self, allowed: bool) -> Self {
         self.blank = allowed;
+        self.blank_set = true;
+        self
+    }
+
+    /// Blank allowed exactly when the column is nullable (`Option<BlobValue>`), unless
+    /// [`BlobFieldSpec::blank`] chose already. The registry ([`Blobs`](crate::Blobs)) applies this to
+    /// every field it is given.
+    pub fn blank_from_column(mut self) -> Self {
+        if !self.blank_set {
+            self.blank = self.column.def().is_null();
+        }
         self
     }
 

@@ -530,3 +530,101 @@ impl Default for SignedUploadOptions {
         }
     }
 }
+
+impl UrlOptions {
+    /// Default options: GET, the store's `expiration`, no forced response headers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Lifetime of the signed URL (at most 7 days).
+    pub fn with_expires_in(mut self, lifetime: Duration) -> Self {
+        self.expires_in = Some(lifetime);
+        self
+    }
+
+    /// The method the URL is for.
+    pub fn with_method(mut self, method: HttpMethod) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Force `response-content-disposition` (e.g. `attachment; filename="a.pdf"`).
+    pub fn with_response_content_disposition(mut self, disposition: impl Into<String>) -> Self {
+        self.response_content_disposition = Some(disposition.into());
+        self
+    }
+
+    /// Force `response-content-type`.
+    pub fn with_response_content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.response_content_type = Some(content_type.into());
+        self
+    }
+
+    /// Pin the URL to `generation`.
+    pub fn with_generation(mut self, generation: i64) -> Self {
+        self.generation = Some(generation);
+        self
+    }
+
+    /// Sign even when the store would give a public URL.
+    pub fn with_force_signed(mut self, force: bool) -> Self {
+        self.force_signed = force;
+        self
+    }
+}
+
+impl SignedUploadOptions {
+    /// Default options: `application/octet-stream`, create-only, 1 hour, a single PUT.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The content type the upload must carry.
+    pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = content_type.into();
+        self
+    }
+
+    /// Largest accepted body, in bytes.
+    pub fn with_max_size(mut self, bytes: u64) -> Self {
+        self.max_size = bytes;
+        self
+    }
+
+    /// Refuse to overwrite an existing object (on by default).
+    pub fn with_create_only(mut self, create_only: bool) -> Self {
+        self.create_only = create_only;
+        self
+    }
+
+    /// Lifetime of the URL.
+    pub fn with_expires_in(mut self, lifetime: Duration) -> Self {
+        self.expires_in = lifetime;
+        self
+    }
+
+    /// Start a resumable session instead of a single signed PUT.
+    pub fn with_resumable(mut self, resumable: bool) -> Self {
+        self.resumable = resumable;
+        self
+    }
+
+    /// The browser's `Origin` (resumable sessions used from a browser).
+    pub fn with_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// The upload's size, when known.
+    pub fn with_size(mut self, bytes: u64) -> Self {
+        self.size = Some(bytes);
+        self
+    }
+
+    /// Add custom metadata (resumable sessions only).
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+}
