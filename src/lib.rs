@@ -73,6 +73,8 @@ pub mod migrate;
 pub mod promote;
 #[cfg(feature = "pubsub")]
 pub mod pubsub;
+#[cfg(feature = "orm")]
+mod schema;
 pub mod secret;
 pub mod signing;
 pub mod staticfiles;

@@ -229,19 +229,12 @@ impl Outbox {
 
     /// Create the table and its index if they do not exist (what the migration runs; handy in tests).
     pub async fn create<C: ConnectionTrait>(&self, db: &C) -> Result<()> {
-        db.execute(&self.create_table_statement()).await?;
-        match db.execute(&self.create_index_statement()).await {
-            Ok(_) => Ok(()),
-            // MySQL has no `CREATE INDEX IF NOT EXISTS`: a second run reports a duplicate key name.
-            Err(e) if e.to_string().contains("Duplicate key name") => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        crate::schema::create_table_and_index(db, &self.create_table_statement(), &self.create_index_statement()).await
     }
 
     /// Drop the table if it exists.
     pub async fn drop<C: ConnectionTrait>(&self, db: &C) -> Result<()> {
-        db.execute(&Table::drop().table(self.t()).if_exists().to_owned()).await?;
-        Ok(())
+        crate::schema::drop_table(db, &self.table).await
     }
 
     /// Insert `intent`. A second intent for the same temporary object fails with

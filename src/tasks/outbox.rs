@@ -145,18 +145,12 @@ impl TaskOutbox {
 
     /// Create the table and index if missing (what the migration runs).
     pub async fn create<C: ConnectionTrait>(&self, db: &C) -> Result<()> {
-        db.execute(&self.create_table_statement()).await?;
-        match db.execute(&self.create_index_statement()).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.to_string().contains("Duplicate key name") => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        crate::schema::create_table_and_index(db, &self.create_table_statement(), &self.create_index_statement()).await
     }
 
     /// Drop the table if it exists.
     pub async fn drop<C: ConnectionTrait>(&self, db: &C) -> Result<()> {
-        db.execute(&Table::drop().table(self.t()).if_exists().to_owned()).await?;
-        Ok(())
+        crate::schema::drop_table(db, &self.table).await
     }
 
     pub(crate) async fn insert<C: ConnectionTrait>(&self, db: &C, p: &Prepared, id: &str) -> Result<()> {
