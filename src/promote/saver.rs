@@ -887,7 +887,7 @@ where
             let case = if adding { "adding a row" } else { "updating a row" };
             let hint = if mode.is_versioned() && !versioning { " (the bucket has no object versioning)" } else { "" };
             return Err(refuse(format!(
-                "an object already exists at `{dest}` and overwrite mode `{mode}` does not allow replacing it when                  {case}{hint}; return another path from get_destination_path"
+                "an object already exists at `{dest}` and overwrite mode `{mode}` does not allow replacing it when {case}{hint}; return another path from get_destination_path"
             )));
         }
         Err(e) => return Err(e.at_step(SaveStep::Copy, spec.field_name())),
@@ -984,7 +984,7 @@ where
         if !same {
             return Err(Error::Validation {
                 field: spec.field_name(),
-                message: "a blob column cannot be set directly on the ActiveModel (that would neither check nor                           promote it): use BlobChanges::attach or ::blank, or BlobChanges::raw for migrations and                           fixtures"
+                message: "a blob column cannot be set directly on the ActiveModel (that would neither check nor promote it): use BlobChanges::attach or ::blank, or BlobChanges::raw for migrations and fixtures"
                     .into(),
             });
         }
