@@ -92,5 +92,7 @@ pub use blobs::{BlobForm, FileInput};
 pub use blobs::{Blobs, BlobsBuilder};
 pub use config::{Settings, StoreConfig};
 pub use error::{BoxError, Error, Result, SaveStep};
+/// The `http` crate, whose [`Method`](http::Method) the signing and storage options use.
+pub use http;
 pub use secret::Secret;
 pub use storage::{ObjectMeta, Store};

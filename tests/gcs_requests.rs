@@ -478,7 +478,7 @@ async fn urls_and_upload_sessions() {
     assert_eq!(sent.h("x-upload-content-type"), Some("image/png"));
     assert_eq!(sent.h("x-upload-content-length"), Some("4"));
     assert_eq!(sent.json()["metadata"]["ticket"], "t1");
-    assert_eq!(presigned.method, sea_gcp::storage::HttpMethod::Put);
+    assert_eq!(presigned.method, sea_gcp::http::Method::PUT);
     let put = reqwest::Client::new().put(&presigned.url).body("\u{89}PN").send().await.unwrap();
     assert!(put.status().is_success(), "session PUT: {}", put.status());
     let meta = store.head("ingress/u.png", GetOptions::default()).await.unwrap();
@@ -656,7 +656,7 @@ async fn signed_urls_and_signed_puts() {
     upload.content_type = "image/png".into();
     upload.max_size = 5_000_000;
     let presigned = store.signed_upload("ingress/a.png", upload).await.unwrap();
-    assert_eq!(presigned.method, sea_gcp::storage::HttpMethod::Put);
+    assert_eq!(presigned.method, sea_gcp::http::Method::PUT);
     assert_eq!(presigned.headers["content-type"], "image/png");
     assert_eq!(presigned.headers["x-goog-content-length-range"], "0,5000000");
     assert_eq!(presigned.headers["x-goog-if-generation-match"], "0");

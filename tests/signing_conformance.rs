@@ -262,7 +262,7 @@ fn url_cache_returns_one_url_per_window() {
     let next_window = cache.url_blocking(&req, Some(7), t0 + chrono::Duration::seconds(600)).unwrap();
     assert!(next_window.contains("X-Goog-Date=20260101T101000Z"), "{next_window}");
     let mut put = req.clone();
-    put.method = sea_gcp::storage::HttpMethod::Put;
+    put.method = sea_gcp::http::Method::PUT;
     assert_ne!(cache.url_blocking(&put, Some(7), t0).unwrap(), a);
     assert_eq!(cache.len(), 4);
     assert!(matches!(UrlCache::new(signer, Duration::ZERO), Err(Error::InvalidArgument(_))));

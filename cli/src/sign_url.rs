@@ -5,9 +5,9 @@ use std::io::Write;
 use clap::{Args, ValueEnum};
 
 use crate::args::{SignerArgs, TargetArgs, pairs_to_map, parse_gs_url, parse_key_value};
+use sea_gcp::Result;
+use sea_gcp::http::Method;
 use sea_gcp::signing::{V4Request, sign_url};
-use sea_gcp::storage::HttpMethod;
-use sea_gcp::{Error, Result};
 
 /// Output format of `sign-url`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -28,7 +28,7 @@ pub struct SignUrlArgs {
 
     /// HTTP method the URL allows: GET, HEAD, PUT, POST or DELETE.
     #[arg(short = 'm', long, value_name = "VERB", default_value = "GET", value_parser = parse_method)]
-    pub http_verb: HttpMethod,
+    pub http_verb: Method,
 
     /// A header the client must send, KEY=VALUE (repeat the flag for more).
     #[arg(long = "headers", value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -51,11 +51,15 @@ pub struct SignUrlArgs {
     pub signer: SignerArgs,
 }
 
-fn parse_method(text: &str) -> std::result::Result<HttpMethod, String> {
-    text.parse().map_err(|e| match e {
-        Error::InvalidArgument(m) => m,
-        other => other.to_string(),
-    })
+fn parse_method(text: &str) -> std::result::Result<Method, String> {
+    match text.to_ascii_uppercase().as_str() {
+        "GET" => Ok(Method::GET),
+        "HEAD" => Ok(Method::HEAD),
+        "PUT" => Ok(Method::PUT),
+        "POST" => Ok(Method::POST),
+        "DELETE" => Ok(Method::DELETE),
+        other => Err(format!("unknown HTTP method `{other}`: use GET, HEAD, PUT, POST or DELETE")),
+    }
 }
 
 impl SignUrlArgs {
@@ -66,7 +70,7 @@ impl SignUrlArgs {
         Ok(V4Request {
             bucket,
             object: (!object.is_empty()).then_some(object),
-            method: self.http_verb,
+            method: self.http_verb.clone(),
             expiration: t.duration,
             timestamp: t.at,
             headers: pairs_to_map(&self.headers, "header", true)?,

@@ -34,7 +34,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::Result;
-use crate::storage::HttpMethod;
+use http::Method;
 
 pub use batch::{sign_urls, sign_urls_parallel, sign_urls_parallel_with};
 pub use cache::UrlCache;
@@ -140,7 +140,7 @@ pub struct V4Request {
     /// Full object key (None: bucket-level URL).
     pub object: Option<String>,
     /// Method.
-    pub method: HttpMethod,
+    pub method: Method,
     /// Lifetime: at least 1 second, at most 7 days.
     pub expiration: Duration,
     /// Signing time (None: now).

@@ -37,8 +37,10 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 pub use payload::{ByteStream, GetResult, PutPayload};
+#[cfg(feature = "axum")]
+pub(crate) use types::method_serde;
 pub use types::{
-    ByteRange, CopyOptions, DeleteOptions, GetOptions, HttpMethod, ListOptions, ListPage, MetadataPatch, ObjectMeta,
+    ByteRange, CopyOptions, DeleteOptions, GetOptions, ListOptions, ListPage, MetadataPatch, ObjectMeta,
     ObjectParameters, Preconditions, PresignedRequest, PutOptions, SignedUploadOptions, UrlOptions,
 };
 

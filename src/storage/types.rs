@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use http::Method;
 use serde::{Deserialize, Serialize};
 
 /// Metadata of one object generation, as GCS reports it (`objects.get`).
@@ -417,51 +418,18 @@ impl MetadataPatch {
     }
 }
 
-/// HTTP method of a signed request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum HttpMethod {
-    /// GET
-    #[default]
-    Get,
-    /// HEAD
-    Head,
-    /// PUT
-    Put,
-    /// POST
-    Post,
-    /// DELETE
-    Delete,
-}
+/// Serde for [`http::Method`] as its upper-case name (`"PUT"`), as in the upload router's JSON.
+pub(crate) mod method_serde {
+    use http::Method;
+    use serde::{Deserialize, Deserializer, Serializer};
 
-impl HttpMethod {
-    /// The method as sent on the wire.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            HttpMethod::Get => "GET",
-            HttpMethod::Head => "HEAD",
-            HttpMethod::Put => "PUT",
-            HttpMethod::Post => "POST",
-            HttpMethod::Delete => "DELETE",
-        }
+    pub fn serialize<S: Serializer>(method: &Method, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(method.as_str())
     }
-}
 
-impl std::str::FromStr for HttpMethod {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s.to_ascii_uppercase().as_str() {
-            "GET" => HttpMethod::Get,
-            "HEAD" => HttpMethod::Head,
-            "PUT" => HttpMethod::Put,
-            "POST" => HttpMethod::Post,
-            "DELETE" => HttpMethod::Delete,
-            other => {
-                return Err(crate::Error::InvalidArgument(format!(
-                    "unknown HTTP method `{other}`: use GET, HEAD, PUT, POST or DELETE"
-                )));
-            }
-        })
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Method, D::Error> {
+        let text = String::deserialize(d)?;
+        Method::from_bytes(text.to_ascii_uppercase().as_bytes()).map_err(serde::de::Error::custom)
     }
 }
 
@@ -472,7 +440,7 @@ pub struct UrlOptions {
     /// Lifetime of a signed URL; defaults to the store's `expiration` (1 day). At most 7 days.
     pub expires_in: Option<Duration>,
     /// Method the URL is for (GET by default).
-    pub method: HttpMethod,
+    pub method: Method,
     /// `response-content-disposition` to force (e.g. `attachment; filename="a.pdf"`).
     pub response_content_disposition: Option<String>,
     /// `response-content-type` to force.
@@ -487,7 +455,8 @@ pub struct UrlOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresignedRequest {
     /// HTTP method.
-    pub method: HttpMethod,
+    #[serde(with = "method_serde")]
+    pub method: Method,
     /// Full URL.
     pub url: String,
     /// Headers the request must carry (they are part of the signature).
@@ -544,7 +513,7 @@ impl UrlOptions {
     }
 
     /// The method the URL is for.
-    pub fn with_method(mut self, method: HttpMethod) -> Self {
+    pub fn with_method(mut self, method: Method) -> Self {
         self.method = method;
         self
     }

@@ -36,9 +36,10 @@ use super::filename;
 use super::refusal::{AllowAll, Authorize, Refusal};
 use super::ticket::{TICKET_VERSION, TicketClaims, TicketSigner};
 use super::verify::UploadVerifier;
+use crate::storage::SignedUploadOptions;
 use crate::storage::media_type::MediaType;
 use crate::storage::naming::normalize_location;
-use crate::storage::{HttpMethod, SignedUploadOptions};
+use http::Method;
 
 /// The widget's script.
 pub const WIDGET_JS: &str = include_str!("assets/widget.js");
@@ -68,7 +69,8 @@ pub struct TicketResponse {
     /// The ticket the form posts back.
     pub ticket: String,
     /// HTTP method of the upload (`PUT`).
-    pub method: HttpMethod,
+    #[serde(with = "crate::storage::method_serde")]
+    pub method: Method,
     /// Where to send the bytes (a signed URL or a resumable session URI).
     pub url: String,
     /// Headers the upload must carry exactly.

@@ -17,8 +17,9 @@ use super::GcsStore;
 use super::client::encode_segment;
 use super::convert;
 use crate::storage::retry::Idempotency;
-use crate::storage::{HttpMethod, PresignedRequest, PutOptions, SignedUploadOptions, policy};
+use crate::storage::{PresignedRequest, PutOptions, SignedUploadOptions, policy};
 use crate::{Error, Result};
+use http::Method;
 
 pub(super) async fn start(store: &GcsStore, name: &str, opts: SignedUploadOptions) -> Result<PresignedRequest> {
     let (rel, key) = store.keyspace.key(name)?;
@@ -73,5 +74,5 @@ pub(super) async fn start(store: &GcsStore, name: &str, opts: SignedUploadOption
             })
         })
         .await?;
-    Ok(PresignedRequest { method: HttpMethod::Put, url: session, headers: BTreeMap::new() })
+    Ok(PresignedRequest { method: Method::PUT, url: session, headers: BTreeMap::new() })
 }

@@ -17,12 +17,13 @@ use super::GcsStore;
 use super::client::{GOOGLE_ENDPOINT, encode_path};
 use crate::Result;
 use crate::signing::{Endpoint, V4Request, sign_url};
-use crate::storage::{HttpMethod, PresignedRequest, SignedUploadOptions, UrlOptions};
+use crate::storage::{PresignedRequest, SignedUploadOptions, UrlOptions};
+use http::Method;
 
 pub(super) async fn url(store: &GcsStore, name: &str, opts: UrlOptions) -> Result<String> {
     let (_, key) = store.keyspace.key(name)?;
     let overrides = opts.response_content_disposition.is_some() || opts.response_content_type.is_some();
-    if store.config.public_urls() && !opts.force_signed && !overrides && opts.method == HttpMethod::Get {
+    if store.config.public_urls() && !opts.force_signed && !overrides && opts.method == Method::GET {
         let mut url = format!("{}/{}", public_base(store), encode_path(&key));
         if let Some(g) = opts.generation {
             url.push_str(&format!("?generation={g}"));
@@ -53,14 +54,14 @@ pub(super) async fn signed_put(store: &GcsStore, name: &str, opts: SignedUploadO
     if opts.create_only {
         headers.insert("x-goog-if-generation-match".to_string(), "0".to_string());
     }
-    let url = sign(store, key, HttpMethod::Put, opts.expires_in, headers.clone(), BTreeMap::new()).await?;
-    Ok(PresignedRequest { method: HttpMethod::Put, url, headers })
+    let url = sign(store, key, Method::PUT, opts.expires_in, headers.clone(), BTreeMap::new()).await?;
+    Ok(PresignedRequest { method: Method::PUT, url, headers })
 }
 
 async fn sign(
     store: &GcsStore,
     key: String,
-    method: HttpMethod,
+    method: Method,
     expiration: Duration,
     headers: BTreeMap<String, String>,
     query_params: BTreeMap<String, String>,

@@ -41,11 +41,12 @@ pub use signature::encode_path;
 use super::naming::Keyspace;
 use super::policy::{self, Checksums};
 use super::{
-    BackendKind, CopyOptions, DeleteOptions, GetOptions, GetResult, HttpMethod, ListOptions, ListPage, MetadataPatch,
-    ObjectMeta, PresignedRequest, PutOptions, PutPayload, SignedUploadOptions, Store, UrlOptions,
+    BackendKind, CopyOptions, DeleteOptions, GetOptions, GetResult, ListOptions, ListPage, MetadataPatch, ObjectMeta,
+    PresignedRequest, PutOptions, PutPayload, SignedUploadOptions, Store, UrlOptions,
 };
 use crate::config::{SigningConfig, StoreConfig};
 use crate::{Error, Result};
+use http::Method;
 
 /// Longest name segment the local store accepts: filesystems cap a file name at 255 bytes and the sidecar
 /// layout adds `.json` (or `.d` to a directory).
@@ -503,7 +504,7 @@ impl Store for LocalStore {
         }
         // Response overrides count only on signed URLs (as on GCS), so asking for one signs the URL.
         let overrides = opts.response_content_disposition.is_some() || opts.response_content_type.is_some();
-        if self.config.public_urls() && !opts.force_signed && !overrides && opts.method == HttpMethod::Get {
+        if self.config.public_urls() && !opts.force_signed && !overrides && opts.method == Method::GET {
             let mut url = format!("{}/{}", self.base_url, encode_path(&key));
             if !params.is_empty() {
                 let q: Vec<String> =
@@ -536,7 +537,7 @@ impl Store for LocalStore {
         if opts.create_only {
             headers.insert("x-goog-if-generation-match".to_string(), "0".to_string());
         }
-        Ok(PresignedRequest { method: HttpMethod::Put, url, headers })
+        Ok(PresignedRequest { method: Method::PUT, url, headers })
     }
 
     async fn versioning_enabled(&self) -> Result<bool> {
