@@ -58,6 +58,7 @@ pub mod auth;
 #[cfg(feature = "orm")]
 pub mod blobs;
 pub mod config;
+mod encoding;
 mod error;
 #[cfg(feature = "events")]
 pub mod events;

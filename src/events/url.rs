@@ -2,10 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-
-/// Characters escaped in a path segment (everything but unreserved characters).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+use crate::encoding;
 
 /// The endpoint URL for `kind` and `reference`: `{base}{path}/{kind}/{reference}?{params}`, absolute when
 /// `base` is given (the router's external base URL), else relative. Segments are percent-encoded; the
@@ -20,8 +17,7 @@ pub fn event_url(
     let base = base.unwrap_or("").trim_end_matches('/');
     let path = path.trim_end_matches('/');
     let path = if path.is_empty() || path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
-    let mut url =
-        format!("{base}{path}/{}/{}", utf8_percent_encode(kind, SEGMENT), utf8_percent_encode(reference, SEGMENT));
+    let mut url = format!("{base}{path}/{}/{}", encoding::component_iter(kind), encoding::component_iter(reference));
     if !parameters.is_empty() {
         let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(parameters.iter()).finish();
         url.push('?');

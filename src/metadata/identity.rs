@@ -1,7 +1,5 @@
 //! OIDC ID tokens for calling other Cloud Run services (`Authorization: Bearer <id token>`).
 
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-
 use super::MetadataClient;
 use crate::{Error, Result};
 
@@ -16,7 +14,7 @@ impl MetadataClient {
         }
         let path = format!(
             "instance/service-accounts/default/identity?audience={}&format=full",
-            utf8_percent_encode(audience, NON_ALPHANUMERIC)
+            crate::encoding::component_iter(audience)
         );
         let token = self.get(&path).await?;
         if token.split('.').count() != 3 {

@@ -324,9 +324,7 @@ impl PubSubClient {
             let mut path = format!("/v1/projects/{}/subscriptions?pageSize=100", self.project);
             if let Some(t) = &token {
                 path.push_str("&pageToken=");
-                path.push_str(
-                    &percent_encoding::utf8_percent_encode(t, percent_encoding::NON_ALPHANUMERIC).to_string(),
-                );
+                path.push_str(&crate::encoding::component(t));
             }
             let page = self.call(Method::GET, &path, None, self.attempts).await?;
             if let Some(items) = page["subscriptions"].as_array() {

@@ -14,14 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
-
-/// Bytes left as they are in query components: the RFC 3986 unreserved set.
-const QUERY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-
-/// Bytes left as they are in the resource path: unreserved plus `/`.
-const PATH: &AsciiSet = &QUERY.remove(b'/');
 
 /// The region part of every GCS credential scope.
 pub const REGION: &str = "auto";
@@ -36,22 +29,22 @@ pub const CONTENT_SHA256_HEADER: &str = "x-goog-content-sha256";
 
 /// Percent-encode a query key or value (`%20` for space; only unreserved bytes kept).
 pub fn encode_query_component(text: &str) -> String {
-    utf8_percent_encode(text, QUERY).to_string()
+    crate::encoding::component(text)
 }
 
 /// Percent-encode an object path (everything but unreserved bytes and `/`).
 pub fn encode_path(text: &str) -> String {
-    utf8_percent_encode(text, PATH).to_string()
+    crate::encoding::path(text)
 }
 
 /// [`encode_path`] as string pieces, to append without an intermediate `String`.
 pub(crate) fn encode_path_iter(text: &str) -> percent_encoding::PercentEncode<'_> {
-    utf8_percent_encode(text, PATH)
+    crate::encoding::path_iter(text)
 }
 
 /// [`encode_query_component`] as string pieces, to append without an intermediate `String`.
 pub(crate) fn encode_query_iter(text: &str) -> percent_encoding::PercentEncode<'_> {
-    utf8_percent_encode(text, QUERY)
+    crate::encoding::component_iter(text)
 }
 
 /// Append the canonical form of a header value (see [`canonical_header_value`]) without allocating.
@@ -158,10 +151,8 @@ pub fn canonical_headers(headers: &BTreeMap<String, String>, host: &str) -> Cano
 /// The canonical query string from already-collected `(key, value)` pairs (unencoded).
 pub fn canonical_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     // Cow: most keys and values need no encoding, so most pairs allocate nothing here.
-    let mut encoded: Vec<(Cow<'a, str>, Cow<'a, str>)> = pairs
-        .into_iter()
-        .map(|(k, v)| (utf8_percent_encode(k, QUERY).into(), utf8_percent_encode(v, QUERY).into()))
-        .collect();
+    let mut encoded: Vec<(Cow<'a, str>, Cow<'a, str>)> =
+        pairs.into_iter().map(|(k, v)| (encode_query_iter(k).into(), encode_query_iter(v).into())).collect();
     encoded.sort_unstable();
     let mut out = String::with_capacity(encoded.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
     for (i, (k, v)) in encoded.iter().enumerate() {

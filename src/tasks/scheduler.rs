@@ -204,10 +204,7 @@ impl SchedulerClient {
         loop {
             let mut url = format!("{}/v1/{parent}/jobs?pageSize={page_size}", self.endpoint);
             if !token.is_empty() {
-                url.push_str(&format!(
-                    "&pageToken={}",
-                    percent_encoding::utf8_percent_encode(&token, percent_encoding::NON_ALPHANUMERIC)
-                ));
+                url.push_str(&format!("&pageToken={}", crate::encoding::component_iter(&token)));
             }
             let page = self.call(reqwest::Method::GET, &url, None, true).await?;
             for job in page.get("jobs").and_then(Value::as_array).into_iter().flatten() {

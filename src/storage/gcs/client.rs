@@ -164,16 +164,12 @@ impl TokenSourceProvider for BearerTokens {
 
 /// Percent-encode one path segment of a JSON API URL (object names: `/` becomes `%2F`).
 pub(crate) fn encode_segment(s: &str) -> String {
-    const SET: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-    percent_encoding::utf8_percent_encode(s, SET).to_string()
+    crate::encoding::component(s)
 }
 
 /// Percent-encode an object key for a download URL path (`/` kept, like Python's `quote(safe="/~")`).
 pub(crate) fn encode_path(key: &str) -> String {
-    const SET: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-    percent_encoding::utf8_percent_encode(key, SET).to_string()
+    crate::encoding::path(key)
 }
 
 #[cfg(test)]

@@ -32,16 +32,12 @@ pub const UPLOAD_PARAMS: &[&str] = &["expires", "upload", "max", "ct", "create"]
 
 /// Percent-encode an object key for a URL path (keeps `/`).
 pub fn encode_path(key: &str) -> String {
-    const SET: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-    percent_encoding::utf8_percent_encode(key, SET).to_string()
+    crate::encoding::path(key)
 }
 
 /// Percent-encode a query value.
 pub fn encode_query(value: &str) -> String {
-    const SET: &percent_encoding::AsciiSet =
-        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-    percent_encoding::utf8_percent_encode(value, SET).to_string()
+    crate::encoding::component(value)
 }
 
 /// Why a local-store URL was refused. [`UrlRefusal::code`] is the stable code the routes answer with.
