@@ -70,6 +70,7 @@ pub mod logging;
 pub mod metadata;
 #[cfg(feature = "orm")]
 pub mod migrate;
+pub mod naming;
 #[cfg(feature = "orm")]
 pub mod promote;
 #[cfg(feature = "pubsub")]

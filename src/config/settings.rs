@@ -24,12 +24,10 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use serde::Deserialize;
 
 use super::StoreConfig;
-use crate::storage::Store;
 use crate::{Error, Result};
 
 /// The environment variable prefix for store options.
@@ -139,13 +137,6 @@ impl Settings {
     /// Names of the configured stores.
     pub fn store_keys(&self) -> impl Iterator<Item = &str> {
         self.stores.keys().map(String::as_str)
-    }
-
-    /// Build store `key`.
-    pub async fn open(&self, key: &str) -> Result<Arc<dyn Store>> {
-        let canonical = canonical_store_key(key);
-        let config = self.store_config(&canonical)?.clone();
-        crate::storage::open(&canonical, config).await
     }
 }
 

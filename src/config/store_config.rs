@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::storage::ObjectParameters;
-use crate::storage::naming::normalize_location;
+use super::ObjectParameters;
+use crate::naming::normalize_location;
 use crate::{Error, Result};
 
 /// GCS requires resumable chunks in multiples of 256 KiB.

@@ -21,10 +21,11 @@ pub mod fault;
 pub mod file;
 #[cfg(feature = "gcs")]
 pub mod gcs;
+mod listing;
 pub mod local;
 pub mod media_type;
 pub mod memory;
-pub mod naming;
+pub use crate::naming;
 mod payload;
 pub mod policy;
 pub mod retry;
@@ -181,6 +182,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         })
         .try_flatten()
         .boxed()
+    }
+}
+
+impl crate::Settings {
+    /// Build store `key` (`media`, `static` or any configured name) from these settings.
+    pub async fn open(&self, key: &str) -> Result<Arc<dyn Store>> {
+        let canonical = crate::config::canonical_store_key(key);
+        let config = self.store_config(&canonical)?.clone();
+        open(&canonical, config).await
     }
 }
 

@@ -457,7 +457,7 @@ impl Store for LocalStore {
         // Page on names first, then read sidecars only for the objects on the page.
         let placeholders =
             items.iter().map(|(rel, _)| (*rel, vec![ObjectMeta { name: rel.to_string(), ..Default::default() }]));
-        let mut page = super::memory::list_sorted(placeholders, &prefix, &opts);
+        let mut page = super::listing::list_sorted(placeholders, &prefix, &opts);
         let mut objects = Vec::with_capacity(page.objects.len());
         for placeholder in &page.objects {
             let key = format!("{}{}", self.keyspace.prefix(), placeholder.name);
