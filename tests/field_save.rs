@@ -493,9 +493,10 @@ async fn the_explicit_steps_inside_a_callers_transaction() {
         let tables = Tables::create(db).await;
         let saver = saver(db, &tables, store.clone());
         let up = upload(store.as_ref(), "t.txt", b"t", "text/plain").await;
-        let mut save = saver.prepare_insert(BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
+        let save = saver.prepare_insert(BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
         let txn = db.begin().await.unwrap();
-        let model = save.apply(&txn, new_doc("in txn")).await.unwrap();
+        let save = save.apply(&txn, new_doc("in txn")).await.unwrap();
+        let model = save.model().clone();
         // the caller's own work in the same transaction
         let mut other = new_doc("sibling").insert(&txn).await.unwrap().into_active_model();
         other.title = Set("sibling 2".into());
@@ -508,9 +509,9 @@ async fn the_explicit_steps_inside_a_callers_transaction() {
         assert!(model.file.is_some());
         // and a caller's rollback leaves nothing behind
         let up = upload(store.as_ref(), "r.txt", b"r", "text/plain").await;
-        let mut save = saver.prepare_insert(BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
+        let save = saver.prepare_insert(BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
         let txn = db.begin().await.unwrap();
-        save.apply(&txn, new_doc("rolled back")).await.unwrap();
+        let save = save.apply(&txn, new_doc("rolled back")).await.unwrap();
         txn.rollback().await.unwrap();
         assert_eq!(save.abort().await, 1);
         assert_no_orphans(db, store.as_ref(), &tables.outbox, &BTreeSet::new(), "rollback").await;

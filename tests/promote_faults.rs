@@ -290,15 +290,21 @@ async fn save(case: &Case<'_>, scenario: Scenario, fault: Fault, before: &Start)
             }
         },
         Fault::Commit => {
-            let mut save = prepare(saver, scenario, changes).await?;
+            let save = prepare(saver, scenario, changes).await?;
             let txn = db.begin().await.unwrap();
-            apply(&mut save, &txn, scenario, active(), before).await?;
+            let applied = match apply(save, &txn, active(), before).await {
+                Ok(applied) => applied,
+                Err(failed) => {
+                    txn.rollback().await.unwrap();
+                    return Err(failed.abort().await.to_string());
+                }
+            };
             txn.rollback().await.unwrap();
-            save.abort().await;
+            applied.abort().await;
             Err("commit failed".into())
         }
         Fault::CrashAfter(step) => {
-            let mut save = prepare(saver, scenario, changes).await?;
+            let save = prepare(saver, scenario, changes).await?;
             if step == Step::Prepare {
                 return Err("crashed".into());
             }
@@ -315,14 +321,16 @@ async fn save(case: &Case<'_>, scenario: Scenario, fault: Fault, before: &Start)
                 _ => {}
             }
             let txn = db.begin().await.unwrap();
-            let applied = apply(&mut save, &txn, scenario, active(), before).await;
-            if applied.is_err() || step == Step::Apply {
-                drop(txn); // the process died: the database rolls the transaction back
-                return Err("crashed".into());
-            }
+            let applied = match apply(save, &txn, active(), before).await {
+                Ok(applied) if step != Step::Apply => applied,
+                _ => {
+                    drop(txn); // the process died: the database rolls the transaction back
+                    return Err("crashed".into());
+                }
+            };
             txn.commit().await.unwrap();
             if step == Step::TempDelete {
-                let report = save.committed().await;
+                let report = applied.committed().await;
                 assert!(!report.left_for_replay.is_empty() || scenario == Scenario::AddValid);
             }
             Ok(())
@@ -330,31 +338,35 @@ async fn save(case: &Case<'_>, scenario: Scenario, fault: Fault, before: &Start)
     }
 }
 
+/// A prepared save of either kind.
+enum Prepared {
+    Save(sea_gcp::promote::BlobSave<docs::Entity>),
+    Delete(sea_gcp::promote::BlobDelete<docs::Entity>),
+}
+
 async fn prepare(
     saver: &BlobSaver<docs::Entity>,
     scenario: Scenario,
     changes: BlobChanges<docs::Entity>,
-) -> Result<sea_gcp::promote::BlobSave<docs::Entity>, String> {
+) -> Result<Prepared, String> {
     let r = match scenario {
-        Scenario::AddValid => saver.prepare_insert(changes).await,
-        Scenario::ValidToValid | Scenario::ValidToBlank => saver.prepare_update(changes).await,
-        Scenario::RowDelete => Ok(saver.prepare_delete()),
+        Scenario::AddValid => saver.prepare_insert(changes).await.map(Prepared::Save),
+        Scenario::ValidToValid | Scenario::ValidToBlank => saver.prepare_update(changes).await.map(Prepared::Save),
+        Scenario::RowDelete => Ok(Prepared::Delete(saver.prepare_delete())),
     };
     r.map_err(|e| e.to_string())
 }
 
 async fn apply(
-    save: &mut sea_gcp::promote::BlobSave<docs::Entity>,
+    save: Prepared,
     txn: &sea_orm::DatabaseTransaction,
-    scenario: Scenario,
     model: docs::ActiveModel,
     before: &Start,
-) -> Result<(), String> {
-    let r = match scenario {
-        Scenario::RowDelete => save.apply_delete(txn, before.row.clone().unwrap()).await,
-        _ => save.apply(txn, model).await.map(|_| ()),
-    };
-    r.map_err(|e| e.to_string())
+) -> Result<sea_gcp::promote::AppliedSave<docs::Entity>, sea_gcp::promote::FailedSave<docs::Entity>> {
+    match save {
+        Prepared::Delete(save) => save.apply(txn, before.row.clone().unwrap()).await,
+        Prepared::Save(save) => save.apply(txn, model).await,
+    }
 }
 
 async fn every_fault(scenario: Scenario) {
