@@ -37,10 +37,9 @@ use axum::routing::{get, post};
 use hmac::{Hmac, Mac};
 use sea_gcp::blobs::BlobFormRejection;
 use sea_gcp::config::{BackendConfig, SigningConfig};
-use sea_gcp::field::{BlobFieldSpec, DeletePolicy};
-use sea_gcp::storage::UrlOptions;
+use sea_gcp::field::BlobFieldSpec;
 use sea_gcp::storage::local::LocalStore;
-use sea_gcp::upload::{Grant, Refusal, UploadField};
+use sea_gcp::upload::{Grant, Refusal};
 use sea_gcp::{BlobForm, Blobs, Settings, Store, StoreConfig};
 use sea_orm::{ActiveValue, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryOrder, Schema};
 use serde::Deserialize;
@@ -76,23 +75,20 @@ pub mod document {
 
 const MIB: u64 = 1024 * 1024;
 
-#[derive(Clone)]
+/// The app's state; [`BlobForm`] finds the registry in it through `FromRef`.
+#[derive(Clone, FromRef)]
 struct App {
     /// Signs CSRF tokens (HMAC of the session id).
     csrf_key: sea_gcp::Secret,
     db: DatabaseConnection,
     /// Stores, blob fields, uploads and saving.
     blobs: Blobs,
+    /// The store's backend, for the page footer.
+    #[from_ref(skip)]
+    backend: &'static str,
 }
 
 type Shared = State<App>;
-
-/// Where [`BlobForm`] finds the registry.
-impl FromRef<App> for Blobs {
-    fn from_ref(app: &App) -> Blobs {
-        app.blobs.clone()
-    }
-}
 
 /// The document form's own fields (its blob inputs are read by [`BlobForm`]).
 #[derive(Debug, Deserialize)]
@@ -182,7 +178,7 @@ fn refused() -> Response {
 }
 
 /// Who may ask for upload tickets: requests from this site with a session; tickets are bound to it.
-fn authorize_upload(parts: &axum::http::request::Parts, _field: &UploadField) -> Result<Grant, Refusal> {
+fn authorize_upload(parts: &axum::http::request::Parts) -> Result<Grant, Refusal> {
     if !same_origin(&parts.headers) {
         return Err(Refusal::forbidden("uploads are accepted from this site only"));
     }
@@ -263,18 +259,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let max_size = env_u64("SEA_GCP_EXAMPLE_MAX_SIZE", 100 * MIB);
 
     // The registry: the store, both fields and their limits, ticket signing, who may upload.
-    let remove = DeletePolicy::Delete;
-    let file = BlobFieldSpec::new(document::Column::File, "media").max_size(max_size).delete_policy(remove);
-    let attachment = BlobFieldSpec::new(document::Column::Attachment, "media").max_size(10 * MIB).delete_policy(remove);
+    let file = BlobFieldSpec::new(document::Column::File, "media").max_size(max_size).delete_replaced();
+    let attachment = BlobFieldSpec::new(document::Column::Attachment, "media").max_size(10 * MIB).delete_replaced();
     let attachment = attachment.accept(["image/*", "application/pdf", "text/plain"]);
     let blobs = Blobs::builder(db.clone()).store(store.clone()).local_routes(local).secret(&secret);
-    let blobs =
-        blobs.authorize_fn(authorize_upload).tune_uploads(move |f| f.resumable_threshold(threshold).chunk_size(chunk));
+    let blobs = blobs
+        .authorize_fn(|parts, _| authorize_upload(parts))
+        .tune_uploads(move |f| f.resumable_threshold(threshold).chunk_size(chunk));
     let blobs = blobs.entity(|e| e.field(file).field(attachment)).build()?;
     blobs.create_tables().await?;
     tracing::info!("outbox replayed: {}", blobs.repair().await?);
     let uploads = blobs.router();
-    let app = App { csrf_key: sea_gcp::Secret::new(format!("csrf:{secret}")), db, blobs };
+    let backend = store.kind().as_str();
+    let app = App { csrf_key: sea_gcp::Secret::new(format!("csrf:{secret}")), db, blobs, backend };
 
     let router = Router::new()
         .route("/", get(list))
@@ -300,7 +297,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Err(e) => return Err(format!("cannot listen on {addr}: {e}").into()),
     };
-    let backend = store.kind().as_str();
     println!("sea-gcp example ({backend} store, database {db_url})");
     println!("open http://{}/", listener.local_addr()?);
     axum::serve(listener, router).await?;
@@ -320,9 +316,8 @@ fn not_found() -> Response {
 
 async fn list(State(app): Shared, headers: HeaderMap) -> Response {
     let (sid, cookie) = ensure_session(&headers);
-    let backend = app.blobs.stores().first().map(|s| s.kind().as_str()).unwrap_or("");
     match document::Entity::find().order_by_asc(document::Column::Id).all(&app.db).await {
-        Ok(rows) => page(pages::list(&rows, backend, &csrf_token(&app.csrf_key, &sid)), cookie),
+        Ok(rows) => page(pages::list(&rows, app.backend, &csrf_token(&app.csrf_key, &sid)), cookie),
         Err(e) => server_error(e),
     }
 }
@@ -330,7 +325,7 @@ async fn list(State(app): Shared, headers: HeaderMap) -> Response {
 async fn new_form(State(app): Shared, headers: HeaderMap) -> Response {
     let (sid, cookie) = ensure_session(&headers);
     let form = pages::Form { csrf: &csrf_token(&app.csrf_key, &sid), ..pages::Form::default() };
-    page(pages::form(&app.blobs, &form), cookie)
+    form_page(&app, &form, cookie)
 }
 
 async fn edit_form(State(app): Shared, headers: HeaderMap, Path(id): Path<i32>) -> Response {
@@ -339,7 +334,7 @@ async fn edit_form(State(app): Shared, headers: HeaderMap, Path(id): Path<i32>) 
         Ok(Some(row)) => {
             let csrf = csrf_token(&app.csrf_key, &sid);
             let form = pages::Form { row: Some(&row), title: &row.title, csrf: &csrf, ..pages::Form::default() };
-            page(pages::form(&app.blobs, &form), cookie)
+            form_page(&app, &form, cookie)
         }
         Ok(None) => not_found(),
         Err(e) => server_error(e),
@@ -349,9 +344,14 @@ async fn edit_form(State(app): Shared, headers: HeaderMap, Path(id): Path<i32>) 
 /// The form again, with the refusal's message, the posted title and the uploads that verified.
 fn reshow(app: &App, sid: &str, row: Option<&document::Model>, refused: BlobFormRejection) -> Response {
     let csrf = csrf_token(&app.csrf_key, sid);
-    let title = refused.value("title").unwrap_or_default();
-    let form = pages::Form { row, title, csrf: &csrf, refused: Some(&refused) };
-    (refused.refusal.status, page(pages::form(&app.blobs, &form), None)).into_response()
+    let form =
+        pages::Form { row, title: refused.value("title").unwrap_or_default(), csrf: &csrf, refused: Some(&refused) };
+    (refused.refusal.status, form_page(app, &form, None)).into_response()
+}
+
+/// The document form page.
+fn form_page(app: &App, form: &pages::Form<'_>, set_cookie: Option<HeaderValue>) -> Response {
+    page(pages::form(&app.blobs, form), set_cookie)
 }
 
 /// The CSRF token of a posted form, accepted or refused.
@@ -442,13 +442,7 @@ async fn download(State(app): Shared, Path((id, column)): Path<(i32, String)>) -
     let Some(value) = value else {
         return (StatusCode::NOT_FOUND, "no such file").into_response();
     };
-    let filename =
-        value.original_name.clone().unwrap_or_else(|| value.name.rsplit('/').next().unwrap_or("file").into());
-    let disposition = pages::attachment_disposition(&filename);
-    let opts =
-        UrlOptions::new().with_expires_in(Duration::from_secs(300)).with_response_content_disposition(disposition);
-    let url = app.blobs.url(column, value, opts).await;
-    match url {
+    match app.blobs.download_url(column, value, Duration::from_secs(300)).await {
         Ok(url) => ([(header::CACHE_CONTROL, "no-store")], Redirect::to(&url)).into_response(),
         Err(e) => server_error(e),
     }

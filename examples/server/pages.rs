@@ -22,14 +22,6 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// `attachment; filename="<ascii>"; filename*=UTF-8''<percent-encoded>`.
-pub fn attachment_disposition(name: &str) -> String {
-    let ascii: String =
-        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
-    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
-    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
-}
-
 fn layout(title: &str, body: &str) -> String {
     format!(
         r#"<!doctype html>

@@ -513,6 +513,22 @@ impl Blobs {
         self.store(&key)?.url(&value.name, options).await
     }
 
+    /// A short-lived URL that downloads `value` (of the blob field `column`) as an attachment under its
+    /// [`download_name`](crate::field::BlobValue::download_name), valid for `lifetime`: signed (a
+    /// local-route URL on the local store) even when the store serves public URLs.
+    pub async fn download_url<C: sea_orm::ColumnTrait>(
+        &self,
+        column: C,
+        value: &crate::field::BlobValue,
+        lifetime: Duration,
+    ) -> Result<String> {
+        let options = crate::storage::UrlOptions::new()
+            .with_expires_in(lifetime)
+            .with_attachment(value.download_name())
+            .with_force_signed(true);
+        self.url(column, value, options).await
+    }
+
     #[cfg(feature = "axum")]
     fn uploads(&self) -> Result<&UploadRouter> {
         self.inner.uploads.as_ref().ok_or_else(|| {

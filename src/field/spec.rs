@@ -302,6 +302,12 @@ impl<E: EntityTrait> BlobFieldSpec<E> {
         self
     }
 
+    /// Delete the old object when the value is replaced or blanked, or its row deleted: shorthand for
+    /// `delete_policy(DeletePolicy::Delete)` (the default keeps it, as django-gcp does).
+    pub fn delete_replaced(self) -> Self {
+        self.delete_policy(DeletePolicy::Delete)
+    }
+
     /// Allow a blank value (SQL NULL; the column must be `Option<BlobValue>`).
     pub fn blank(mut self, allowed: bool) -> Self {
         self.blank = allowed;

@@ -70,6 +70,11 @@ impl Drift {
 }
 
 impl BlobValue {
+    /// The name to save the file under: the uploaded file's name, else the object name's last segment.
+    pub fn download_name(&self) -> &str {
+        self.original_name.as_deref().unwrap_or_else(|| self.name.rsplit('/').next().unwrap_or(&self.name))
+    }
+
     /// A value naming `name` with nothing cached (as a legacy value would be read).
     pub fn uncached(name: impl Into<String>) -> Self {
         Self {
@@ -364,6 +369,14 @@ pub(crate) fn snippet(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_download_name_is_the_uploaded_name_else_the_last_segment() {
+        let mut v = BlobValue::uncached("reports/2026/q3.pdf");
+        assert_eq!(v.download_name(), "q3.pdf");
+        v.original_name = Some("Q3 report.pdf".into());
+        assert_eq!(v.download_name(), "Q3 report.pdf");
+    }
 
     fn full() -> BlobValue {
         let mut v = BlobValue::uncached("reports/q3.pdf");
