@@ -75,6 +75,7 @@ pub mod naming;
 pub mod promote;
 #[cfg(feature = "pubsub")]
 pub mod pubsub;
+mod random;
 #[cfg(feature = "orm")]
 mod schema;
 pub mod secret;

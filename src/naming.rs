@@ -137,9 +137,7 @@ impl Keyspace {
 /// django's `get_available_name`: `name` with `_<7 random alphanumerics>` inserted before the
 /// extension. Used by [`Store::save`](super::Store::save) when a create-only write finds the name taken.
 pub fn alternative_name(name: &str) -> String {
-    use rand::Rng;
-    use rand::distr::Alphanumeric;
-    let suffix: String = rand::rng().sample_iter(&Alphanumeric).take(7).map(char::from).collect();
+    let suffix = crate::random::alphanumeric(7);
     let (dir, file) = match name.rfind('/') {
         Some(i) => (&name[..=i], &name[i + 1..]),
         None => ("", name),

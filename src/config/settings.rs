@@ -19,13 +19,14 @@
 //!
 //! Environment variables override or add single options: `SEA_GCP__<STORE>__<OPTION>=value`, e.g.
 //! `SEA_GCP__MEDIA__BUCKET_NAME=my-bucket`, `SEA_GCP__STATIC__GZIP=true`,
-//! `SEA_GCP__MEDIA__OBJECT_PARAMETERS__CACHE_CONTROL=public, max-age=60`. Values are parsed as TOML
-//! scalars when they can be (numbers, booleans), else taken as strings.
+//! `SEA_GCP__MEDIA__OBJECT_PARAMETERS__CACHE_CONTROL=public, max-age=60`. Values are read as JSON
+//! numbers, booleans and arrays when they parse as one (`true`, `524288`, `["text/css"]`), else taken as
+//! strings. Reading TOML text needs the `toml` feature (on by default); [`Settings::from_env`] and the
+//! builder do not.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::StoreConfig;
 use crate::{Error, Result};
@@ -48,7 +49,11 @@ pub struct Settings {
     stores: BTreeMap<String, StoreConfig>,
 }
 
-#[derive(Deserialize)]
+/// One store's options before they are checked: TOML tables and environment variables both become this.
+type Table = Map<String, Value>;
+
+#[cfg(feature = "toml")]
+#[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileShape {
     #[serde(default)]
@@ -62,12 +67,14 @@ impl Settings {
     }
 
     /// Parse TOML text (see the module docs), then apply `SEA_GCP__*` environment overrides.
+    #[cfg(feature = "toml")]
     pub fn from_toml_str(text: &str) -> Result<Self> {
         Self::from_toml_and_env(text, std::env::vars())
     }
 
     /// Read a TOML file, then apply `SEA_GCP__*` environment overrides.
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+    #[cfg(feature = "toml")]
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::config(None, format!("cannot read settings file {}: {e}", path.display())))?;
@@ -76,16 +83,23 @@ impl Settings {
 
     /// Only environment variables (`SEA_GCP__<STORE>__<OPTION>`).
     pub fn from_env() -> Result<Self> {
-        Self::from_toml_and_env("", std::env::vars())
+        Self::from_env_vars(std::env::vars())
+    }
+
+    /// Only the given environment (testable form of [`Settings::from_env`]).
+    pub fn from_env_vars(env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        Self::from_tables(BTreeMap::new(), env)
     }
 
     /// TOML text plus the given environment (testable form of [`Settings::from_toml_str`]).
+    #[cfg(feature = "toml")]
     pub fn from_toml_and_env(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
         let shape: FileShape =
             toml::from_str(text).map_err(|e| Error::config(None, format!("settings TOML is invalid: {e}")))?;
-        let mut tables: BTreeMap<String, toml::Table> = BTreeMap::new();
+        let mut tables: BTreeMap<String, Table> = BTreeMap::new();
         for (key, table) in shape.stores {
             let canonical = canonical_store_key(&key);
+            let Value::Object(table) = toml_to_json(toml::Value::Table(table)) else { unreachable!("a table") };
             if tables.insert(canonical.clone(), table).is_some() {
                 return Err(Error::config(
                     Some(canonical),
@@ -93,6 +107,14 @@ impl Settings {
                 ));
             }
         }
+        Self::from_tables(tables, env)
+    }
+
+    /// Apply the `SEA_GCP__*` variables of `env` over `tables`, then check every store.
+    fn from_tables(
+        mut tables: BTreeMap<String, Table>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
         for (var, value) in env {
             let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
                 continue;
@@ -110,8 +132,8 @@ impl Settings {
         }
         let mut stores = BTreeMap::new();
         for (key, table) in tables {
-            let config: StoreConfig =
-                toml::Value::Table(table).try_into().map_err(|e| Error::config(Some(key.clone()), format!("{e}")))?;
+            let config: StoreConfig = serde_json::from_value(Value::Object(table))
+                .map_err(|e| Error::config(Some(key.clone()), format!("{e}")))?;
             config.validate(&key)?;
             stores.insert(key, config);
         }
@@ -140,30 +162,40 @@ impl Settings {
     }
 }
 
-fn parse_env_value(value: &str) -> toml::Value {
-    // Booleans and numbers as TOML scalars; anything else (including `1d`) as a string.
-    match toml::from_str::<toml::Table>(&format!("v = {value}")) {
-        Ok(mut t) => match t.remove("v") {
-            Some(v @ (toml::Value::Boolean(_) | toml::Value::Integer(_) | toml::Value::Float(_))) => v,
-            Some(v @ toml::Value::Array(_)) => v,
-            _ => toml::Value::String(value.to_string()),
-        },
-        Err(_) => toml::Value::String(value.to_string()),
+fn parse_env_value(value: &str) -> Value {
+    // Booleans, numbers and arrays as such; anything else (including `1d`) as a string.
+    match serde_json::from_str::<Value>(value) {
+        Ok(v @ (Value::Bool(_) | Value::Number(_) | Value::Array(_))) => v,
+        _ => Value::String(value.to_string()),
     }
 }
 
-fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+/// A TOML value as JSON: dates and times become their RFC 3339 text.
+#[cfg(feature = "toml")]
+fn toml_to_json(value: toml::Value) -> Value {
+    match value {
+        toml::Value::String(s) => Value::String(s),
+        toml::Value::Integer(i) => Value::from(i),
+        toml::Value::Float(f) => Value::from(f),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(items) => Value::Array(items.into_iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect()),
+    }
+}
+
+fn set_path(table: &mut Table, path: &[String], value: Value) {
     match path {
         [] => {}
         [last] => {
             table.insert(last.clone(), value);
         }
         [first, rest @ ..] => {
-            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if !entry.is_table() {
-                *entry = toml::Value::Table(toml::Table::new());
+            let entry = table.entry(first.clone()).or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
             }
-            if let toml::Value::Table(t) = entry {
+            if let Value::Object(t) = entry {
                 set_path(t, rest, value);
             }
         }
@@ -199,6 +231,31 @@ mod tests {
     use super::*;
     use crate::config::BackendConfig;
 
+    #[test]
+    fn environment_only() {
+        let env = [
+            ("SEA_GCP__DEFAULT__BUCKET_NAME", "b"),
+            ("SEA_GCP__MEDIA__GZIP", "true"),
+            ("SEA_GCP__MEDIA__BLOB_CHUNK_SIZE", "524288"),
+            ("SEA_GCP__MEDIA__GZIP_CONTENT_TYPES", r#"["text/css"]"#),
+            ("SEA_GCP__MEDIA__EXPIRATION", "1h"),
+            ("SEA_GCP__MEDIA__OBJECT_PARAMETERS__CACHE_CONTROL", "public, max-age=60"),
+        ];
+        let s = Settings::from_env_vars(env.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+        let media = s.store_config("media").unwrap();
+        assert_eq!((media.bucket_name.as_str(), media.gzip, media.blob_chunk_size), ("b", true, Some(524_288)));
+        assert_eq!(media.gzip_content_types, vec!["text/css".to_string()]);
+        assert_eq!(media.expiration, Duration::from_secs(3600));
+        assert_eq!(media.object_parameters.cache_control.as_deref(), Some("public, max-age=60"));
+        let bad = [
+            ("SEA_GCP__MEDIA__BUCKET_NAME".to_string(), "b".to_string()),
+            ("SEA_GCP__MEDIA__GZIPP".into(), "1".into()),
+        ];
+        let err = Settings::from_env_vars(bad).unwrap_err().to_string();
+        assert!(err.contains("store `media`") && err.contains("unknown field"), "{err}");
+    }
+
+    #[cfg(feature = "toml")]
     #[test]
     fn toml_env_and_aliases() {
         let text = r#"
@@ -238,6 +295,7 @@ mod tests {
         assert!(missing.contains("no such store") && missing.contains("[stores.extras]"), "{missing}");
     }
 
+    #[cfg(feature = "toml")]
     #[test]
     fn bad_options_name_the_store_and_fix() {
         let cases = [

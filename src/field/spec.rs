@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
+use futures_util::future::BoxFuture;
 use sea_orm::{ColumnTrait, EntityTrait, IdenStatic};
 
 use super::value::BlobValue;

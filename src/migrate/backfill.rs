@@ -31,8 +31,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use futures::stream::FuturesOrdered;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, TransactionTrait};
 
 use super::ColumnMigration;

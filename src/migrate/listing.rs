@@ -28,7 +28,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use futures::{StreamExt, TryStreamExt};
+use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
 
 use crate::storage::{GetOptions, ListOptions, ObjectMeta, Store, naming};
@@ -125,7 +125,8 @@ impl Resolver {
                 }
             }
         });
-        let confirmed: Vec<Option<ObjectMeta>> = futures::stream::iter(heads).buffer_unordered(8).try_collect().await?;
+        let confirmed: Vec<Option<ObjectMeta>> =
+            futures_util::stream::iter(heads).buffer_unordered(8).try_collect().await?;
         for meta in confirmed.into_iter().flatten() {
             found.insert(meta.name.clone(), meta);
         }
@@ -173,7 +174,7 @@ impl Resolver {
             opts.page_token = Some(token);
             vec![self.list_pages(opts).await?]
         } else {
-            futures::stream::iter(lists).buffer_unordered(self.ranges).try_collect().await?
+            futures_util::stream::iter(lists).buffer_unordered(self.ranges).try_collect().await?
         };
         for meta in tails.into_iter().flatten() {
             map.insert(meta.name.clone(), meta);

@@ -188,7 +188,7 @@ pub(crate) async fn record<C: ConnectionTrait>(
     if !table.record(txn, &ticket.nonce, store, field, ticket.expires).await? {
         return Err(Error::TicketReplayed { field: field.to_string() });
     }
-    if rand::random_ratio(1, PRUNE_EVERY) {
+    if crate::random::one_in(PRUNE_EVERY) {
         let db = db.clone();
         tokio::spawn(async move {
             if let Err(e) = table.prune(&db, chrono::Utc::now().timestamp()).await {

@@ -396,7 +396,7 @@ impl PubSubClient {
                 return Err(outcome);
             }
             let backoff = Duration::from_millis(100 * 2u64.pow(attempt - 1));
-            let jitter = Duration::from_millis(rand::random::<u64>() % 50);
+            let jitter = Duration::from_millis(crate::random::u64() % 50);
             tokio::time::sleep(backoff + jitter).await;
         }
     }

@@ -8,7 +8,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt as _;
+use futures_util::StreamExt as _;
 
 use super::url::{sign_url, sign_url_blocking};
 use super::{SignedUrl, Signer, SigningAlgorithm, V4Request};
@@ -103,7 +103,7 @@ pub async fn sign_urls(signer: Arc<dyn Signer>, requests: Vec<V4Request>) -> Res
             .map_err(|e| Error::signing(format!("URL-signing task failed: {e}")))?;
     }
     let now = Utc::now();
-    futures::stream::iter(requests.into_iter().map(|mut r| {
+    futures_util::stream::iter(requests.into_iter().map(|mut r| {
         let signer = Arc::clone(&signer);
         r.timestamp.get_or_insert(now);
         async move { sign_url(&*signer, &r).await }

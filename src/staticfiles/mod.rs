@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use futures::{StreamExt, TryStreamExt};
+use futures_util::{StreamExt, TryStreamExt};
 use md5::Digest;
 
 use crate::storage::{DeleteOptions, ObjectMeta, PutOptions, PutPayload, Store};
@@ -243,7 +243,7 @@ pub async fn execute(
 ) -> Result<SyncReport> {
     let concurrency = opts.concurrency.max(1);
     let on_event = &on_event;
-    let bytes: u64 = futures::stream::iter(plan.uploads.iter())
+    let bytes: u64 = futures_util::stream::iter(plan.uploads.iter())
         .map(|up| async move {
             let mut put = PutOptions::default();
             put.params.metadata.insert(SOURCE_MD5_KEY.into(), up.md5.clone());
@@ -254,7 +254,7 @@ pub async fn execute(
         .buffer_unordered(concurrency)
         .try_fold(0u64, |acc, n| async move { Ok(acc + n) })
         .await?;
-    futures::stream::iter(plan.deletes.iter())
+    futures_util::stream::iter(plan.deletes.iter())
         .map(|name| async move {
             match store.delete(name, DeleteOptions::default()).await {
                 Ok(()) | Err(Error::NotFound { .. }) => {}

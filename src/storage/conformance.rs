@@ -22,7 +22,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::policy::Checksums;
 use super::{
@@ -142,7 +142,7 @@ pub async fn create_emulator_bucket(host: &str, bucket: &str, versioning: bool) 
 
 fn chunks(data: &[u8], size: usize) -> super::ByteStream {
     let parts: Vec<std::io::Result<Bytes>> = data.chunks(size).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
-    futures::stream::iter(parts).boxed()
+    futures_util::stream::iter(parts).boxed()
 }
 
 /// put → head → get agree; metadata is GCS-shaped; NotFound for a missing object.

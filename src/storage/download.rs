@@ -21,7 +21,7 @@
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use futures::TryStreamExt;
+use futures_util::TryStreamExt;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::{ByteStream, GetOptions, ObjectMeta, Store};
@@ -222,7 +222,7 @@ pub async fn download_to_file(
             Some(r) if plan.len() > 1 => (r.clone(), true),
             _ => (0..meta.size, !encoded),
         };
-        let mut parts: Vec<futures::future::BoxFuture<'_, Result<(u64, u32)>>> =
+        let mut parts: Vec<futures_util::future::BoxFuture<'_, Result<(u64, u32)>>> =
             vec![Box::pin(write_at(store, name, first.body, &tmp, first_range, limit, opts.buffer_size))];
         for range in plan.iter().skip(1).cloned() {
             let get = pinned.clone().with_range(range.clone());
@@ -233,7 +233,7 @@ pub async fn download_to_file(
             }));
         }
         let slices = parts.len();
-        let parts = futures::future::try_join_all(parts).await?;
+        let parts = futures_util::future::try_join_all(parts).await?;
         let (bytes, crc) = parts.iter().fold((0u64, 0u32), |(total, crc), &(len, part)| {
             (total + len, crc32c::crc32c_combine(crc, part, len as usize))
         });

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::Utc;
-use futures::StreamExt;
+use futures_util::StreamExt;
 
 use super::naming::Keyspace;
 use super::policy::{self, Checksums};
@@ -138,7 +138,7 @@ pub(crate) fn serve_bytes(name: &str, meta: ObjectMeta, data: Bytes, opts: &GetO
         }
     };
     let slice = data.slice(range.start as usize..range.end as usize);
-    let mut body = futures::stream::once(async move { Ok(slice) }).boxed();
+    let mut body = futures_util::stream::once(async move { Ok(slice) }).boxed();
     if policy::should_gunzip(meta.content_encoding.as_deref(), opts.raw, opts.range.is_some()) {
         body = policy::gunzip_stream(body);
     }

@@ -34,8 +34,8 @@ mod types;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
 
 pub use payload::{ByteStream, GetResult, PutPayload};
 #[cfg(feature = "axum")]
@@ -174,11 +174,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Every object under `prefix` (all pages), as a stream.
     fn list_all(&self, prefix: Option<String>) -> BoxStream<'_, Result<ObjectMeta>> {
         let state = Some(ListOptions { prefix, ..ListOptions::default() });
-        futures::stream::try_unfold(state, move |state| async move {
+        futures_util::stream::try_unfold(state, move |state| async move {
             let Some(opts) = state else { return Ok(None) };
             let page = self.list(opts.clone()).await?;
             let next = page.next_page_token.map(|t| ListOptions { page_token: Some(t), ..opts });
-            Ok::<_, Error>(Some((futures::stream::iter(page.objects.into_iter().map(Ok)), next)))
+            Ok::<_, Error>(Some((futures_util::stream::iter(page.objects.into_iter().map(Ok)), next)))
         })
         .try_flatten()
         .boxed()

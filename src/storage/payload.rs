@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::ObjectMeta;
 use crate::Result;
@@ -85,7 +85,7 @@ impl PutPayload {
     /// Turn any payload into a chunk stream (files are read in `chunk_size` pieces).
     pub async fn into_stream(self, chunk_size: usize) -> Result<ByteStream> {
         Ok(match self {
-            PutPayload::Bytes(b) => futures::stream::once(async move { Ok(b) }).boxed(),
+            PutPayload::Bytes(b) => futures_util::stream::once(async move { Ok(b) }).boxed(),
             PutPayload::Stream { stream, .. } => stream,
             PutPayload::File(path) => {
                 let file = tokio::fs::File::open(&path).await?;

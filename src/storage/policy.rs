@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
-use futures::StreamExt;
+use futures_util::StreamExt;
 use md5::Digest;
 
 use super::{ByteStream, CopyOptions, ObjectMeta, ObjectParameters, Preconditions, PutOptions};
@@ -51,7 +51,7 @@ pub fn prepare_write(config: &StoreConfig, name: &str, opts: &PutOptions) -> Wri
 /// Gzip a stream chunk by chunk (bounded memory).
 pub fn gzip_stream(input: ByteStream) -> ByteStream {
     let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    futures::stream::unfold((input, Some(encoder)), |(mut input, encoder)| async move {
+    futures_util::stream::unfold((input, Some(encoder)), |(mut input, encoder)| async move {
         let mut encoder = encoder?;
         loop {
             match input.next().await {
@@ -80,7 +80,7 @@ pub fn gzip_stream(input: ByteStream) -> ByteStream {
 /// Undo gzip on a stream chunk by chunk.
 pub fn gunzip_stream(input: ByteStream) -> ByteStream {
     let decoder = flate2::write::GzDecoder::new(Vec::new());
-    futures::stream::unfold((input, Some(decoder)), |(mut input, decoder)| async move {
+    futures_util::stream::unfold((input, Some(decoder)), |(mut input, decoder)| async move {
         let mut decoder = decoder?;
         loop {
             match input.next().await {
@@ -204,7 +204,7 @@ pub fn copied_meta(source: &ObjectMeta, name: String, params: Option<&ObjectPara
 
 #[cfg(test)]
 mod tests {
-    use futures::TryStreamExt;
+    use futures_util::TryStreamExt;
 
     use super::*;
 
@@ -236,11 +236,11 @@ mod tests {
         let chunks: Vec<std::io::Result<Bytes>> =
             (0..50).map(|i| Ok(Bytes::from(format!("line {i} body {{ color: red }}\n").repeat(100)))).collect();
         let original: Vec<u8> = chunks.iter().flat_map(|c| c.as_ref().unwrap().to_vec()).collect();
-        let zipped: Vec<Bytes> = gzip_stream(futures::stream::iter(chunks).boxed()).try_collect().await.unwrap();
+        let zipped: Vec<Bytes> = gzip_stream(futures_util::stream::iter(chunks).boxed()).try_collect().await.unwrap();
         let zipped_len: usize = zipped.iter().map(|b| b.len()).sum();
         assert!(zipped_len < original.len() / 10);
         let back: Vec<Bytes> =
-            gunzip_stream(futures::stream::iter(zipped.into_iter().map(Ok)).boxed()).try_collect().await.unwrap();
+            gunzip_stream(futures_util::stream::iter(zipped.into_iter().map(Ok)).boxed()).try_collect().await.unwrap();
         assert_eq!(back.concat(), original);
     }
 

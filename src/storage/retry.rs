@@ -35,8 +35,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use rand::Rng;
-
 use super::Preconditions;
 use crate::config::RetryConfig;
 use crate::{Error, Result};
@@ -127,7 +125,7 @@ impl RetryPolicy {
         if cap.is_zero() {
             return cap;
         }
-        Duration::from_secs_f64(rand::rng().random_range(0.0..=cap.as_secs_f64()))
+        Duration::from_secs_f64(crate::random::unit() * cap.as_secs_f64())
     }
 
     /// Whether the failure `error` of attempt `attempt` (0-based) should be retried.

@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
 
 use super::client::RetryOptions;
@@ -136,7 +136,7 @@ impl Dispatcher {
     pub async fn send_due(&self) -> Result<SentBatch> {
         let now = chrono::Utc::now().timestamp_millis();
         let rows = self.outbox.due(&self.db, now, self.options.batch_size).await?;
-        let results: Vec<(OutboxEntry, Result<()>)> = futures::stream::iter(rows)
+        let results: Vec<(OutboxEntry, Result<()>)> = futures_util::stream::iter(rows)
             .map(|row| async move {
                 let outcome = self.send_row(&row).await;
                 (row, outcome)

@@ -505,7 +505,7 @@ fn create(shared: &Arc<Shared>, queue: &str, body: &[u8]) -> Response {
     let (json, id) = {
         let mut queues = shared.queues.lock().unwrap();
         let Some(q) = queues.get_mut(queue) else { return not_found() };
-        let id = id.unwrap_or_else(|| format!("{:019}", rand::random::<u64>() % 10_000_000_000_000_000_000));
+        let id = id.unwrap_or_else(|| format!("{:019}", crate::random::u64() % 10_000_000_000_000_000_000));
         q.tombstones.retain(|_, at| at.elapsed() < window);
         if q.tasks.contains_key(&id) || q.tombstones.contains_key(&id) {
             shared.refused_duplicates.fetch_add(1, Ordering::SeqCst);

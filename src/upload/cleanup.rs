@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::TryStreamExt;
+use futures_util::TryStreamExt;
 
 use super::field::DEFAULT_INGRESS_PREFIX;
 use crate::config::BackendConfig;

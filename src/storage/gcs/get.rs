@@ -10,7 +10,7 @@
 //! impossible. If a server decompresses anyway (no `Content-Encoding: gzip` on the response), the body is
 //! passed through as it is.
 
-use futures::{StreamExt, TryStreamExt};
+use futures_util::{StreamExt, TryStreamExt};
 use gcloud_storage::http::objects::get::GetObjectRequest;
 use reqwest::header::{ACCEPT_ENCODING, CONTENT_ENCODING, RANGE};
 
@@ -66,7 +66,7 @@ pub(super) async fn get(store: &GcsStore, name: &str, opts: GetOptions) -> Resul
         })?,
     };
     if range.is_empty() {
-        return Ok(GetResult { meta, range, body: futures::stream::empty().boxed() });
+        return Ok(GetResult { meta, range, body: futures_util::stream::empty().boxed() });
     }
     let ctx = store.ctx(&rel);
     let url = format!("{}/b/{}/o/{}", store.conn.api_base(), encode_segment(store.bucket()), encode_segment(&key));

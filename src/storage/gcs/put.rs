@@ -6,7 +6,7 @@
 //! the object's preconditions: the session makes chunks idempotent (see [`crate::storage::retry`]).
 
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use futures_util::StreamExt;
 use gcloud_storage::http::objects::Object;
 use gcloud_storage::http::objects::upload::{UploadObjectRequest, UploadType};
 use gcloud_storage::http::resumable_upload_client::{ChunkSize, ResumableUploadClient, UploadStatus};
@@ -70,7 +70,7 @@ pub(super) async fn put(store: &GcsStore, name: &str, payload: PutPayload, opts:
             match chunk_size {
                 Some(chunk) if data.len() as u64 > chunk => {
                     let size = data.len() as u64;
-                    let stream = futures::stream::once(async move { Ok(data) }).boxed();
+                    let stream = futures_util::stream::once(async move { Ok(data) }).boxed();
                     resumable(store, &target, stream, Some(size), chunk).await
                 }
                 _ => multipart(store, &target, data).await,
@@ -99,7 +99,7 @@ pub(super) async fn put(store: &GcsStore, name: &str, payload: PutPayload, opts:
 }
 
 async fn gzip_bytes(data: Bytes) -> Result<Bytes> {
-    let stream = policy::gzip_stream(futures::stream::once(async move { Ok(data) }).boxed());
+    let stream = policy::gzip_stream(futures_util::stream::once(async move { Ok(data) }).boxed());
     PutPayload::stream(stream, None).into_bytes().await
 }
 
@@ -426,7 +426,7 @@ mod tests {
                 Ok(b)
             })
             .collect();
-        let mut chunker = Chunker::new(futures::stream::iter(items).boxed(), size);
+        let mut chunker = Chunker::new(futures_util::stream::iter(items).boxed(), size);
         let mut out = Vec::new();
         let mut joined = Vec::new();
         loop {
