@@ -159,8 +159,8 @@ fn main() {
     measure("hmac_batch4096_all_cores", big.len() as u64, false, || {
         black_box(sign_urls_parallel_with(&hmac, &big, now, threads).unwrap());
     });
-    // Around the one-thread threshold (256 URLs per thread): 256 stays on one thread, 1024 uses all.
-    for n in [256usize, 1024] {
+    // Around the one-thread threshold: below it a batch stays on one thread, above it uses all cores.
+    for n in [256usize, 1024, 2048] {
         let batch = &big[..n];
         measure(&format!("hmac_batch{n}_one_thread"), n as u64, true, || {
             black_box(sign_urls_parallel_with(&hmac, batch, now, 1).unwrap());
