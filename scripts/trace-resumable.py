@@ -5,7 +5,7 @@ One run: a fresh fake-gcs-server (memory backend) whose external URL is a loggin
 (scripts/trace-proxy.py), so the session URIs it hands out point back through the proxy and every chunk
 request is seen. The same SIZE MiB file is uploaded with CHUNK MiB chunks by sea-gcp
 (examples/transfer.rs, release) and by Python google-cloud-storage, one after the other, ROUNDS times
-each, alternating. For each client it prints the requests of one upload (headers that shape an upload,
+each, alternating which goes first. For each client it prints the requests of one upload (headers that shape an upload,
 timings) and totals: client wall time, the emulator's CPU seconds during the upload (from /proc), and
 per-chunk times (request body sent, response headers received).
 
@@ -42,9 +42,8 @@ def main():
     os.makedirs(bt.WORK, exist_ok=True)
     py = bt.ensure_venv()
     binary = bt.fake_gcs_binary(py)
-    target = os.path.join(ROOT, ".tmp", "bench-target")
-    bt.sh("cargo", "build", "--release", "--quiet", "--example", "transfer", cwd=ROOT,
-          env=dict(os.environ, CARGO_TARGET_DIR=target))
+    bt.sh("cargo", "build", "--release", "--quiet", "--example", "transfer", cwd=ROOT)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     ours = os.path.join(target, "release", "examples", "transfer")
     src = os.path.join(bt.WORK, f"trace-{args.mib}.bin")
     if not os.path.exists(src) or os.path.getsize(src) != args.mib * MIB:
@@ -78,7 +77,8 @@ def main():
         env = dict(os.environ, STORAGE_EMULATOR_HOST=proxy_url)
         runs = []
         for r in range(args.rounds):
-            for client in ("sea-gcp", "python"):
+            # Alternate who goes first: the emulator's cost depends on what it holds and collects.
+            for client in ("sea-gcp", "python") if r % 2 == 0 else ("python", "sea-gcp"):
                 name = f"trace-{client}-{r}"
                 cmd = {"sea-gcp": [ours, "up", "bench", name, src, str(chunk)],
                        "python": [py, "-c", bt.PY_UP, proxy_url, "one", name, src, str(chunk)]}[client]
@@ -100,12 +100,19 @@ def main():
     print("| client | round | wall s | MiB/s | client CPU s | emulator CPU s | requests | connections | "
           "sum ms body sent | sum ms to response head after body |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    totals = {}
     for client, r, wall, cpu, emu_cpu, entries in runs:
+        t = totals.setdefault(client, [0.0, 0.0, 0.0])
+        t[0] += wall
+        t[1] += cpu
+        t[2] += emu_cpu
         conns = len({e["conn"] for e in entries})
         sent = sum(e["ms_request_sent"] for e in entries)
         server = sum(e["ms_response_head"] - e["ms_request_sent"] for e in entries)
         print(f"| {client} | {r} | {wall:.2f} | {args.mib / wall:.1f} | {cpu:.2f} | {emu_cpu:.2f} | "
               f"{len(entries)} | {conns} | {sent:.0f} | {server:.0f} |")
+    for client, (wall, cpu, emu_cpu) in totals.items():
+        print(f"| {client} | all | {wall:.2f} | {args.mib * args.rounds / wall:.1f} | {cpu:.2f} | {emu_cpu:.2f} | | | | |")
     for client in ("sea-gcp", "python"):
         _, _, _, _, _, entries = next(run for run in runs if run[0] == client)
         print(f"\n### {client}: requests of one upload\n")
