@@ -627,5 +627,23 @@ pub async fn downloads_to_file(store: Arc<dyn Store>) {
     assert!(err.is_not_found(), "{err}");
     let left: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(!missing.exists() && left.len() == 4, "no partial files left: {left:?}");
+    // Bytes corrupted in transit (one slice's, then a single stream's) are refused by the CRC32C check
+    // when the store has one, and the file already at the destination is left as it was.
+    if first.crc32c.is_some() {
+        store.put("dl.bin", PutPayload::from(data.clone()), PutOptions::default()).await.unwrap();
+        let faulty = Arc::new(super::fault::FaultStore::new(store.clone()));
+        let path = dir.join("kept.bin");
+        for (opts, nth) in [(sliced.clone(), 3), (DownloadOptions::default(), 1)] {
+            std::fs::write(&path, b"previous contents").unwrap();
+            faulty.clear();
+            faulty.corrupt_get(nth);
+            let err = download_to_file(&*faulty, "dl.bin", &path, &opts).await.unwrap_err();
+            assert!(matches!(err, Error::Backend { retryable: true, .. }), "a retryable error: {err}");
+            assert!(err.to_string().contains("CRC32C"), "{err}");
+            assert_eq!(std::fs::read(&path).unwrap(), b"previous contents", "a refused download changes nothing");
+        }
+        let left: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 5, "no temporary files left: {left:?}");
+    }
     std::fs::remove_dir_all(&root).ok();
 }

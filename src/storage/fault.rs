@@ -61,6 +61,9 @@ pub struct FaultStore {
     rules: Mutex<Vec<Rule>>,
     delays: Mutex<Vec<(StoreOp, Duration)>>,
     fired: AtomicU64,
+    /// Numbers (1-based, among `get`s that succeed) of the reads whose bytes are corrupted.
+    corrupt: Mutex<Vec<u64>>,
+    reads: AtomicU64,
 }
 
 impl fmt::Debug for FaultStore {
@@ -82,7 +85,18 @@ impl FaultStore {
             rules: Mutex::new(Vec::new()),
             delays: Mutex::new(Vec::new()),
             fired: AtomicU64::new(0),
+            corrupt: Mutex::new(Vec::new()),
+            reads: AtomicU64::new(0),
         }
+    }
+
+    /// Make the `nth` successful `get` (1-based, counted from now on) return its bytes with the first byte
+    /// flipped, as bit rot or a proxy rewriting bytes in transit would: the call succeeds and only a
+    /// checksum can tell. Cleared by [`FaultStore::clear`].
+    pub fn corrupt_get(&self, nth: u64) -> &Self {
+        let base = self.reads.load(Ordering::SeqCst);
+        self.corrupt.lock().unwrap_or_else(|p| p.into_inner()).push(base + nth);
+        self
     }
 
     /// Make every call of `op` wait `latency` before it reaches the wrapped store (a simulated round
@@ -108,6 +122,7 @@ impl FaultStore {
     pub fn clear(&self) {
         self.lock().clear();
         self.delays.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.corrupt.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Remove every fault and set the call counts back to zero.
@@ -214,7 +229,13 @@ impl Store for FaultStore {
     }
 
     async fn get(&self, name: &str, opts: GetOptions) -> Result<GetResult> {
-        self.run(StoreOp::Get, self.inner.get(name, opts)).await
+        let mut got = self.run(StoreOp::Get, self.inner.get(name, opts)).await?;
+        let n = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.corrupt.lock().unwrap_or_else(|p| p.into_inner()).contains(&n) {
+            self.fired.fetch_add(1, Ordering::SeqCst);
+            got.body = flip_first_byte(got.body);
+        }
+        Ok(got)
     }
 
     async fn head(&self, name: &str, opts: GetOptions) -> Result<ObjectMeta> {
@@ -252,6 +273,23 @@ impl Store for FaultStore {
     async fn versioning_enabled(&self) -> Result<bool> {
         self.run(StoreOp::VersioningEnabled, self.inner.versioning_enabled()).await
     }
+}
+
+/// `body` with the first byte of its first non-empty piece flipped.
+fn flip_first_byte(body: super::ByteStream) -> super::ByteStream {
+    use futures_util::StreamExt as _;
+    let mut done = false;
+    body.map(move |piece| {
+        let piece = piece?;
+        if done || piece.is_empty() {
+            return Ok(piece);
+        }
+        done = true;
+        let mut bytes = piece.to_vec();
+        bytes[0] ^= 0xff;
+        Ok(bytes::Bytes::from(bytes))
+    })
+    .boxed()
 }
 
 #[cfg(test)]
