@@ -9,7 +9,11 @@ each, alternating which goes first. For each client it prints the requests of on
 timings) and totals: client wall time, the emulator's CPU seconds during the upload (from /proc), and
 per-chunk times (request body sent, response headers received).
 
-Usage: scripts/trace-resumable.py [--mib 256] [--chunk-mib 16] [--rounds 2]
+With `--server plain` the server is scripts/plain-resumable-server.py instead: it speaks the same
+resumable protocol but feeds each byte once to an incremental CRC32C and keeps nothing, so the client's
+own speed shows without the emulator's per-chunk reprocessing of the whole object.
+
+Usage: scripts/trace-resumable.py [--mib 256] [--chunk-mib 16] [--rounds 2] [--server emulator|plain]
 """
 import argparse
 import importlib.util
@@ -38,6 +42,7 @@ def main():
     ap.add_argument("--mib", type=int, default=256)
     ap.add_argument("--chunk-mib", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--server", choices=("emulator", "plain"), default="emulator")
     args = ap.parse_args()
     os.makedirs(bt.WORK, exist_ok=True)
     py = bt.ensure_venv()
@@ -56,9 +61,13 @@ def main():
     log_path = os.path.join(bt.WORK, "trace.jsonl")
     if os.path.exists(log_path):
         os.remove(log_path)
-    emu = subprocess.Popen([binary, "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port",
-                            str(emu_port), "-external-url", proxy_url, "-log-level", "error"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if args.server == "plain":
+        server_cmd = [py, os.path.join(ROOT, "scripts", "plain-resumable-server.py"), "--port", str(emu_port),
+                      "--external-url", proxy_url]
+    else:
+        server_cmd = [binary, "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port",
+                      str(emu_port), "-external-url", proxy_url, "-log-level", "error"]
+    emu = subprocess.Popen(server_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proxy = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "trace-proxy.py"), "--listen",
                               str(proxy_port), "--upstream", f"127.0.0.1:{emu_port}", "--log", log_path])
     try:
@@ -95,9 +104,10 @@ def main():
         proxy.wait()
         emu.wait()
 
-    print(f"## Resumable upload trace: {args.mib} MiB, {args.chunk_mib} MiB chunks, fake-gcs-server via a "
+    server = "fake-gcs-server" if args.server == "emulator" else "scripts/plain-resumable-server.py"
+    print(f"## Resumable upload trace: {args.mib} MiB, {args.chunk_mib} MiB chunks, {server} via a "
           f"logging proxy\n")
-    print("| client | round | wall s | MiB/s | client CPU s | emulator CPU s | requests | connections | "
+    print("| client | round | wall s | MiB/s | client CPU s | server CPU s | requests | connections | "
           "sum ms body sent | sum ms to response head after body |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     totals = {}

@@ -125,6 +125,7 @@ pub struct BlobsBuilder {
     db: DatabaseConnection,
     stores: BTreeMap<String, Arc<dyn Store>>,
     outbox: Outbox,
+    versioning_ttl: Option<Duration>,
     pending: Vec<Register>,
     #[cfg(feature = "axum")]
     upload: UploadConfig,
@@ -180,6 +181,14 @@ impl BlobsBuilder {
         self
     }
 
+    /// How long every entity's saver trusts a bucket's versioning state (default
+    /// [`DEFAULT_VERSIONING_TTL`](crate::promote::saver::DEFAULT_VERSIONING_TTL), 5 minutes; zero reads it
+    /// on every save that needs it). See [`BlobSaver::versioning_ttl`].
+    pub fn versioning_ttl(mut self, ttl: Duration) -> Self {
+        self.versioning_ttl = Some(ttl);
+        self
+    }
+
     /// Register the blob fields of entity `E` (`.entity(|e| e.field(BlobFieldSpec::new(..)))`).
     pub fn entity<E>(mut self, fields: impl FnOnce(EntityFields<E>) -> EntityFields<E>) -> Self
     where
@@ -194,6 +203,9 @@ impl BlobsBuilder {
         });
         self.pending.push(Box::new(move |b: &BlobsBuilder| {
             let mut saver = BlobSaver::<E>::new(b.db.clone()).outbox(b.outbox.clone());
+            if let Some(ttl) = b.versioning_ttl {
+                saver = saver.versioning_ttl(ttl);
+            }
             for store in b.stores.values() {
                 saver = saver.store(store.clone());
             }
@@ -402,6 +414,7 @@ impl Blobs {
             db,
             stores: BTreeMap::new(),
             outbox: Outbox::default(),
+            versioning_ttl: None,
             pending: Vec::new(),
             #[cfg(feature = "axum")]
             upload: UploadConfig::default(),
