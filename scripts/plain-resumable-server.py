@@ -92,7 +92,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             now = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
             crc = base64.b64encode(session["crc"].digest()).decode()
             meta = session["meta"]
+            link = f"{self.external}/storage/v1/b/{session['bucket']}/o/{urllib.parse.quote(session['name'], safe='')}"
             body = {"kind": "storage#object", "id": f"{session['bucket']}/{session['name']}/1", "name": session["name"],
+                    "selfLink": link, "mediaLink": link + "?alt=media",
                     "bucket": session["bucket"], "generation": "1", "metageneration": "1",
                     "contentType": meta.get("contentType", "application/octet-stream"),
                     "size": str(session["size"]), "crc32c": crc, "timeCreated": now, "updated": now,
