@@ -1,17 +1,12 @@
 //! Undo a save that did not commit: delete the destinations it created and remove its intents.
 
-use sea_orm::{ActiveModelBehavior, ActiveModelTrait, EntityTrait, IntoActiveModel};
+use sea_orm::EntityTrait;
 
 use super::state::{AppliedSave, BlobSave, CopyState, FailedSave, SaveCore};
 use crate::Error;
 use crate::promote::replay::{Mode, Resolution, resolve};
 
-impl<E> BlobSave<E>
-where
-    E: EntityTrait,
-    E::Model: IntoActiveModel<E::ActiveModel> + Sync,
-    E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
-{
+impl<E: EntityTrait> BlobSave<E> {
     /// Give up before `apply` (e.g. the caller's transaction could not begin): remove the intents
     /// `prepare_*` recorded. Returns how many destinations were deleted (none: nothing was copied yet).
     pub async fn abort(self) -> usize {
@@ -19,12 +14,7 @@ where
     }
 }
 
-impl<E> AppliedSave<E>
-where
-    E: EntityTrait,
-    E::Model: IntoActiveModel<E::ActiveModel> + Sync,
-    E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
-{
+impl<E: EntityTrait> AppliedSave<E> {
     /// After the caller's rollback or a failed commit: delete destinations this save created and remove
     /// its intents. Safe when the transaction did commit after all (a `done` intent is left alone).
     /// Returns how many destinations were deleted; failures are left to replay.
@@ -33,12 +23,7 @@ where
     }
 }
 
-impl<E> FailedSave<E>
-where
-    E: EntityTrait,
-    E::Model: IntoActiveModel<E::ActiveModel> + Sync,
-    E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
-{
+impl<E: EntityTrait> FailedSave<E> {
     /// After the caller's rollback: delete destinations this save created, remove its intents, and
     /// return the error `apply` failed with.
     pub async fn abort(self) -> Error {
@@ -47,12 +32,7 @@ where
     }
 }
 
-async fn undo<E>(core: &SaveCore<E>) -> usize
-where
-    E: EntityTrait,
-    E::Model: IntoActiveModel<E::ActiveModel> + Sync,
-    E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
-{
+async fn undo<E: EntityTrait>(core: &SaveCore<E>) -> usize {
     let saver = &core.saver;
     let mut deleted = 0;
     for plan in &core.plans {

@@ -1,6 +1,6 @@
 //! Step 3, after the caller's transaction committed: finish the intents and call `on_change`.
 
-use sea_orm::{ActiveModelBehavior, ActiveModelTrait, EntityTrait, IntoActiveModel};
+use sea_orm::EntityTrait;
 
 use super::rows::refresh_row_cache;
 use super::state::{AppliedSave, CopyState, FieldPlan};
@@ -13,8 +13,6 @@ use crate::promote::replay::{Mode, Resolution, resolve};
 impl<E> AppliedSave<E>
 where
     E: EntityTrait,
-    E::Model: IntoActiveModel<E::ActiveModel> + Sync,
-    E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
 {
     /// After the caller's transaction committed: delete the temporary objects and the
     /// replaced/blanked/deleted-row objects (per policy), make deferred overwrites, clear the intents and
@@ -37,8 +35,6 @@ where
 async fn finish<E>(saver: &BlobSaver<E>, plan: &mut FieldPlan<E>, row: &E::Model, report: &mut CommitReport) -> bool
 where
     E: EntityTrait,
-    E::Model: IntoActiveModel<E::ActiveModel> + Sync,
-    E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
 {
     let Some(intent) = &plan.intent else { return true };
     let Ok(spec) = saver.spec(plan.column) else { return true };
@@ -81,8 +77,6 @@ fn notify<E>(
     report: &mut CommitReport,
 ) where
     E: EntityTrait,
-    E::Model: IntoActiveModel<E::ActiveModel> + Sync,
-    E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
 {
     let Ok(spec) = saver.spec(plan.column) else { return };
     let changed = match plan.scenario {

@@ -57,7 +57,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sea_orm::{ActiveModelBehavior, ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel};
+use sea_orm::{DatabaseConnection, EntityTrait};
 
 pub use state::{AppliedSave, BlobDelete, BlobSave, FailedSave};
 
@@ -131,12 +131,7 @@ pub struct Saved<M> {
     pub report: CommitReport,
 }
 
-impl<E> BlobSaver<E>
-where
-    E: EntityTrait,
-    E::Model: IntoActiveModel<E::ActiveModel> + Sync,
-    E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
-{
+impl<E: EntityTrait> BlobSaver<E> {
     /// A saver writing the outbox through `db` (a pool, not a transaction: intents are recorded in
     /// their own transactions).
     pub fn new(db: DatabaseConnection) -> Self {

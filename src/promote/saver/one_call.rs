@@ -10,12 +10,7 @@ use super::{BlobSaver, CommitReport, Saved};
 use crate::field::BlobChanges;
 use crate::{Error, Result, SaveStep};
 
-impl<E> BlobSaver<E>
-where
-    E: EntityTrait,
-    E::Model: IntoActiveModel<E::ActiveModel> + Sync,
-    E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
-{
+impl<E: EntityTrait> BlobSaver<E> {
     /// A transaction of the saver's own (SQLite: `BEGIN IMMEDIATE`, so the row lock is taken at once).
     pub(super) async fn begin(&self) -> Result<sea_orm::DatabaseTransaction> {
         let opts = TransactionOptions {
@@ -24,7 +19,14 @@ where
         };
         Ok(self.inner.db.begin_with_options(opts).await?)
     }
+}
 
+impl<E> BlobSaver<E>
+where
+    E: EntityTrait,
+    E::Model: IntoActiveModel<E::ActiveModel> + Sync,
+    E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
+{
     /// Insert `model` with `changes`, in a transaction of the saver's own, and finish the after-commit
     /// work. On any failure nothing is left behind: no row, no destination object.
     pub async fn insert(&self, model: E::ActiveModel, changes: BlobChanges<E>) -> Result<Saved<E::Model>> {

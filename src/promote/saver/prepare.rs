@@ -1,6 +1,6 @@
 //! Step 1: check the changes and record an intent per new upload.
 
-use sea_orm::{ActiveModelBehavior, ActiveModelTrait, EntityTrait, IntoActiveModel};
+use sea_orm::EntityTrait;
 
 use super::state::{BlobDelete, BlobSave, FieldPlan, SaveCore};
 use super::{BlobSaver, RowOp};
@@ -10,12 +10,7 @@ use crate::promote::outbox::{Intent, IntentState};
 use crate::storage::naming;
 use crate::{Error, Result};
 
-impl<E> BlobSaver<E>
-where
-    E: EntityTrait,
-    E::Model: IntoActiveModel<E::ActiveModel> + Sync,
-    E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
-{
+impl<E: EntityTrait> BlobSaver<E> {
     /// Step 1 of an insert: check the changes and record an intent per new upload, in its own committed
     /// transaction. No storage call.
     pub async fn prepare_insert(&self, changes: BlobChanges<E>) -> Result<BlobSave<E>> {

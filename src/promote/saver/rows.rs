@@ -3,8 +3,8 @@
 
 use sea_orm::sea_query::SimpleExpr;
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ActiveValue, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    IntoActiveModel, Iterable, ModelTrait, PrimaryKeyToColumn, QueryFilter, QuerySelect, Value,
+    ActiveModelTrait, ActiveValue, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Iterable, ModelTrait,
+    PrimaryKeyToColumn, QueryFilter, QuerySelect, Value,
 };
 
 use super::BlobSaver;
@@ -23,8 +23,6 @@ pub(super) async fn refresh_row_cache<E>(
 ) -> Result<()>
 where
     E: EntityTrait,
-    E::Model: IntoActiveModel<E::ActiveModel> + Sync,
-    E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
 {
     let original = value.original_name.clone();
     let expected = value.clone();
