@@ -95,6 +95,23 @@ async fn identity_tokens_are_jwts_for_the_audience() {
     let e = metadata.identity_token(" ").await.unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
     assert_eq!(server.identity_tokens_issued(), 1);
+    // Remembered per audience while it has time left; another audience gets its own.
+    assert_eq!(metadata.identity_token(audience).await.unwrap(), jwt);
+    assert_eq!(server.identity_tokens_issued(), 1, "a cached token is handed out again");
+    let other = metadata.identity_token("https://other-abc.a.run.app").await.unwrap();
+    assert_ne!(other, jwt);
+    assert_eq!(server.identity_tokens_issued(), 2);
+}
+
+#[tokio::test]
+async fn identity_tokens_close_to_expiry_are_fetched_again() {
+    // Tokens valid for 4 minutes: under the 5 minutes a cached token must have left.
+    let server = FakeMetadataServer::start(FakeMetadata::default().with_token_lifetime(240)).await;
+    let metadata = server.client();
+    let first = metadata.identity_token("https://worker-abc.a.run.app").await.unwrap();
+    let second = metadata.identity_token("https://worker-abc.a.run.app").await.unwrap();
+    assert_ne!(first, second, "a token about to expire is not handed out again");
+    assert_eq!(server.identity_tokens_issued(), 2);
 }
 
 #[tokio::test]

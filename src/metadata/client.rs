@@ -74,6 +74,8 @@ pub(super) struct Inner {
     pub(super) instance_id: OnceCell<String>,
     pub(super) email: OnceCell<String>,
     pub(super) token: Mutex<Option<MetadataToken>>,
+    /// ID tokens by audience, with their `exp` (Unix seconds).
+    pub(super) identities: std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>,
 }
 
 /// A client for the metadata server. Cheap to clone; clones share the caches.
@@ -131,6 +133,7 @@ impl MetadataClient {
                 instance_id: OnceCell::new(),
                 email: OnceCell::new(),
                 token: Mutex::new(None),
+                identities: std::sync::Mutex::new(std::collections::HashMap::new()),
             }),
         }
     }

@@ -45,7 +45,7 @@ pub struct FakeMetadata {
     pub instance_id: String,
     /// `instance/service-accounts/default/email`.
     pub email: String,
-    /// `expires_in` of issued access tokens, in seconds.
+    /// `expires_in` of issued access tokens, and the lifetime of issued ID tokens, in seconds.
     pub token_lifetime: u64,
     /// Paths (without `/computeMetadata/v1/`) that answer only after a delay.
     pub delays: Vec<(String, Duration)>,
@@ -123,7 +123,7 @@ fn fake_jwt(data: &FakeMetadata, audience: &str, serial: u64) -> String {
     let header = serde_json::json!({"alg": "RS256", "kid": "fake-metadata-key", "typ": "JWT"});
     let claims = serde_json::json!({
         "aud": audience, "azp": data.email, "email": data.email, "email_verified": true,
-        "exp": now + 3600, "iat": now, "iss": "https://accounts.google.com", "sub": "104857600000000000000",
+        "exp": now + data.token_lifetime as i64, "iat": now, "iss": "https://accounts.google.com", "sub": "104857600000000000000",
     });
     let signature = format!("fake-signature-{serial}");
     format!("{}.{}.{}", b64.encode(header.to_string()), b64.encode(claims.to_string()), b64.encode(signature))
