@@ -3,7 +3,6 @@
 //! fields, including `policy` and `x-goog-signature`). Also bad-input errors and signer equivalences.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,43 +15,8 @@ use sea_gcp::signing::{
     V4Request, post_policy, sign_url, sign_url_blocking, sign_urls, sign_urls_parallel,
 };
 
-fn conformance_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/conformance");
-    assert!(
-        dir.join("v4_signatures.json").is_file(),
-        "conformance vectors missing: expected {}/v4_signatures.json (CARGO_MANIFEST_DIR/tests/data/conformance)",
-        dir.display()
-    );
-    dir
-}
-
-fn read_json(name: &str) -> Value {
-    let path = conformance_dir().join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
-}
-
-/// Google's vectors (vendored unchanged) plus this project's extra signed-URL cases
-/// (`extra_v4_signatures.json`: payload hash, hosts with ports), in one document.
-fn vectors() -> Value {
-    let mut v = read_json("v4_signatures.json");
-    let extra = read_json("extra_v4_signatures.json");
-    let cases = v["signingV4Tests"].as_array_mut().expect("signingV4Tests");
-    let extra_cases = extra["signingV4Tests"].as_array().expect("extra signingV4Tests");
-    assert!(!extra_cases.is_empty());
-    cases.extend(extra_cases.iter().cloned());
-    v
-}
-
-/// `expiration` is a number in current upstream files and a string in older ones.
-fn expiration_secs(case: &Value) -> u64 {
-    let e = &case["expiration"];
-    e.as_u64().or_else(|| e.as_str().and_then(|s| s.parse().ok())).expect("expiration in seconds")
-}
-
-fn key_path() -> PathBuf {
-    conformance_dir().join("test_service_account.not-a-test.json")
-}
+mod conformance_support;
+use conformance_support::{expiration_secs, key_path, vectors};
 
 fn signer() -> ServiceAccountKeySigner {
     ServiceAccountKeySigner::from_file(key_path()).expect("dummy key loads")

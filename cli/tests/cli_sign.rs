@@ -2,47 +2,17 @@
 //! HMAC signer, and bad input (one clear line on stderr, non-zero exit, no panic).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn conformance_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/conformance");
-    assert!(
-        dir.join("v4_signatures.json").is_file(),
-        "conformance vectors missing: expected {}/v4_signatures.json (CARGO_MANIFEST_DIR/../tests/data/conformance)",
-        dir.display()
-    );
-    dir
-}
+#[path = "../../tests/conformance_support/mod.rs"]
+mod conformance_support;
+use conformance_support::{expiration_secs, vectors};
 
-fn read_json(name: &str) -> Value {
-    let path = conformance_dir().join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
-}
-
-/// Google's vectors (vendored unchanged) plus this project's extra signed-URL cases
-/// (`extra_v4_signatures.json`: payload hash, hosts with ports), in one document.
-fn vectors() -> Value {
-    let mut v = read_json("v4_signatures.json");
-    let extra = read_json("extra_v4_signatures.json");
-    let cases = v["signingV4Tests"].as_array_mut().expect("signingV4Tests");
-    let extra_cases = extra["signingV4Tests"].as_array().expect("extra signingV4Tests");
-    assert!(!extra_cases.is_empty());
-    cases.extend(extra_cases.iter().cloned());
-    v
-}
-
-/// `expiration` is a number in current upstream files and a string in older ones.
-fn expiration_secs(case: &Value) -> u64 {
-    let e = &case["expiration"];
-    e.as_u64().or_else(|| e.as_str().and_then(|s| s.parse().ok())).expect("expiration in seconds")
-}
-
+/// The dummy key's path, as a command-line argument.
 fn key_path() -> String {
-    conformance_dir().join("test_service_account.not-a-test.json").display().to_string()
+    conformance_support::key_path().display().to_string()
 }
 
 /// The binary with a clean signing environment.
