@@ -180,53 +180,50 @@ impl StorageEvent {
             Some("NONE") => None,
             _ => message.json().map_err(StorageEventError::Message)?,
         };
-        let r = resource(data.as_ref())?;
+        let mut r = resource(data.as_ref())?;
         let bucket = attr("bucketId")
-            .or(r.bucket)
+            .or(r.bucket.take())
             .ok_or(StorageEventError::Invalid { field: "bucketId", reason: "missing".into() })?;
         let name = attr("objectId")
-            .or(r.name)
+            .or(r.name.take())
             .ok_or(StorageEventError::Invalid { field: "objectId", reason: "missing".into() })?;
         let generation = int("objectGeneration", attr("objectGeneration").map(Value::String).as_ref())?
             .or(r.generation)
             .ok_or(StorageEventError::Invalid { field: "objectGeneration", reason: "missing".into() })?;
-        Ok(Self {
-            kind,
-            bucket,
-            name,
-            generation,
-            metageneration: r.metageneration,
-            size: r.size,
-            content_type: r.content_type,
-            md5: r.md5,
-            crc32c: r.crc32c,
-            updated: r.updated,
-            metadata: r.metadata,
-            event_time: time("eventTime", attr("eventTime").as_deref())?,
-            overwrote_generation: int("overwroteGeneration", attr("overwroteGeneration").map(Value::String).as_ref())?,
-            overwritten_by_generation: int(
-                "overwrittenByGeneration",
-                attr("overwrittenByGeneration").map(Value::String).as_ref(),
-            )?,
-        })
+        let mut event = Self::from_resource(kind, bucket, name, generation, r);
+        event.event_time = time("eventTime", attr("eventTime").as_deref())?;
+        event.overwrote_generation =
+            int("overwroteGeneration", attr("overwroteGeneration").map(Value::String).as_ref())?;
+        event.overwritten_by_generation =
+            int("overwrittenByGeneration", attr("overwrittenByGeneration").map(Value::String).as_ref())?;
+        Ok(event)
     }
 
     /// From an Eventarc `google.cloud.storage.object.v1.*` CloudEvent.
     pub fn from_cloud_event(event: &CloudEvent) -> Result<Self, StorageEventError> {
         let kind = StorageEventKind::from_cloud_event_type(&event.event_type)
             .ok_or_else(|| StorageEventError::NotStorage(event.event_type.clone()))?;
-        let r = resource(event.data.as_ref())?;
-        let bucket = r
-            .bucket
-            .or_else(|| event.source.rsplit_once("/buckets/").map(|(_, b)| b.to_owned()))
-            .ok_or(StorageEventError::Invalid { field: "bucket", reason: "neither in data nor in source".into() })?;
+        let mut r = resource(event.data.as_ref())?;
+        let bucket =
+            r.bucket.take().or_else(|| event.source.rsplit_once("/buckets/").map(|(_, b)| b.to_owned())).ok_or(
+                StorageEventError::Invalid { field: "bucket", reason: "neither in data nor in source".into() },
+            )?;
         let name = r
             .name
+            .take()
             .or_else(|| event.subject.as_deref().and_then(|s| s.strip_prefix("objects/")).map(str::to_owned))
             .ok_or(StorageEventError::Invalid { field: "name", reason: "neither in data nor in subject".into() })?;
         let generation =
             r.generation.ok_or(StorageEventError::Invalid { field: "generation", reason: "missing".into() })?;
-        Ok(Self {
+        let mut storage = Self::from_resource(kind, bucket, name, generation, r);
+        storage.event_time = event.time;
+        Ok(storage)
+    }
+
+    /// The event for `bucket`/`name`#`generation` with the object's metadata from `r`, and no event time
+    /// or overwrite generations (the callers add what their format carries).
+    fn from_resource(kind: StorageEventKind, bucket: String, name: String, generation: i64, r: Resource) -> Self {
+        Self {
             kind,
             bucket,
             name,
@@ -238,9 +235,9 @@ impl StorageEvent {
             crc32c: r.crc32c,
             updated: r.updated,
             metadata: r.metadata,
-            event_time: event.time,
+            event_time: None,
             overwrote_generation: None,
             overwritten_by_generation: None,
-        })
+        }
     }
 }
