@@ -39,6 +39,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
+use super::google_error;
 use super::oidc::TestIssuer;
 
 /// Largest task Cloud Tasks accepts here (URL, headers and body).
@@ -182,11 +183,6 @@ impl Drop for FakeCloudTasks {
     fn drop(&mut self) {
         self.server.abort();
     }
-}
-
-fn google_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = json!({"error": {"code": status.as_u16(), "message": message.into(), "status": code}});
-    (status, axum::Json(body)).into_response()
 }
 
 fn invalid(message: impl Into<String>) -> Response {

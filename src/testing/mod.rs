@@ -12,3 +12,15 @@ pub mod metadata_server;
 pub mod oidc;
 #[cfg(feature = "tasks")]
 pub mod scheduler;
+
+/// A Google API error answer (`{"error": {"code", "message", "status"}}`), as the fakes send them.
+#[cfg(feature = "tasks")]
+pub(crate) fn google_error(
+    status: axum::http::StatusCode,
+    code: &str,
+    message: impl Into<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let body = serde_json::json!({"error": {"code": status.as_u16(), "message": message.into(), "status": code}});
+    (status, axum::Json(body)).into_response()
+}

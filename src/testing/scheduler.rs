@@ -29,6 +29,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
 
+use super::google_error;
 use super::oidc::TestIssuer;
 use crate::tasks::cron::{check_attempt_deadline, check_cron, check_time_zone};
 
@@ -67,11 +68,6 @@ impl Drop for FakeScheduler {
     fn drop(&mut self) {
         self.server.abort();
     }
-}
-
-fn google_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"error": {"code": status.as_u16(), "message": message.into(), "status": code}})))
-        .into_response()
 }
 
 fn invalid(message: impl Into<String>) -> Response {
