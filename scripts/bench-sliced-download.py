@@ -6,15 +6,26 @@ One run, all figures side by side: a SIZE MiB object preloaded into a fresh emul
    one connection's throughput to GCS over the internet): one stream, 4 slices, and curl (one stream);
 2. straight to the emulator (loopback, CPU-bound): the plain streamed GET written to a file (the path
    before sliced downloads), download_to_file with default options (sliced above 150 MiB), one stream.
-Every download writes a file (removed after each run). Client wall time, CPU (user+sys) and peak RSS come
-from GNU time, as in scripts/bench-transfer.py. Prints a Markdown section for BENCHMARKS.md.
+Through the proxy, scripts/raw-sliced-download.py (plain sockets, no HTTP library, no checksum) gives the
+floor: what any client's CPU cannot go below on this machine, with and without SO_RCVLOWAT.
+Every download writes a file (removed after each run). Before each run the script touches and frees twice
+the object's size of memory, so every client writes into page-cache memory the machine has already used:
+on a virtual machine whose host backs guest memory lazily, the first write into never-touched memory costs
+several times more than later ones, and would be charged to whichever client ran first. For the same
+reason --warm-once MiB (default 8192) are touched once before the first run. Client wall time,
+CPU (user+sys) and peak RSS come from GNU time, as in scripts/bench-transfer.py. Prints a Markdown section
+for BENCHMARKS.md.
 
-Usage: scripts/bench-sliced-download.py [--mib 1024] [--rate 50] [--slices 4]
+Every client runs --rounds times, the clients taking turns; the table has each one's median wall time and
+CPU, and its largest RSS.
+
+Usage: scripts/bench-sliced-download.py [--mib 1024] [--rate 50] [--slices 4] [--rounds 3] [--warm-once 8192] [--before BINARY]
 Build with the shared target directory (CARGO_TARGET_DIR) of the machine.
 """
 import argparse
 import importlib.util
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -37,11 +48,26 @@ def wait_http(url):
     raise SystemExit(f"emulator at {url} did not answer")
 
 
+def warm_memory(mib):
+    """Touch MIB MiB of anonymous memory and free it (see the module docs); then flush dirty pages, so no
+    earlier run's writeback overlaps the next measurement."""
+    block = bytearray(mib * MIB)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    del block
+    os.sync()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--rate", type=float, default=50.0)
     ap.add_argument("--slices", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3, help="runs of every client, one after the other; medians")
+    ap.add_argument("--warm-once", type=int, default=8192, metavar="MIB",
+                    help="memory to touch once before the first run (see the module docs; 0: none)")
+    ap.add_argument("--before", help="a transfer binary built from an earlier commit: adds its rows (awaited by the "
+                    "main future, the only way it ran)")
     args = ap.parse_args()
     work = os.path.join(bt.WORK, "sliced")
     data = os.path.join(work, "data", "bench")
@@ -57,6 +83,8 @@ def main():
         with open(src, "wb") as f:
             for _ in range(args.mib):
                 f.write(os.urandom(MIB))
+    if args.warm_once:
+        warm_memory(args.warm_once)
     load_before = open("/proc/loadavg").read().split()[0]
     port = bt.free_port()
     emu_url = f"http://127.0.0.1:{port}"
@@ -69,28 +97,46 @@ def main():
     try:
         wait_http(emu_url)
         out = os.path.join(work, "out.bin")
+        raw = [sys.executable, os.path.join(ROOT, "scripts", "raw-sliced-download.py"), proxy_url.removeprefix("http://"),
+               "/storage/v1/b/bench/o/big.bin?alt=media", str(args.mib * MIB), str(args.slices), out]
         runs = [
             ("proxy", "sea-gcp download_to_file, 1 stream", proxy_url, [transfer, "download", "bench", "big.bin", out, "1"]),
             ("proxy", f"sea-gcp download_to_file, {args.slices} slices", proxy_url,
              [transfer, "download", "bench", "big.bin", out, str(args.slices)]),
+            ("proxy", f"sea-gcp download_to_file, {args.slices} slices, awaited by the main future", proxy_url,
+             [transfer, "download-main", "bench", "big.bin", out, str(args.slices)]),
+            *([("proxy", f"before: download_to_file, {args.slices} slices, awaited by the main future", proxy_url,
+                [args.before, "download", "bench", "big.bin", out, str(args.slices)])] if args.before else []),
+            ("proxy", f"floor: raw sockets, {args.slices} slices", proxy_url, raw),
+            ("proxy", f"floor: raw sockets, {args.slices} slices, SO_RCVLOWAT 1 MiB", proxy_url,
+             raw + ["--lowat", str(MIB)]),
             ("proxy", "curl, 1 stream", proxy_url,
              ["curl", "-sS", "--fail", "-o", out, f"{proxy_url}/storage/v1/b/bench/o/big.bin?alt=media"]),
             ("direct", "sea-gcp streamed GET to a file (before)", emu_url, [transfer, "down", "bench", "big.bin", out]),
             ("direct", "sea-gcp download_to_file, default options (after)", emu_url,
              [transfer, "download", "bench", "big.bin", out]),
+            *([("direct", "before: download_to_file, default options", emu_url,
+                [args.before, "download", "bench", "big.bin", out])] if args.before else []),
             ("direct", "sea-gcp download_to_file, 1 stream", emu_url, [transfer, "download", "bench", "big.bin", out, "1"]),
             ("direct", "curl, 1 stream", emu_url,
              ["curl", "-sS", "--fail", "-o", out, f"{emu_url}/storage/v1/b/bench/o/big.bin?alt=media"]),
         ]
-        for path, label, url, cmd in runs:
-            env = dict(os.environ, STORAGE_EMULATOR_HOST=url)
-            wall, user, system, rss = bt.measure(cmd, env)
-            if os.path.getsize(out) != args.mib * MIB:
-                raise SystemExit(f"{label}: wrote {os.path.getsize(out)} bytes")
-            os.remove(out)
-            cpu = user + system
+        samples = {}
+        for round_ in range(args.rounds):
+            for path, label, url, cmd in runs:
+                env = dict(os.environ, STORAGE_EMULATOR_HOST=url)
+                warm_memory(2 * args.mib)
+                wall, user, system, rss = bt.measure(cmd, env)
+                if os.path.getsize(out) != args.mib * MIB:
+                    raise SystemExit(f"{label}: wrote {os.path.getsize(out)} bytes")
+                os.remove(out)
+                samples.setdefault((path, label), []).append((wall, user + system, rss))
+                print(f"{round_ + 1} {path:>6} {label:<60} {args.mib / wall:8.1f} MiB/s cpu {user + system:.2f}s "
+                      f"rss {rss:.1f} MiB", file=sys.stderr)
+        for (path, label), got in samples.items():
+            wall, cpu = statistics.median(g[0] for g in got), statistics.median(g[1] for g in got)
+            rss = max(g[2] for g in got)
             rows.append((path, label, wall, args.mib / wall, cpu, cpu * 1024 / args.mib, rss))
-            print(f"{path:>6} {label:<52} {args.mib / wall:8.1f} MiB/s cpu {cpu:.2f}s rss {rss:.1f} MiB", file=sys.stderr)
     finally:
         proxy.terminate()
         emu.terminate()
@@ -105,8 +151,14 @@ def main():
     sliced = rate("proxy", f"sea-gcp download_to_file, {args.slices} slices")
     before = rate("direct", "sea-gcp streamed GET")
     after = rate("direct", "sea-gcp download_to_file, default")
-    cpu_sliced = next(r[5] for r in rows if r[0] == "proxy" and "slices" in r[1])
-    lines = [f"`scripts/bench-sliced-download.py --mib {args.mib} --rate {args.rate:g} --slices {args.slices}` "
+    def cpu(label):
+        return next(r[5] for r in rows if r[0] == "proxy" and r[1] == label)
+
+    cpu_sliced = cpu(f"sea-gcp download_to_file, {args.slices} slices")
+    floor = cpu(f"floor: raw sockets, {args.slices} slices")
+    floor_lowat = cpu(f"floor: raw sockets, {args.slices} slices, SO_RCVLOWAT 1 MiB")
+    lines = [f"`scripts/bench-sliced-download.py --mib {args.mib} --rate {args.rate:g} --slices {args.slices} "
+             f"--rounds {args.rounds}` (medians of {args.rounds} rounds) "
              f"({time.strftime('%Y-%m-%d')}): one {args.mib} MiB object preloaded into fake-gcs-server (memory backend); "
              f"every client writes it to a file. Load average (1 min) {load_before} before, {load_after} after.", "",
              "| path | client | seconds | MiB/s | client CPU s | CPU s/GiB | peak RSS MiB |",
@@ -117,7 +169,8 @@ def main():
     lines += ["",
               f"- {args.slices} slices vs one stream through the proxy: **{sliced / single:.2f}x** (goal >= 3x: "
               f"{'met' if sliced >= 3 * single else 'missed'}); client CPU {cpu_sliced:.2f} s/GiB (goal <= 0.6: "
-              f"{'met' if cpu_sliced <= 0.6 else 'missed'}).",
+              f"{'met' if cpu_sliced <= 0.6 else 'missed'}); {cpu_sliced / floor:.2f}x the raw-socket floor "
+              f"({floor:.2f} s/GiB), {cpu_sliced / floor_lowat:.2f}x the floor with SO_RCVLOWAT ({floor_lowat:.2f} s/GiB).",
               f"- Without the proxy, default options (sliced) vs the streamed GET before: **{after / before:.2f}x** "
               f"(goal: no regression, >= 1.0x: {'met' if after >= before else 'missed'})."]
     print("\n".join(lines))

@@ -149,9 +149,9 @@ fn parse_crc32c(text: &str) -> Option<u32> {
 /// Write `body` into `path` from offset `range.start`, stopping after the range's length when `limit`
 /// (the rest of the stream is dropped unread). Returns the bytes written and their CRC32C.
 ///
-/// Bytes are collected into `buffer_size` pieces, each written with one positioned write (`pwrite`) on a
-/// blocking thread while the next piece fills: one thread hand-off and no extra copy per piece, where an
-/// async file through a `BufWriter` hands off and copies again for every write.
+/// The received chunks are kept as they came (`Bytes`, no copy) until they add up to `buffer_size`, then
+/// written with one vectored write on a blocking thread while the next piece fills. Each slice has its
+/// own file handle, positioned once at its start, so its writes are sequential.
 async fn write_at(
     store: &dyn Store,
     name: &str,
@@ -161,26 +161,30 @@ async fn write_at(
     limit: bool,
     buffer_size: usize,
 ) -> Result<(u64, u32)> {
-    let file = Arc::new(tokio::fs::OpenOptions::new().write(true).open(path).await?.into_std().await);
+    let file = tokio::fs::OpenOptions::new().write(true).open(path).await?.into_std().await;
+    let start = range.start;
+    let file = tokio::task::spawn_blocking(move || {
+        use std::io::Seek as _;
+        (&file).seek(std::io::SeekFrom::Start(start)).map(|_| Arc::new(file))
+    })
+    .await
+    .map_err(|e| Error::Io(std::io::Error::other(format!("file seek task failed: {e}"))))??;
     let want = range.end - range.start;
-    let (mut written, mut crc, mut offset) = (0u64, 0u32, range.start);
-    let mut buf: Vec<u8> = Vec::with_capacity(buffer_size);
-    let mut in_flight: Option<tokio::task::JoinHandle<std::io::Result<Vec<u8>>>> = None;
+    let (mut written, mut crc) = (0u64, 0u32);
+    let mut piece = Piece::default();
+    let mut in_flight: Option<tokio::task::JoinHandle<std::io::Result<Piece>>> = None;
     while let Some(chunk) = body.try_next().await? {
         let take = if limit { chunk.len().min((want - written) as usize) } else { chunk.len() };
         crc = crc32c::crc32c_append(crc, &chunk[..take]);
         written += take as u64;
-        buf.extend_from_slice(&chunk[..take]);
-        if buf.len() >= buffer_size {
-            // Wait for the previous piece (its buffer comes back for reuse), then hand this one over.
+        piece.push(chunk.slice(..take));
+        if piece.len >= buffer_size {
+            // Wait for the previous piece (its list comes back for reuse), then hand this one over.
             let spare = match in_flight.take() {
                 Some(write) => finish(write).await?,
-                None => Vec::with_capacity(buffer_size),
+                None => Piece::default(),
             };
-            let full = std::mem::replace(&mut buf, spare);
-            let at = offset;
-            offset += full.len() as u64;
-            in_flight = Some(spawn_write(file.clone(), full, at));
+            in_flight = Some(spawn_write(file.clone(), std::mem::replace(&mut piece, spare)));
         }
         if limit && written == want {
             break;
@@ -189,8 +193,8 @@ async fn write_at(
     if let Some(write) = in_flight.take() {
         finish(write).await?;
     }
-    if !buf.is_empty() {
-        finish(spawn_write(file, buf, offset)).await?;
+    if piece.len > 0 {
+        finish(spawn_write(file, piece)).await?;
     }
     if limit && written != want {
         return Err(integrity(
@@ -205,40 +209,75 @@ async fn write_at(
     Ok((written, crc))
 }
 
-/// Write `buf` at `offset` on a blocking thread; the buffer comes back, emptied, for reuse.
-fn spawn_write(
-    file: Arc<std::fs::File>,
-    mut buf: Vec<u8>,
-    offset: u64,
-) -> tokio::task::JoinHandle<std::io::Result<Vec<u8>>> {
+/// Chunks received and not yet written, in order.
+#[derive(Default)]
+struct Piece {
+    chunks: Vec<bytes::Bytes>,
+    len: usize,
+}
+
+impl Piece {
+    fn push(&mut self, chunk: bytes::Bytes) {
+        if !chunk.is_empty() {
+            self.len += chunk.len();
+            self.chunks.push(chunk);
+        }
+    }
+}
+
+/// Write `piece` at the file's position on a blocking thread; the piece comes back, emptied, for reuse.
+fn spawn_write(file: Arc<std::fs::File>, mut piece: Piece) -> tokio::task::JoinHandle<std::io::Result<Piece>> {
     tokio::task::spawn_blocking(move || {
-        write_all_at(&file, &buf, offset)?;
-        buf.clear();
-        Ok(buf)
+        write_all_vectored(&file, &piece.chunks)?;
+        piece.chunks.clear();
+        piece.len = 0;
+        Ok(piece)
     })
 }
 
-async fn finish(write: tokio::task::JoinHandle<std::io::Result<Vec<u8>>>) -> Result<Vec<u8>> {
-    let buf = write.await.map_err(|e| Error::Io(std::io::Error::other(format!("file write task failed: {e}"))))??;
-    Ok(buf)
+async fn finish(write: tokio::task::JoinHandle<std::io::Result<Piece>>) -> Result<Piece> {
+    let piece = write.await.map_err(|e| Error::Io(std::io::Error::other(format!("file write task failed: {e}"))))??;
+    Ok(piece)
 }
 
-#[cfg(unix)]
-fn write_all_at(file: &std::fs::File, buf: &[u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
-}
-
-#[cfg(windows)]
-fn write_all_at(file: &std::fs::File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        let n = std::os::windows::fs::FileExt::seek_write(file, buf, offset)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
+/// Write every chunk, in order, with as few vectored writes (`writev`) as the system allows.
+fn write_all_vectored(mut file: &std::fs::File, chunks: &[bytes::Bytes]) -> std::io::Result<()> {
+    use std::io::{IoSlice, Write as _};
+    // At most 1024 buffers per call (Linux's IOV_MAX).
+    for group in chunks.chunks(1024) {
+        let mut slices: Vec<IoSlice<'_>> = group.iter().map(|c| IoSlice::new(c)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let n = file.write_vectored(rest)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut rest, n);
         }
-        buf = &buf[n..];
-        offset += n as u64;
     }
     Ok(())
+}
+
+/// Give the new file its final length. On Linux the blocks are allocated up front (`fallocate`): a disk
+/// without room for the object fails here, before any byte is downloaded, and the slices' writes need no
+/// block allocation of their own. Elsewhere, or where the filesystem cannot allocate ahead, the file is
+/// extended sparsely.
+fn allocate(file: &std::fs::File, size: u64) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        let len = libc::off_t::try_from(size).map_err(std::io::Error::other)?;
+        // SAFETY: `fallocate` only reads its integer arguments; the descriptor belongs to `file`, which
+        // outlives the call.
+        if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if !matches!(err.raw_os_error(), Some(libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL)) {
+            return Err(err);
+        }
+    }
+    file.set_len(size)
 }
 
 /// A temporary name beside `path` (same directory, so the final rename stays on one filesystem).
@@ -267,11 +306,13 @@ pub async fn download_to_file(
 
     let tmp = temporary_beside(path);
     let result = async {
-        let file = tokio::fs::File::create(&tmp).await?;
+        let file = tokio::fs::File::create(&tmp).await?.into_std().await;
         if !encoded {
-            file.set_len(meta.size).await?;
+            let size = meta.size;
+            tokio::task::spawn_blocking(move || allocate(&file, size))
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(format!("file allocation task failed: {e}"))))??;
         }
-        drop(file);
         let (first_range, limit) = match plan.first() {
             Some(r) if plan.len() > 1 => (r.clone(), true),
             _ => (0..meta.size, !encoded),
@@ -346,6 +387,78 @@ mod tests {
         let text = base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes());
         assert_eq!(parse_crc32c(&text), Some(crc));
         assert_eq!(parse_crc32c("not base64!"), None);
+    }
+
+    #[tokio::test]
+    async fn pieces_of_many_small_chunks_are_written_in_order() {
+        use futures_util::StreamExt as _;
+
+        use crate::storage::memory::MemoryStore;
+
+        let store = MemoryStore::default_for("media");
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i % 253) as u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        let at = 10u64;
+        let chunks = |data: &[u8]| {
+            // Chunks of 1 to 7 bytes: an 8 KiB piece holds more than the 1024 buffers of one `writev`.
+            let mut parts = Vec::new();
+            let mut rest = data;
+            for size in (1..=7).cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (head, tail) = rest.split_at(size.min(rest.len()));
+                parts.push(Ok(bytes::Bytes::copy_from_slice(head)));
+                rest = tail;
+            }
+            futures_util::stream::iter(parts).boxed()
+        };
+        let file = std::fs::File::create(&path).unwrap();
+        allocate(&file, at + data.len() as u64).unwrap();
+        let range = at..at + data.len() as u64;
+        let (written, crc) = write_at(&store, "o", chunks(&data), &path, range, true, 8 * 1024).await.unwrap();
+        assert_eq!((written, crc), (data.len() as u64, crc32c::crc32c(&data)));
+        let got = std::fs::read(&path).unwrap();
+        assert_eq!(got.len() as u64, at + data.len() as u64);
+        assert!(got[..at as usize].iter().all(|&b| b == 0) && got[at as usize..] == data[..]);
+
+        // With a limit, the stream is cut inside a chunk and the rest is not written.
+        std::fs::write(&path, vec![0u8; 100]).unwrap();
+        let (written, crc) = write_at(&store, "o", chunks(&data), &path, 0..50, true, 8 * 1024).await.unwrap();
+        assert_eq!((written, crc), (50, crc32c::crc32c(&data[..50])));
+        let got = std::fs::read(&path).unwrap();
+        assert!(got[..50] == data[..50] && got[50..].iter().all(|&b| b == 0));
+        // A stream shorter than its range is an error naming the cut.
+        let err = write_at(&store, "o", chunks(&data[..20]), &path, 0..50, true, 8 * 1024).await.unwrap_err();
+        assert!(err.to_string().contains("returned 20 bytes instead of 50"), "{err}");
+    }
+
+    #[test]
+    fn allocation_gives_the_final_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        let file = std::fs::File::create(&path).unwrap();
+        allocate(&file, 3 * 1024 * 1024 + 5).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.len(), 3 * 1024 * 1024 + 5);
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            // Where the filesystem allocates ahead, the blocks are reserved, not a sparse hole.
+            let probe = std::env::temp_dir().join(format!("sea-gcp-fallocate-{}", uuid::Uuid::new_v4().simple()));
+            let supported = std::fs::File::create(&probe)
+                .map(|f| {
+                    use std::os::fd::AsRawFd as _;
+                    // SAFETY: as in `allocate`.
+                    unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, 4096) == 0 }
+                })
+                .unwrap_or(false);
+            let _ = std::fs::remove_file(&probe);
+            if supported {
+                assert!(meta.blocks() * 512 >= meta.len(), "{} blocks for {} bytes", meta.blocks(), meta.len());
+            }
+        }
     }
 
     #[tokio::test]
