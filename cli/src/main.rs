@@ -10,6 +10,7 @@
 mod args;
 mod cleanup;
 mod doctor;
+mod download;
 mod migrate_column;
 mod post_policy;
 mod repair;
@@ -42,6 +43,8 @@ pub enum Command {
     PostPolicy(post_policy::PostPolicyArgs),
     /// Upload new and changed files of a directory to a store (django-gcp's collectstatic).
     SyncStatic(sync_static::SyncStaticArgs),
+    /// Download an object to a file, in parallel slices when it is large, with its CRC32C checked.
+    Download(download::DownloadArgs),
     /// Finish or undo interrupted blob saves (replay the outbox).
     Repair(repair::RepairArgs),
     /// Check a bucket's CORS, versioning, access control and lifecycle for direct uploads.
@@ -61,6 +64,7 @@ impl Command {
             Command::SignUrl(args) => args.run(out).await,
             Command::PostPolicy(args) => args.run(out).await,
             Command::SyncStatic(args) => args.run(out).await,
+            Command::Download(args) => args.run(out).await,
             Command::Repair(args) => args.run(out).await,
             Command::Doctor(args) => args.run(out).await,
             Command::MigrateColumn(args) => args.run(out).await,
