@@ -5,21 +5,22 @@ One run, all figures side by side: a SIZE MiB object preloaded into a fresh emul
 1. behind examples/throttle_proxy.rs (loopback, each connection capped at RATE MiB/s, standing in for
    one connection's throughput to GCS over the internet): one stream, 4 slices, and curl (one stream);
 2. straight to the emulator (loopback, CPU-bound): the plain streamed GET written to a file (the path
-   before sliced downloads), download_to_file with default options (sliced above 150 MiB), one stream.
+   before sliced downloads), download_to_file with default options (sliced above 150 MiB), one stream;
+3. dd writing as many zeros to a new file at full speed, with no network: how much, and how unevenly,
+   this machine charges for writing a new file.
 Through the proxy, scripts/raw-sliced-download.py (plain sockets, no HTTP library, no checksum) gives the
 floor: what any client's CPU cannot go below on this machine, with and without SO_RCVLOWAT.
-Every download writes a file (removed after each run). Before each run the script touches and frees twice
-the object's size of memory, so every client writes into page-cache memory the machine has already used:
-on a virtual machine whose host backs guest memory lazily, the first write into never-touched memory costs
-several times more than later ones, and would be charged to whichever client ran first. For the same
-reason --warm-once MiB (default 8192) are touched once before the first run. Client wall time,
+Every download writes a new file (removed after each run). On a virtual machine that hands freed memory
+back to its host at once (free page reporting), writing a new file's pages into memory the host must back
+again costs guest CPU that varies from run to run, and is charged to whichever client is writing: hence
+several rounds, the clients taking turns, and the lowest and highest CPU next to the median. Client wall time,
 CPU (user+sys) and peak RSS come from GNU time, as in scripts/bench-transfer.py. Prints a Markdown section
 for BENCHMARKS.md.
 
 Every client runs --rounds times, the clients taking turns; the table has each one's median wall time and
-CPU, and its largest RSS.
+CPU, its lowest and highest CPU, and its largest RSS.
 
-Usage: scripts/bench-sliced-download.py [--mib 1024] [--rate 50] [--slices 4] [--rounds 3] [--warm-once 8192] [--before BINARY]
+Usage: scripts/bench-sliced-download.py [--mib 1024] [--rate 50] [--slices 4] [--rounds 3] [--before BINARY]
 Build with the shared target directory (CARGO_TARGET_DIR) of the machine.
 """
 import argparse
@@ -48,24 +49,12 @@ def wait_http(url):
     raise SystemExit(f"emulator at {url} did not answer")
 
 
-def warm_memory(mib):
-    """Touch MIB MiB of anonymous memory and free it (see the module docs); then flush dirty pages, so no
-    earlier run's writeback overlaps the next measurement."""
-    block = bytearray(mib * MIB)
-    for i in range(0, len(block), 4096):
-        block[i] = 1
-    del block
-    os.sync()
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--rate", type=float, default=50.0)
     ap.add_argument("--slices", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3, help="runs of every client, one after the other; medians")
-    ap.add_argument("--warm-once", type=int, default=8192, metavar="MIB",
-                    help="memory to touch once before the first run (see the module docs; 0: none)")
     ap.add_argument("--before", help="a transfer binary built from an earlier commit: adds its rows (awaited by the "
                     "main future, the only way it ran)")
     args = ap.parse_args()
@@ -83,8 +72,6 @@ def main():
         with open(src, "wb") as f:
             for _ in range(args.mib):
                 f.write(os.urandom(MIB))
-    if args.warm_once:
-        warm_memory(args.warm_once)
     load_before = open("/proc/loadavg").read().split()[0]
     port = bt.free_port()
     emu_url = f"http://127.0.0.1:{port}"
@@ -120,12 +107,14 @@ def main():
             ("direct", "sea-gcp download_to_file, 1 stream", emu_url, [transfer, "download", "bench", "big.bin", out, "1"]),
             ("direct", "curl, 1 stream", emu_url,
              ["curl", "-sS", "--fail", "-o", out, f"{emu_url}/storage/v1/b/bench/o/big.bin?alt=media"]),
+            ("file", f"dd: {args.mib} MiB of zeros to a new file, no network", emu_url,
+             ["dd", "if=/dev/zero", f"of={out}", "bs=1M", f"count={args.mib}", "status=none"]),
         ]
         samples = {}
         for round_ in range(args.rounds):
             for path, label, url, cmd in runs:
                 env = dict(os.environ, STORAGE_EMULATOR_HOST=url)
-                warm_memory(2 * args.mib)
+                os.sync()  # no earlier run's writeback overlaps this one
                 wall, user, system, rss = bt.measure(cmd, env)
                 if os.path.getsize(out) != args.mib * MIB:
                     raise SystemExit(f"{label}: wrote {os.path.getsize(out)} bytes")
@@ -136,7 +125,8 @@ def main():
         for (path, label), got in samples.items():
             wall, cpu = statistics.median(g[0] for g in got), statistics.median(g[1] for g in got)
             rss = max(g[2] for g in got)
-            rows.append((path, label, wall, args.mib / wall, cpu, cpu * 1024 / args.mib, rss))
+            spread = (min(g[1] for g in got) * 1024 / args.mib, max(g[1] for g in got) * 1024 / args.mib)
+            rows.append((path, label, wall, args.mib / wall, cpu, cpu * 1024 / args.mib, rss, spread))
     finally:
         proxy.terminate()
         emu.terminate()
@@ -154,6 +144,9 @@ def main():
     def cpu(label):
         return next(r[5] for r in rows if r[0] == "proxy" and r[1] == label)
 
+    def lowest(label):
+        return next(r[7][0] for r in rows if r[0] == "proxy" and r[1] == label)
+
     cpu_sliced = cpu(f"sea-gcp download_to_file, {args.slices} slices")
     floor = cpu(f"floor: raw sockets, {args.slices} slices")
     floor_lowat = cpu(f"floor: raw sockets, {args.slices} slices, SO_RCVLOWAT 1 MiB")
@@ -161,16 +154,20 @@ def main():
              f"--rounds {args.rounds}` (medians of {args.rounds} rounds) "
              f"({time.strftime('%Y-%m-%d')}): one {args.mib} MiB object preloaded into fake-gcs-server (memory backend); "
              f"every client writes it to a file. Load average (1 min) {load_before} before, {load_after} after.", "",
-             "| path | client | seconds | MiB/s | client CPU s | CPU s/GiB | peak RSS MiB |",
-             "|---|---|---:|---:|---:|---:|---:|"]
-    for path, label, wall, mibs, cpu, per_gib, rss in rows:
-        where = f"proxy, {args.rate:g} MiB/s per connection" if path == "proxy" else "direct (loopback)"
-        lines.append(f"| {where} | {label} | {wall:.2f} | {mibs:.1f} | {cpu:.2f} | {per_gib:.2f} | {rss:.1f} |")
+             "| path | client | seconds | MiB/s | client CPU s | CPU s/GiB | lowest–highest CPU s/GiB | peak RSS MiB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for path, label, wall, mibs, cpu, per_gib, rss, (low, high) in rows:
+        where = {"proxy": f"proxy, {args.rate:g} MiB/s per connection", "direct": "direct (loopback)"}.get(path, "no network")
+        lines.append(f"| {where} | {label} | {wall:.2f} | {mibs:.1f} | {cpu:.2f} | {per_gib:.2f} | {low:.2f}–{high:.2f} "
+                     f"| {rss:.1f} |")
     lines += ["",
               f"- {args.slices} slices vs one stream through the proxy: **{sliced / single:.2f}x** (goal >= 3x: "
               f"{'met' if sliced >= 3 * single else 'missed'}); client CPU {cpu_sliced:.2f} s/GiB (goal <= 0.6: "
               f"{'met' if cpu_sliced <= 0.6 else 'missed'}); {cpu_sliced / floor:.2f}x the raw-socket floor "
-              f"({floor:.2f} s/GiB), {cpu_sliced / floor_lowat:.2f}x the floor with SO_RCVLOWAT ({floor_lowat:.2f} s/GiB).",
+              f"({floor:.2f} s/GiB), {cpu_sliced / floor_lowat:.2f}x the floor with SO_RCVLOWAT ({floor_lowat:.2f} s/GiB). "
+              f"Lowest runs: {lowest(f'sea-gcp download_to_file, {args.slices} slices'):.2f} s/GiB against the floor's "
+              f"{lowest(f'floor: raw sockets, {args.slices} slices'):.2f} and "
+              f"{lowest(f'floor: raw sockets, {args.slices} slices, SO_RCVLOWAT 1 MiB'):.2f} with SO_RCVLOWAT.",
               f"- Without the proxy, default options (sliced) vs the streamed GET before: **{after / before:.2f}x** "
               f"(goal: no regression, >= 1.0x: {'met' if after >= before else 'missed'})."]
     print("\n".join(lines))
