@@ -13,14 +13,16 @@ floor: what any client's CPU cannot go below on this machine, with and without S
 Every download writes a new file (removed after each run). On a virtual machine that hands freed memory
 back to its host at once (free page reporting), writing a new file's pages into memory the host must back
 again costs guest CPU that varies from run to run, and is charged to whichever client is writing: hence
-several rounds, the clients taking turns, and the lowest and highest CPU next to the median. Client wall time,
+several rounds, the clients taking turns, and the lowest and highest CPU next to the median. As root,
+--hold-freed-memory keeps freed memory in the guest for 60 s while the bench runs (and touches and frees
+twice the object's size before each run), which measures the clients without that cost. Client wall time,
 CPU (user+sys) and peak RSS come from GNU time, as in scripts/bench-transfer.py. Prints a Markdown section
 for BENCHMARKS.md.
 
 Every client runs --rounds times, the clients taking turns; the table has each one's median wall time and
 CPU, its lowest and highest CPU, and its largest RSS.
 
-Usage: scripts/bench-sliced-download.py [--mib 1024] [--rate 50] [--slices 4] [--rounds 3] [--before BINARY]
+Usage: scripts/bench-sliced-download.py [--mib 1024] [--rate 50] [--slices 4] [--rounds 3] [--hold-freed-memory] [--before BINARY]
 Build with the shared target directory (CARGO_TARGET_DIR) of the machine.
 """
 import argparse
@@ -49,12 +51,27 @@ def wait_http(url):
     raise SystemExit(f"emulator at {url} did not answer")
 
 
+REPORTING = "/sys/module/page_reporting/parameters/min_free_ms"
+
+
+def warm_memory(mib):
+    """Touch MIB MiB of anonymous memory and free it: the next run's new pages come from memory the host
+    still backs (while --hold-freed-memory keeps it from being handed back)."""
+    block = bytearray(mib * MIB)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    del block
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=1024)
     ap.add_argument("--rate", type=float, default=50.0)
     ap.add_argument("--slices", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3, help="runs of every client, one after the other; medians")
+    ap.add_argument("--hold-freed-memory", action="store_true",
+                    help=f"root only: keep freed memory for 60 s before it goes back to the host ({REPORTING}), "
+                    "and touch and free twice the object's size before each run; the old value is restored")
     ap.add_argument("--before", help="a transfer binary built from an earlier commit: adds its rows (awaited by the "
                     "main future, the only way it ran)")
     args = ap.parse_args()
@@ -81,7 +98,14 @@ def main():
     proxy = subprocess.Popen([proxy_bin, str(port), str(args.rate)], stdout=subprocess.PIPE, text=True)
     proxy_url = f"http://127.0.0.1:{proxy.stdout.readline().strip()}"
     rows = []
+    held = None
     try:
+        if args.hold_freed_memory:
+            with open(REPORTING) as f:
+                old = f.read().strip()
+            with open(REPORTING, "w") as f:
+                f.write("60000")
+            held = old
         wait_http(emu_url)
         out = os.path.join(work, "out.bin")
         raw = [sys.executable, os.path.join(ROOT, "scripts", "raw-sliced-download.py"), proxy_url.removeprefix("http://"),
@@ -115,6 +139,8 @@ def main():
             for path, label, url, cmd in runs:
                 env = dict(os.environ, STORAGE_EMULATOR_HOST=url)
                 os.sync()  # no earlier run's writeback overlaps this one
+                if held is not None:
+                    warm_memory(2 * args.mib)
                 wall, user, system, rss = bt.measure(cmd, env)
                 if os.path.getsize(out) != args.mib * MIB:
                     raise SystemExit(f"{label}: wrote {os.path.getsize(out)} bytes")
@@ -128,6 +154,9 @@ def main():
             spread = (min(g[1] for g in got) * 1024 / args.mib, max(g[1] for g in got) * 1024 / args.mib)
             rows.append((path, label, wall, args.mib / wall, cpu, cpu * 1024 / args.mib, rss, spread))
     finally:
+        if held is not None:
+            with open(REPORTING, "w") as f:
+                f.write(held)
         proxy.terminate()
         emu.terminate()
         proxy.wait()
@@ -151,9 +180,11 @@ def main():
     floor = cpu(f"floor: raw sockets, {args.slices} slices")
     floor_lowat = cpu(f"floor: raw sockets, {args.slices} slices, SO_RCVLOWAT 1 MiB")
     lines = [f"`scripts/bench-sliced-download.py --mib {args.mib} --rate {args.rate:g} --slices {args.slices} "
-             f"--rounds {args.rounds}` (medians of {args.rounds} rounds) "
+             f"--rounds {args.rounds}{' --hold-freed-memory' if held is not None else ''}` "
+             f"(medians of {args.rounds} rounds) "
              f"({time.strftime('%Y-%m-%d')}): one {args.mib} MiB object preloaded into fake-gcs-server (memory backend); "
-             f"every client writes it to a file. Load average (1 min) {load_before} before, {load_after} after.", "",
+             f"every client writes it to a file. Load average (1 min) {load_before} before, {load_after} after."
+             + (" Freed memory held in the guest (--hold-freed-memory)." if held is not None else ""), "",
              "| path | client | seconds | MiB/s | client CPU s | CPU s/GiB | lowest–highest CPU s/GiB | peak RSS MiB |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for path, label, wall, mibs, cpu, per_gib, rss, (low, high) in rows:

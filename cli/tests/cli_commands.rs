@@ -1,6 +1,7 @@
 //! The `sea-gcp` subcommands end to end through the built binary, on local stores (and the emulator for
 //! `doctor`).
 
+use std::path::PathBuf;
 use std::process::Command;
 
 fn sea_gcp(args: &[&str], settings: &std::path::Path) -> (bool, String, String) {
@@ -18,6 +19,16 @@ fn sea_gcp(args: &[&str], settings: &std::path::Path) -> (bool, String, String) 
     )
 }
 
+/// `DIR/sea-gcp.toml` naming one local store `key`, rooted at `DIR/store`, with `extra` options: the
+/// settings file and the store's root.
+fn local_store_settings(dir: &std::path::Path, key: &str, extra: &str) -> (PathBuf, PathBuf) {
+    let settings = dir.join("sea-gcp.toml");
+    let root = dir.join("store");
+    let text = format!("[stores.{key}]\nbackend = \"local\"\nroot = {:?}\n{extra}", root.display().to_string());
+    std::fs::write(&settings, text).unwrap();
+    (settings, root)
+}
+
 #[test]
 fn sync_static_uploads_only_changes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -25,13 +36,7 @@ fn sync_static_uploads_only_changes() {
     std::fs::create_dir_all(site.join("css")).unwrap();
     std::fs::write(site.join("css/app.css"), "body{}".repeat(100)).unwrap();
     std::fs::write(site.join("app.js"), "let a = 1;").unwrap();
-    let settings = tmp.path().join("sea-gcp.toml");
-    let root = tmp.path().join("store");
-    std::fs::write(
-        &settings,
-        format!("[stores.staticfiles]\nbackend = \"local\"\nroot = {:?}\ngzip = true\n", root.display().to_string()),
-    )
-    .unwrap();
+    let (settings, root) = local_store_settings(tmp.path(), "staticfiles", "gzip = true\n");
     let site_arg = site.to_str().unwrap();
 
     let (ok, out, err) = sea_gcp(&["sync-static", site_arg, "--store", "static", "--dry-run"], &settings);
@@ -115,13 +120,7 @@ fn download_writes_the_object_in_slices_and_checks_it() {
     std::fs::create_dir_all(&site).unwrap();
     let data: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     std::fs::write(site.join("big.bin"), &data).unwrap();
-    let settings = tmp.path().join("sea-gcp.toml");
-    let root = tmp.path().join("store");
-    std::fs::write(
-        &settings,
-        format!("[stores.media]\nbackend = \"local\"\nroot = {:?}\n", root.display().to_string()),
-    )
-    .unwrap();
+    let (settings, _) = local_store_settings(tmp.path(), "media", "");
     let (ok, _, err) = sea_gcp(&["sync-static", site.to_str().unwrap(), "--store", "media", "--quiet"], &settings);
     assert!(ok, "{err}");
 
