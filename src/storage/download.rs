@@ -161,14 +161,14 @@ async fn write_at(
     limit: bool,
     buffer_size: usize,
 ) -> Result<(u64, u32)> {
-    let file = tokio::fs::OpenOptions::new().write(true).open(path).await?.into_std().await;
-    let start = range.start;
-    let file = tokio::task::spawn_blocking(move || {
+    let (target, start) = (path.to_path_buf(), range.start);
+    let file = blocking("file open", move || {
         use std::io::Seek as _;
-        (&file).seek(std::io::SeekFrom::Start(start)).map(|_| Arc::new(file))
+        let file = std::fs::OpenOptions::new().write(true).open(&target)?;
+        (&file).seek(std::io::SeekFrom::Start(start))?;
+        Ok(Arc::new(file))
     })
-    .await
-    .map_err(|e| Error::Io(std::io::Error::other(format!("file seek task failed: {e}"))))??;
+    .await?;
     let want = range.end - range.start;
     let (mut written, mut crc) = (0u64, 0u32);
     let mut piece = Piece::default();
@@ -236,8 +236,21 @@ fn spawn_write(file: Arc<std::fs::File>, mut piece: Piece) -> tokio::task::JoinH
 }
 
 async fn finish(write: tokio::task::JoinHandle<std::io::Result<Piece>>) -> Result<Piece> {
-    let piece = write.await.map_err(|e| Error::Io(std::io::Error::other(format!("file write task failed: {e}"))))??;
-    Ok(piece)
+    joined("file write", write.await)
+}
+
+/// Run `work` on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T> {
+    joined(what, tokio::task::spawn_blocking(work).await)
+}
+
+/// The result of a blocking task; a task that panicked is an I/O error naming `what` it was doing.
+fn joined<T>(what: &str, done: std::result::Result<std::io::Result<T>, tokio::task::JoinError>) -> Result<T> {
+    let done = done.map_err(|e| Error::Io(std::io::Error::other(format!("{what} task failed: {e}"))))?;
+    Ok(done?)
 }
 
 /// Write every chunk, in order, with as few vectored writes (`writev`) as the system allows.
@@ -306,13 +319,12 @@ pub async fn download_to_file(
 
     let tmp = temporary_beside(path);
     let result = async {
-        let file = tokio::fs::File::create(&tmp).await?.into_std().await;
-        if !encoded {
-            let size = meta.size;
-            tokio::task::spawn_blocking(move || allocate(&file, size))
-                .await
-                .map_err(|e| Error::Io(std::io::Error::other(format!("file allocation task failed: {e}"))))??;
-        }
+        let (target, size) = (tmp.clone(), (!encoded).then_some(meta.size));
+        blocking("file creation", move || {
+            let file = std::fs::File::create(&target)?;
+            size.map_or(Ok(()), |size| allocate(&file, size))
+        })
+        .await?;
         let (first_range, limit) = match plan.first() {
             Some(r) if plan.len() > 1 => (r.clone(), true),
             _ => (0..meta.size, !encoded),
