@@ -1,7 +1,8 @@
 //! An events endpoint: Pub/Sub pushes for app events, GCS notifications keeping blob caches fresh, and
 //! a deduplicated handler. Run with `cargo run --example events --features events`.
 //!
-//! Environment: `EXTERNAL_URL` (the URL the subscriptions push to, e.g. the Cloud Run service URL),
+//! Environment: `EXTERNAL_URL` (the URL the subscriptions push to, e.g. the Cloud Run service URL;
+//! default `http://127.0.0.1:$PORT`),
 //! `SEA_GCP_INVOKER_EMAILS` (the push service account), `DATABASE_URL` (default: a SQLite file),
 //! `PORT` (default 8080). With `EVENTS_AUTH=off` verification is disabled (local development only).
 
@@ -32,10 +33,24 @@ impl TransactionalHandler for RecordPayment {
     }
 }
 
+/// Start-up errors are printed with their message (which names the variable to set), not in debug form.
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_env_filter("info").init();
-    let external = std::env::var("EXTERNAL_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
+async fn main() -> std::process::ExitCode {
+    // SQL statements at debug: an INFO log of every query drowns the app's own lines.
+    tracing_subscriber::fmt().with_env_filter("info,sqlx=warn,sea_orm=warn").init();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let port = std::env::var("PORT").unwrap_or_else(|_| "8080".into());
+    // The audience of a push token is the URL the subscription pushes to: the port must be this one.
+    let external = std::env::var("EXTERNAL_URL").unwrap_or_else(|_| format!("http://127.0.0.1:{port}"));
     let db = Database::connect(
         std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://events-example.sqlite?mode=rwc".into()),
     )
@@ -62,7 +77,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("push endpoint for orders: {}", events.url("orders", "shop", &Default::default()));
 
     let app = axum::Router::new().merge(events.into_router());
-    let port = std::env::var("PORT").unwrap_or_else(|_| "8080".into());
     let listener = tokio::net::TcpListener::bind(format!("0.0.0.0:{port}")).await?;
     axum::serve(listener, app).await?;
     Ok(())

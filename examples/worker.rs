@@ -1,6 +1,8 @@
 //! A Cloud Run worker for sea-gcp tasks: the verified worker router, an app route that enqueues inside
 //! its database transaction, and the outbox dispatcher.
 //!
+//! On Cloud Run:
+//!
 //! ```text
 //! GCP_PROJECT_ID=my-project GCP_TASKS_DEFAULT_QUEUE_NAME=primary \
 //! GCP_TASKS_DOMAIN=https://worker-abc123-ew.a.run.app \
@@ -8,6 +10,11 @@
 //! GCP_TASKS_RESOURCE_AFFIX=shop-prod DATABASE_URL=postgres://... PORT=8080 \
 //!   cargo run --example worker --features tasks
 //! ```
+//!
+//! Locally, against a Cloud Tasks emulator or fake on a loopback address (no credentials are sent to
+//! it, and none are fetched): `GCP_TASKS_EMULATOR_TARGET=http://127.0.0.1:8123`, plus the project,
+//! queue and domain variables above. Without `DATABASE_URL` the example uses the SQLite file
+//! `worker-example.sqlite`.
 //!
 //! `POST /orders {"customer": "ada"}` inserts an order and enqueues `send-receipt` in the same
 //! transaction; Cloud Tasks then calls `POST /tasks/send-receipt` with an OIDC token for the invoker
@@ -100,14 +107,34 @@ async fn create_order(State(app): State<App>, Json(order): Json<NewOrder>) -> Re
     Ok(Json(json!({"order_id": order_id, "task": format!("{enqueued:?}")})))
 }
 
+/// Start-up errors are printed with their message (which names the variable to set), not in debug form.
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
-    tracing_subscriber::fmt().with_env_filter("info").init();
+async fn main() -> std::process::ExitCode {
+    // SQL statements at debug: an INFO log of every query drowns the app's own lines.
+    tracing_subscriber::fmt().with_env_filter("info,sqlx=warn,sea_orm=warn").init();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), BoxError> {
     let settings = TasksSettings::from_env()?;
     let registry = Registry::builder().task(SendReceipt).periodic(NightlyReport).build()?;
-    let client = CloudTasksClient::application_default(&settings.cloud_tasks_endpoint)?;
+    // A loopback emulator target gets no credentials; Google's endpoint gets Application Default ones.
+    let client = if settings.uses_fake_endpoint() {
+        CloudTasksClient::unauthenticated(&settings.cloud_tasks_endpoint)
+    } else {
+        CloudTasksClient::application_default(&settings.cloud_tasks_endpoint)?
+    };
     let tasks = Tasks::new(settings, registry, client)?;
-    let db = sea_orm::Database::connect(std::env::var("DATABASE_URL")?).await?;
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://worker-example.sqlite?mode=rwc".into());
+    let db = sea_orm::Database::connect(&url)
+        .await
+        .map_err(|e| format!("cannot open the database at DATABASE_URL ({e}); set DATABASE_URL to a reachable database"))?;
     db.execute_unprepared("CREATE TABLE IF NOT EXISTS orders (id BIGINT PRIMARY KEY, customer TEXT NOT NULL)").await?;
     let outbox = TaskOutbox::default();
     outbox.create(&db).await?; // or run sea_gcp::tasks::migration::CreateTaskOutbox in your migrator
@@ -119,7 +146,9 @@ async fn main() -> Result<(), BoxError> {
     let app =
         axum::Router::new().route("/orders", post(create_order)).with_state(App { tasks, db, outbox }).merge(worker);
     let port = std::env::var("PORT").unwrap_or_else(|_| "8080".into());
-    let listener = tokio::net::TcpListener::bind(format!("0.0.0.0:{port}")).await?;
+    let listener = tokio::net::TcpListener::bind(format!("0.0.0.0:{port}"))
+        .await
+        .map_err(|e| format!("cannot listen on port {port} ({e}); set PORT to a free port"))?;
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -49,6 +49,35 @@ impl SignerArgs {
         }
         sea_gcp::signing::signer_from_config(&SigningConfig::Auto).await
     }
+
+    /// True when no signing flag was given, so the signer comes from the environment (a key file in
+    /// `GOOGLE_APPLICATION_CREDENTIALS`, else IAM signBlob as the metadata server's account).
+    fn from_environment(&self) -> bool {
+        self.private_key_file.is_none() && self.hmac_access_id.is_none() && self.impersonate_service_account.is_none()
+    }
+
+    /// Build the signer and sign with it, naming the CLI's own flags when the environment has no
+    /// credentials (off Google Cloud with no key file, the metadata server cannot be reached).
+    pub async fn sign_with<T, F, Fut>(&self, sign: F) -> Result<T>
+    where
+        F: FnOnce(Arc<dyn Signer>) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let result = match self.signer().await {
+            Ok(signer) => sign(signer).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Err(Error::Signing { message, source }) if self.from_environment() => Err(Error::Signing {
+                message: format!(
+                    "no signing credentials found ({message}); pass --private-key-file KEY.json (a service-account \
+                     key), --hmac-access-id ID with --hmac-secret SECRET, or --impersonate-service-account EMAIL"
+                ),
+                source,
+            }),
+            other => other,
+        }
+    }
 }
 
 /// Lifetime, signing time and where the URL points.

@@ -67,8 +67,7 @@ impl PostPolicyArgs {
     /// Sign and print `{"url": ..., "fields": {...}}`.
     pub async fn run(self, out: &mut dyn Write) -> Result<()> {
         let request = self.request()?;
-        let signer = self.signer.signer().await?;
-        let policy = post_policy(&*signer, &request).await?;
+        let policy = self.signer.sign_with(|signer| async move { post_policy(&*signer, &request).await }).await?;
         let json = serde_json::to_string(&policy).map_err(|e| Error::signing(format!("cannot write JSON: {e}")))?;
         writeln!(out, "{json}")?;
         Ok(())

@@ -82,8 +82,7 @@ impl SignUrlArgs {
     /// Sign and print.
     pub async fn run(self, out: &mut dyn Write) -> Result<()> {
         let request = self.request()?;
-        let signer = self.signer.signer().await?;
-        let signed = sign_url(&*signer, &request).await?;
+        let signed = self.signer.sign_with(|signer| async move { sign_url(&*signer, &request).await }).await?;
         match self.format {
             OutputFormat::Url => writeln!(out, "{}", signed.url)?,
             OutputFormat::Json => {

@@ -153,4 +153,53 @@ fn download_writes_the_object_in_slices_and_checks_it() {
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 5, "no temporary file left beside the destination");
     let (ok, _, err) = sea_gcp(&["download", "big.bin", file_arg, "--sliced-threshold", "1.5M"], &settings);
     assert!(!ok && err.contains("unknown size unit"), "{err}");
+
+    // Into a folder that does not exist: the error names the file and the folder to create.
+    let missing = tmp.path().join("no/such/folder/big.bin");
+    let (ok, _, err) = sea_gcp(&["download", "big.bin", missing.to_str().unwrap()], &settings);
+    assert!(!ok, "a missing folder fails the command");
+    assert!(err.contains(&missing.display().to_string()) && err.contains("does not exist: create it first"), "{err}");
+    assert!(!tmp.path().join("no").exists(), "nothing is created");
+}
+
+#[test]
+fn commands_that_sign_nothing_do_not_warn_about_the_url_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let site = tmp.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("app.js"), "let a = 1;").unwrap();
+    let (settings, _) = local_store_settings(tmp.path(), "static", "");
+    let out = Command::new(env!("CARGO_BIN_EXE_sea-gcp"))
+        .args(["sync-static", site.to_str().unwrap(), "--store", "static", "--settings"])
+        .arg(&settings)
+        .env_remove("SEA_GCP_SECRET_KEY")
+        .env_remove("SEA_GCP_SETTINGS")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("SEA_GCP_SECRET_KEY") && !err.contains("WARN"), "sync-static signs no URL: {err}");
+}
+
+#[test]
+fn missing_credentials_fail_at_once_with_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = tmp.path().join("sea-gcp.toml");
+    std::fs::write(&settings, "[stores.media]\nbucket_name = \"no-credentials-here\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sea-gcp"))
+        .args(["download", "a.txt", tmp.path().join("a.txt").to_str().unwrap(), "--settings"])
+        .arg(&settings)
+        .env("HOME", tmp.path())
+        .env("GCE_METADATA_HOST", "127.0.0.1:9") // nothing listens there: off Google Cloud
+        .env_remove("CLOUDSDK_CONFIG")
+        .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+        .env_remove("STORAGE_EMULATOR_HOST")
+        .env_remove("SEA_GCP_SETTINGS")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!err.contains("retrying"), "no credentials is not a transient error: {err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no Google credentials found") && err.contains("gcloud auth application-default login"), "{err}");
 }

@@ -271,4 +271,7 @@ fn auto_signer_off_google_cloud_explains_the_options() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("metadata server") && stderr.contains("GOOGLE_APPLICATION_CREDENTIALS"), "{stderr}");
+    for flag in ["--private-key-file", "--hmac-access-id", "--impersonate-service-account"] {
+        assert!(stderr.contains(flag), "the error names the CLI's own way to sign, {flag}: {stderr}");
+    }
 }

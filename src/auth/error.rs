@@ -54,7 +54,9 @@ pub enum AuthError {
     EmailNotAllowed(String),
     /// No allow-list is configured and authentication was not disabled explicitly: fail closed.
     #[error(
-        "no invoker allow-list configured: add the push service account with allow_email(), or disable authentication explicitly"
+        "no invoker allow-list configured: list the push service account in SEA_GCP_INVOKER_EMAILS (read by \
+         InvokerPolicy::with_env_fallback) or add it with InvokerPolicy::allow_email, or disable authentication \
+         explicitly"
     )]
     NoAllowList,
     /// The JWKS could not be fetched (and no cached key set holds the token's key).

@@ -49,7 +49,9 @@ impl EventsRouter {
     pub fn new(policy: InvokerPolicy) -> Self {
         if !policy.is_disabled() && policy.allow_list().is_empty() {
             tracing::error!(
-                "events endpoint has no invoker allow-list: every push will be refused (403); add allow_email()"
+                "events endpoint has no invoker allow-list: every push will be refused (403); list the push service \
+                 account in SEA_GCP_INVOKER_EMAILS (read by InvokerPolicy::with_env_fallback) or add it with \
+                 InvokerPolicy::allow_email"
             );
         }
         Self { policy, registry: Registry::default(), body_limit: DEFAULT_BODY_LIMIT, path: "/events".into() }

@@ -293,6 +293,18 @@ fn allocate(file: &std::fs::File, size: u64) -> std::io::Result<()> {
     file.set_len(size)
 }
 
+/// An I/O error on the destination, naming the file and, for a missing folder, the fix.
+fn file_error(e: std::io::Error, verb: &str, path: &Path) -> std::io::Error {
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let hint = match folder {
+        Some(dir) if e.kind() == std::io::ErrorKind::NotFound && !dir.is_dir() => {
+            format!(" (the folder {} does not exist: create it first)", dir.display())
+        }
+        _ => String::new(),
+    };
+    std::io::Error::new(e.kind(), format!("cannot {verb} {}{hint}: {e}", path.display()))
+}
+
 /// A temporary name beside `path` (same directory, so the final rename stays on one filesystem).
 fn temporary_beside(path: &Path) -> PathBuf {
     let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -319,10 +331,10 @@ pub async fn download_to_file(
 
     let tmp = temporary_beside(path);
     let result = async {
-        let (target, size) = (tmp.clone(), (!encoded).then_some(meta.size));
+        let (target, size, shown) = (tmp.clone(), (!encoded).then_some(meta.size), path.to_path_buf());
         blocking("file creation", move || {
-            let file = std::fs::File::create(&target)?;
-            size.map_or(Ok(()), |size| allocate(&file, size))
+            let file = std::fs::File::create(&target).map_err(|e| file_error(e, "create", &shown))?;
+            size.map_or(Ok(()), |size| allocate(&file, size).map_err(|e| file_error(e, "allocate", &shown)))
         })
         .await?;
         let (first_range, limit) = match plan.first() {
@@ -358,7 +370,7 @@ pub async fn download_to_file(
                 ),
             ));
         }
-        tokio::fs::rename(&tmp, path).await?;
+        tokio::fs::rename(&tmp, path).await.map_err(|e| file_error(e, "replace", path))?;
         Ok((bytes, slices, checked))
     }
     .await;

@@ -131,17 +131,33 @@ impl Connection {
         match &self.token {
             None => Ok(builder),
             Some(token) => {
-                let value = token.token().await.map_err(|e| Error::Backend {
-                    backend: "gcs",
-                    store: self.store.clone(),
-                    status: None,
-                    retryable: true,
-                    source: format!("cannot get an access token: {e}").into(),
-                })?;
+                let value = token.token().await.map_err(|e| token_error(&self.store, &*e))?;
                 Ok(builder.header(reqwest::header::AUTHORIZATION, value))
             }
         }
     }
+}
+
+/// A failed access-token fetch as a backend error. Off Google Cloud with no credentials configured (no
+/// metadata server answers) repeating cannot help, so the error is final and says what to configure;
+/// a metadata server that answered badly or timed out is transient.
+pub(crate) fn token_error(store: &str, e: &(dyn std::error::Error + 'static)) -> Error {
+    let mut cause = Some(e);
+    let mut no_credentials = false;
+    while let Some(err) = cause {
+        no_credentials |= matches!(err.downcast_ref::<Error>(), Some(Error::NotOnCloudRun { .. }));
+        cause = err.source();
+    }
+    let source = if no_credentials {
+        "no Google credentials found (no GOOGLE_APPLICATION_CREDENTIALS, no gcloud application-default \
+         login, no metadata server): run `gcloud auth application-default login`, set \
+         GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or set STORAGE_EMULATOR_HOST to use \
+         an emulator"
+            .into()
+    } else {
+        format!("cannot get an access token: {e}").into()
+    };
+    Error::Backend { backend: "gcs", store: store.to_string(), status: None, retryable: !no_credentials, source }
 }
 
 /// The crate's cached Application Default Credentials as `gcloud-storage`'s token source: the value is an

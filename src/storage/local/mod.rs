@@ -94,10 +94,7 @@ impl LocalStore {
             SigningConfig::Hmac { secret, .. } => Some(secret.expose().to_string()),
             _ => None,
         });
-        let secret = secret.unwrap_or_else(|| {
-            tracing::warn!(store = key, "no {SECRET_ENV} set: local URLs are signed with a per-process secret");
-            uuid::Uuid::new_v4().to_string()
-        });
+        let signer = secret.map_or_else(|| UrlSigner::ephemeral(key), UrlSigner::new);
         let base_url =
             config.base_url.clone().unwrap_or_else(|| format!("/storage/{key}")).trim_end_matches('/').to_string();
         Ok(Self {
@@ -106,7 +103,7 @@ impl LocalStore {
             config,
             root,
             base_url,
-            signer: UrlSigner::new(secret),
+            signer,
             lock: tokio::sync::Mutex::new(()),
         })
     }

@@ -104,6 +104,15 @@ pub fn check_parameters(query: &[(String, String)], allowed: &[&str]) -> Result<
 #[derive(Clone)]
 pub struct UrlSigner {
     secret: Vec<u8>,
+    /// Set for a per-process secret: the store whose first signed URL logs a warning (once), so that a
+    /// command that never signs (a sync, a download) does not warn about a secret it does not use.
+    ephemeral: Option<std::sync::Arc<EphemeralSecret>>,
+}
+
+/// A random secret made for this process, and whether its warning was logged.
+struct EphemeralSecret {
+    store: String,
+    warned: std::sync::Once,
 }
 
 impl std::fmt::Debug for UrlSigner {
@@ -120,7 +129,19 @@ fn field(mac: &mut HmacSha256, bytes: &[u8]) {
 impl UrlSigner {
     /// A signer with this secret.
     pub fn new(secret: impl AsRef<[u8]>) -> Self {
-        Self { secret: secret.as_ref().to_vec() }
+        Self { secret: secret.as_ref().to_vec(), ephemeral: None }
+    }
+
+    /// A signer with a random secret for this process: its URLs stop working after a restart. The first
+    /// URL it signs logs a warning naming `store` and the variable that makes the secret stable.
+    pub(crate) fn ephemeral(store: &str) -> Self {
+        Self {
+            secret: uuid::Uuid::new_v4().as_bytes().to_vec(),
+            ephemeral: Some(std::sync::Arc::new(EphemeralSecret {
+                store: store.to_string(),
+                warned: std::sync::Once::new(),
+            })),
+        }
     }
 
     fn mac(&self, method: &str, key: &str, params: &BTreeMap<String, String>) -> HmacSha256 {
@@ -138,6 +159,15 @@ impl UrlSigner {
 
     /// The query string (without `?`) for `method` on `key` with `params` (which must include `expires`).
     pub fn sign(&self, method: &str, key: &str, params: &BTreeMap<String, String>) -> String {
+        if let Some(ephemeral) = &self.ephemeral {
+            ephemeral.warned.call_once(|| {
+                tracing::warn!(
+                    store = %ephemeral.store,
+                    "no {} set: local URLs are signed with a per-process secret and stop working after a restart",
+                    super::SECRET_ENV
+                )
+            });
+        }
         let sig = hex::encode(self.mac(method, key, params).finalize().into_bytes());
         let mut query: Vec<String> =
             params.iter().map(|(k, v)| format!("{}={}", encode_query(k), encode_query(v))).collect();
