@@ -132,9 +132,9 @@ async fn run() -> Result<(), BoxError> {
     };
     let tasks = Tasks::new(settings, registry, client)?;
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://worker-example.sqlite?mode=rwc".into());
-    let db = sea_orm::Database::connect(&url)
-        .await
-        .map_err(|e| format!("cannot open the database at DATABASE_URL ({e}); set DATABASE_URL to a reachable database"))?;
+    let db = sea_orm::Database::connect(&url).await.map_err(|e| {
+        format!("cannot open the database at DATABASE_URL ({e}); set DATABASE_URL to a reachable database")
+    })?;
     db.execute_unprepared("CREATE TABLE IF NOT EXISTS orders (id BIGINT PRIMARY KEY, customer TEXT NOT NULL)").await?;
     let outbox = TaskOutbox::default();
     outbox.create(&db).await?; // or run sea_gcp::tasks::migration::CreateTaskOutbox in your migrator

@@ -12,7 +12,7 @@ use serde_json::Value;
 use sea_gcp::Error;
 use sea_gcp::signing::{
     Endpoint, HmacSigner, PolicyCondition, PostPolicyRequest, ServiceAccountKeySigner, Signer, UrlCache, UrlStyle,
-    V4Request, post_policy, sign_url, sign_url_blocking, sign_urls, sign_urls_parallel,
+    V4Request, post_policy, sign_url, sign_url_blocking, sign_urls, sign_urls_parallel, sign_urls_parallel_with,
 };
 
 mod conformance_support;
@@ -164,8 +164,47 @@ async fn blocking_batch_and_async_batch_agree_with_sign_url() {
         one_by_one.push(sign_url(&*signer, r).await.unwrap());
         assert_eq!(one_by_one.last().unwrap(), &sign_url_blocking(&*signer, r, Utc::now()).unwrap());
     }
-    assert_eq!(sign_urls_parallel(&*signer, &requests).unwrap(), one_by_one);
-    assert_eq!(sign_urls(Arc::clone(&signer), requests.clone()).await.unwrap(), one_by_one);
+    let urls: Vec<&str> = one_by_one.iter().map(|s| s.url.as_str()).collect();
+    assert_eq!(sign_urls_parallel(&*signer, &requests).unwrap().iter().collect::<Vec<_>>(), urls);
+    assert_eq!(sign_urls(Arc::clone(&signer), requests.clone()).await.unwrap().iter().collect::<Vec<_>>(), urls);
+    // Every vector's signing time, many times over, across the worker threads' shares: the same URLs
+    // in the same order, whatever thread signed them.
+    let many: Vec<V4Request> = requests.iter().cycle().take(requests.len() * 40).cloned().collect();
+    for threads in [1, 2, 3] {
+        let batch = sign_urls_parallel_with(&*signer, &many, Utc::now(), threads).unwrap();
+        assert_eq!(batch.len(), many.len());
+        for (i, url) in batch.iter().enumerate() {
+            assert_eq!(url, urls[i % urls.len()], "URL {i} with {threads} thread(s)");
+            assert_eq!(&batch[i], url);
+        }
+    }
+}
+
+#[test]
+fn hmac_batches_equal_one_by_one_signing_on_any_thread_count() {
+    let hmac = HmacSigner::new("GOOG1EXAMPLE", "bm90LWEtcmVhbC1zZWNyZXQ").unwrap();
+    let now = Utc::now();
+    let requests: Vec<V4Request> = (0..1500)
+        .map(|i| V4Request {
+            bucket: "b".into(),
+            object: Some(format!("photos/{i}.jpg")),
+            expiration: Duration::from_secs(600),
+            // A few requests carry their own signing time: another scope, another derived key.
+            timestamp: (i % 97 == 0).then(|| "2020-01-23T04:35:30Z".parse().unwrap()),
+            ..Default::default()
+        })
+        .collect();
+    let one_by_one: Vec<String> = requests.iter().map(|r| sign_url_blocking(&hmac, r, now).unwrap().url).collect();
+    for threads in [1, 2, 4] {
+        let batch = sign_urls_parallel_with(&hmac, &requests, now, threads).unwrap();
+        assert_eq!(batch.to_vec(), one_by_one, "{threads} thread(s)");
+        assert_eq!(batch.get(requests.len()), None);
+        assert!(!format!("{batch:?}").contains("X-Goog-Signature"), "Debug shows no URL");
+    }
+    // A bad request fails the whole batch, wherever it sits.
+    let mut bad = requests.clone();
+    bad[1200].expiration = Duration::from_secs(8 * 86_400);
+    assert!(sign_urls_parallel_with(&hmac, &bad, now, 2).is_err());
 }
 
 #[tokio::test]

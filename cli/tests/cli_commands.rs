@@ -201,5 +201,8 @@ fn missing_credentials_fail_at_once_with_the_fix() {
     assert!(!out.status.success());
     assert!(!err.contains("retrying"), "no credentials is not a transient error: {err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("no Google credentials found") && err.contains("gcloud auth application-default login"), "{err}");
+    assert!(
+        err.contains("no Google credentials found") && err.contains("gcloud auth application-default login"),
+        "{err}"
+    );
 }

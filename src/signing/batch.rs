@@ -3,6 +3,11 @@
 //! [`sign_urls_parallel`] is synchronous and uses scoped threads; [`sign_urls`] is the async form (a
 //! blocking task for in-memory keys, concurrent signBlob calls for IAM). Results keep the input order.
 //! All URLs of one batch share one signing time.
+//!
+//! Per URL, a batch thread allocates nothing: it rewrites one canonical request and one string to sign,
+//! signs with the scope's signer held for the whole batch (HMAC: the derived key, no lock), and appends
+//! the URL to the buffer of its share of the batch ([`SignedUrls`]). So a batch on one thread costs no
+//! more per URL than signing one URL at a time, and two threads share no cache line but the queue's.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -10,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
 
-use super::url::{sign_url, sign_url_blocking};
-use super::{SignedUrl, Signer, SigningAlgorithm, V4Request};
+use super::url::{prepare_into, push_signature, sign_url};
+use super::{ScopedSigner, SignedUrl, Signer, SigningAlgorithm, V4Request};
 use crate::{Error, Result};
 
 /// Concurrent signBlob calls in [`sign_urls`] for network signers.
@@ -43,12 +48,162 @@ pub(crate) fn threads_for(algorithm: SigningAlgorithm, len: usize, max_threads: 
     max_threads.clamp(1, (len / min_per_thread(algorithm)).max(1))
 }
 
+/// The URLs of a batch, in the order of its requests.
+///
+/// They are held in a few large buffers (one per share of work a thread took) rather than one
+/// allocation per URL: a page of thousands of URLs costs a handful of allocations, and memory a
+/// previous batch freed is reused whole. Read them with [`get`](Self::get), indexing (`urls[i]`) or
+/// [`iter`](Self::iter). Unlike [`SignedUrl`], a batch keeps no canonical request or string to sign:
+/// sign one URL with [`sign_url`](super::sign_url) to see them.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SignedUrls {
+    /// Runs of `run_len` URLs each (the last may be shorter).
+    runs: Vec<Run>,
+    run_len: usize,
+    len: usize,
+}
+
+/// Consecutive URLs written into one buffer, and where each ends.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Run {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Run {
+    fn url(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+}
+
+/// A batch's URLs carry signatures: Debug shows how many there are, not the URLs.
+impl std::fmt::Debug for SignedUrls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedUrls").field("len", &self.len).finish_non_exhaustive()
+    }
+}
+
+impl SignedUrls {
+    fn from_runs(runs: Vec<Run>, run_len: usize) -> Self {
+        let len = runs.iter().map(|r| r.ends.len()).sum();
+        Self { runs, run_len: run_len.max(1), len }
+    }
+
+    /// How many URLs the batch holds (as many as it had requests).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty batch.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The URL of the `i`-th request, if there is one.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        (i < self.len).then(|| self.runs[i / self.run_len].url(i % self.run_len))
+    }
+
+    /// The URLs in request order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (0..self.len).map(|i| self.runs[i / self.run_len].url(i % self.run_len))
+    }
+
+    /// The URLs as owned strings (one allocation each).
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(str::to_string).collect()
+    }
+}
+
+impl std::ops::Index<usize> for SignedUrls {
+    type Output = str;
+
+    /// The URL of the `i`-th request; panics past the end, like a slice.
+    fn index(&self, i: usize) -> &str {
+        self.get(i).unwrap_or_else(|| panic!("URL {i} of a batch of {}", self.len))
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for SignedUrls {
+    fn from_iter<I: IntoIterator<Item = S>>(urls: I) -> Self {
+        let mut run = Run::default();
+        for url in urls {
+            run.text.push_str(&url.into());
+            run.ends.push(run.text.len());
+        }
+        let len = run.ends.len();
+        Self::from_runs(vec![run], len)
+    }
+}
+
 /// Sign `requests` on all cores with an in-memory signer (service-account key or HMAC).
 ///
 /// Fails with [`Error::Signing`] for a network signer (IAM signBlob): use [`sign_urls`].
-pub fn sign_urls_parallel(signer: &dyn Signer, requests: &[V4Request]) -> Result<Vec<SignedUrl>> {
+pub fn sign_urls_parallel(signer: &dyn Signer, requests: &[V4Request]) -> Result<SignedUrls> {
     let threads = std::thread::available_parallelism().map(NonZeroUsize::get).unwrap_or(1);
     sign_urls_parallel_with(signer, requests, Utc::now(), threads)
+}
+
+/// One thread's reusable state: the canonical request and string to sign are rewritten for every URL,
+/// the signature goes into one buffer, and the scope's signer is kept while the scope stays the same
+/// (a batch shares one signing time, so it normally never changes).
+struct Worker<'s> {
+    signer: &'s dyn Signer,
+    credential_id: &'s str,
+    now: DateTime<Utc>,
+    canonical_request: String,
+    string_to_sign: String,
+    signature: Vec<u8>,
+    scoped: Option<(String, ScopedSigner<'s>)>,
+}
+
+impl<'s> Worker<'s> {
+    fn new(signer: &'s dyn Signer, credential_id: &'s str, now: DateTime<Utc>) -> Self {
+        Self {
+            signer,
+            credential_id,
+            now,
+            canonical_request: String::new(),
+            string_to_sign: String::new(),
+            signature: Vec::with_capacity(512),
+            scoped: None,
+        }
+    }
+
+    /// Sign `requests` into one run.
+    fn run(&mut self, requests: &[V4Request]) -> Result<Run> {
+        let mut run = Run { text: String::new(), ends: Vec::with_capacity(requests.len()) };
+        for (i, request) in requests.iter().enumerate() {
+            let scope = prepare_into(
+                request,
+                self.signer.algorithm(),
+                self.credential_id,
+                self.now,
+                &mut self.canonical_request,
+                &mut self.string_to_sign,
+                &mut run.text,
+            )?;
+            let scope = &self.string_to_sign[scope];
+            if self.scoped.as_ref().is_none_or(|(held, _)| held != scope) {
+                let scoped = self.signer.scoped_local(scope).ok_or_else(|| not_local(self.signer))??;
+                self.scoped = Some((scope.to_string(), scoped));
+            }
+            let (_, sign) = self.scoped.as_mut().expect("set above");
+            sign(self.string_to_sign.as_bytes(), &mut self.signature)?;
+            push_signature(&mut run.text, &self.signature);
+            run.ends.push(run.text.len());
+            if i == 0 {
+                // The rest are about as long as the first: one allocation for the whole run.
+                run.text.reserve((run.text.len() + 16) * (requests.len() - 1));
+            }
+        }
+        Ok(run)
+    }
+}
+
+fn not_local(signer: &dyn Signer) -> Error {
+    Error::signing(format!("{signer:?} signs over the network and cannot sign synchronously: call sign_urls"))
 }
 
 /// [`sign_urls_parallel`] with an explicit signing time and at most `max_threads` threads (for benchmarks
@@ -63,47 +218,50 @@ pub fn sign_urls_parallel_with(
     requests: &[V4Request],
     now: DateTime<Utc>,
     max_threads: usize,
-) -> Result<Vec<SignedUrl>> {
+) -> Result<SignedUrls> {
+    let credential_id = signer.local_credential_id().ok_or_else(|| not_local(signer))?;
     let algorithm = signer.algorithm();
     let threads = threads_for(algorithm, requests.len(), max_threads);
     if threads == 1 {
-        return requests.iter().map(|r| sign_url_blocking(signer, r, now)).collect();
+        let run = Worker::new(signer, credential_id, now).run(requests)?;
+        return Ok(SignedUrls::from_runs(vec![run], requests.len()));
     }
-    let mut slots: Vec<Option<Result<SignedUrl>>> = Vec::with_capacity(requests.len());
-    slots.resize_with(requests.len(), || None);
     let chunk = chunk_len(algorithm);
-    let queue = Mutex::new(requests.chunks(chunk).zip(slots.chunks_mut(chunk)));
+    let queue = Mutex::new(requests.chunks(chunk).enumerate());
     let work = || {
+        let mut worker = Worker::new(signer, credential_id, now);
+        let mut done = Vec::new();
         loop {
             // The guard is dropped at the end of this statement: signing runs unlocked.
             let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-            let Some((part, out)) = next else { break };
-            for (request, slot) in part.iter().zip(out) {
-                *slot = Some(sign_url_blocking(signer, request, now));
-            }
+            let Some((index, part)) = next else { break };
+            done.push((index, worker.run(part)));
         }
+        done
     };
-    std::thread::scope(|scope| {
+    let mut runs: Vec<(usize, Result<Run>)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-        work();
+        let mut runs = work();
         for worker in workers {
-            worker.join().map_err(|_| Error::signing("a URL-signing worker thread panicked"))?;
+            runs.extend(worker.join().map_err(|_| Error::signing("a URL-signing worker thread panicked"))?);
         }
-        Ok::<_, Error>(())
+        Ok::<_, Error>(runs)
     })?;
-    slots.into_iter().map(|slot| slot.unwrap_or_else(|| Err(Error::signing("a URL was left unsigned")))).collect()
+    runs.sort_unstable_by_key(|(index, _)| *index);
+    let runs = runs.into_iter().map(|(_, run)| run).collect::<Result<Vec<_>>>()?;
+    Ok(SignedUrls::from_runs(runs, chunk))
 }
 
 /// Sign `requests` without blocking the async runtime: on all cores for in-memory keys, with up to 16
 /// concurrent signBlob calls for IAM.
-pub async fn sign_urls(signer: Arc<dyn Signer>, requests: Vec<V4Request>) -> Result<Vec<SignedUrl>> {
+pub async fn sign_urls(signer: Arc<dyn Signer>, requests: Vec<V4Request>) -> Result<SignedUrls> {
     if signer.local_credential_id().is_some() {
         return tokio::task::spawn_blocking(move || sign_urls_parallel(&*signer, &requests))
             .await
             .map_err(|e| Error::signing(format!("URL-signing task failed: {e}")))?;
     }
     let now = Utc::now();
-    futures_util::stream::iter(requests.into_iter().map(|mut r| {
+    let signed: Vec<SignedUrl> = futures_util::stream::iter(requests.into_iter().map(|mut r| {
         let signer = Arc::clone(&signer);
         r.timestamp.get_or_insert(now);
         async move { sign_url(&*signer, &r).await }
@@ -112,7 +270,8 @@ pub async fn sign_urls(signer: Arc<dyn Signer>, requests: Vec<V4Request>) -> Res
     .collect::<Vec<_>>()
     .await
     .into_iter()
-    .collect()
+    .collect::<Result<_>>()?;
+    Ok(signed.into_iter().map(|s| s.url).collect())
 }
 
 #[cfg(test)]

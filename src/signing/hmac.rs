@@ -130,6 +130,22 @@ impl Signer for HmacSigner {
     fn local_credential_id(&self) -> Option<&str> {
         Some(&self.access_id)
     }
+
+    /// The scope's keyed MAC, derived (or read from the cache) once: each signature is then one HMAC
+    /// of the payload on a copy of it, with no lock.
+    fn scoped_local<'a>(&'a self, scope: &str) -> Option<Result<super::ScopedSigner<'a>>> {
+        let keyed = match self.keyed_for(scope) {
+            Ok(keyed) => keyed,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(Ok(Box::new(move |payload: &[u8], out: &mut Vec<u8>| {
+            let mut m = keyed.clone();
+            m.update(payload);
+            out.clear();
+            out.extend_from_slice(&m.finalize().into_bytes());
+            Ok(())
+        })))
+    }
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ use chrono::{DateTime, Utc};
 use crate::Result;
 use http::Method;
 
-pub use batch::{sign_urls, sign_urls_parallel, sign_urls_parallel_with};
+pub use batch::{SignedUrls, sign_urls, sign_urls_parallel, sign_urls_parallel_with};
 pub use cache::UrlCache;
 pub use config::signer_from_config;
 pub use hmac::HmacSigner;
@@ -101,7 +101,27 @@ pub trait Signer: Send + Sync + std::fmt::Debug {
     fn local_credential_id(&self) -> Option<&str> {
         None
     }
+
+    /// A signer for many payloads under one `scope`, held by one batch thread: it writes each signature
+    /// into the buffer it is given. HMAC keys derive their key once here, so the batch signs with no lock
+    /// and no allocation per URL. The default calls [`sign_local`](Signer::sign_local) per payload;
+    /// `None` when this signer needs the network.
+    fn scoped_local<'a>(&'a self, scope: &str) -> Option<Result<ScopedSigner<'a>>> {
+        self.local_credential_id()?;
+        let scope = scope.to_string();
+        Some(Ok(Box::new(move |payload: &[u8], out: &mut Vec<u8>| {
+            let signature = self
+                .sign_local(&scope, payload)
+                .ok_or_else(|| crate::Error::signing(format!("{self:?} cannot sign without the network")))??;
+            out.clear();
+            out.extend_from_slice(&signature);
+            Ok(())
+        })))
+    }
 }
+
+/// What [`Signer::scoped_local`] returns: signs a payload into the buffer (cleared first).
+pub type ScopedSigner<'a> = Box<dyn FnMut(&[u8], &mut Vec<u8>) -> Result<()> + 'a>;
 
 /// URL style.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

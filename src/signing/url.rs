@@ -68,14 +68,19 @@ impl Prepared {
     /// Append `X-Goog-Signature` (hex) and hand out the URL.
     pub fn finish(self, signature: &[u8]) -> SignedUrl {
         let mut url = self.url;
-        url.reserve(SIGNATURE_PARAM.len() + signature.len() * 2);
-        url.push_str(SIGNATURE_PARAM);
-        push_hex(&mut url, signature);
+        push_signature(&mut url, signature);
         SignedUrl { url, canonical_request: self.canonical_request, string_to_sign: self.string_to_sign }
     }
 }
 
 const SIGNATURE_PARAM: &str = "&X-Goog-Signature=";
+
+/// Append `&X-Goog-Signature=<hex>` to a URL that [`prepare_into`] wrote.
+pub(crate) fn push_signature(url: &mut String, signature: &[u8]) {
+    url.reserve(SIGNATURE_PARAM.len() + signature.len() * 2);
+    url.push_str(SIGNATURE_PARAM);
+    push_hex(url, signature);
+}
 
 /// Append the lowercase hex of `bytes`.
 pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
@@ -183,15 +188,33 @@ const FIXED_QUERY: [&str; 5] =
 
 /// Everything but the signature: validation, host, canonical request, string to sign.
 ///
-/// The canonical request is written once into its own buffer, the URL copies its path and query from
-/// it, and the string to sign takes the credential scope: three allocations in the common case (names
-/// already lowercase, no query parameters that need sorting).
+/// Three allocations in the common case (names already lowercase, no query parameters that need
+/// sorting): the canonical request, the string to sign and the URL, each sized up front.
 pub(crate) fn prepare(
     req: &V4Request,
     algorithm: SigningAlgorithm,
     credential_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Prepared> {
+    let (mut canonical_request, mut string_to_sign, mut url) = (String::new(), String::new(), String::new());
+    let scope =
+        prepare_into(req, algorithm, credential_id, now, &mut canonical_request, &mut string_to_sign, &mut url)?;
+    Ok(Prepared { url, canonical_request, string_to_sign, scope })
+}
+
+/// [`prepare`] into the caller's buffers: `cr` and `string_to_sign` are cleared and refilled (a batch
+/// reuses them for every URL), the URL without its signature is appended to `url` (a batch writes many
+/// URLs into one buffer). Returns where the credential scope sits in `string_to_sign`. On error `url` is
+/// left as it was: it is written last.
+pub(crate) fn prepare_into(
+    req: &V4Request,
+    algorithm: SigningAlgorithm,
+    credential_id: &str,
+    now: DateTime<Utc>,
+    cr: &mut String,
+    string_to_sign: &mut String,
+    url: &mut String,
+) -> Result<Range<usize>> {
     let expires = check_expiration(req.expiration)?;
     if let Some(reserved) = req.query_params.keys().find(|k| RESERVED_QUERY.iter().any(|r| r.eq_ignore_ascii_case(k))) {
         return Err(Error::InvalidArgument(format!(
@@ -209,13 +232,12 @@ pub(crate) fn prepare(
         + 3 * credential_id.len()
         + 2 * headers.len_hint()
         + req.query_params.iter().map(|(k, v)| 3 * (k.len() + v.len()) + 2).sum::<usize>();
-    let mut cr = String::with_capacity(
-        req.method.as_str().len() + path_hint + query_hint + 2 * headers.len_hint() + target.len_hint() + 100,
-    );
+    cr.clear();
+    cr.reserve(req.method.as_str().len() + path_hint + query_hint + 2 * headers.len_hint() + target.len_hint() + 100);
     cr.push_str(req.method.as_str());
     cr.push('\n');
     let path_start = cr.len();
-    target.push_path(&mut cr);
+    target.push_path(cr);
     let path_end = cr.len();
     cr.push('\n');
 
@@ -256,7 +278,7 @@ pub(crate) fn prepare(
             if i > 0 {
                 cr.push('&');
             }
-            write_fixed(&mut cr, i);
+            write_fixed(cr, i);
         }
     } else {
         let mut extra: Vec<(Cow<'_, str>, Cow<'_, str>)> = req
@@ -280,7 +302,7 @@ pub(crate) fn prepare(
             }
             first = false;
             if take_fixed {
-                write_fixed(&mut cr, fixed);
+                write_fixed(cr, fixed);
                 fixed += 1;
             } else if let Some((k, v)) = extra.next() {
                 cr.push_str(k);
@@ -296,8 +318,8 @@ pub(crate) fn prepare(
         cr.push_str(name);
         cr.push(':');
         match value {
-            Some(value) => canonical::push_header_value(&mut cr, value),
-            None => target.push_host(&mut cr),
+            Some(value) => canonical::push_header_value(cr, value),
+            None => target.push_host(cr),
         }
         cr.push('\n');
     });
@@ -312,12 +334,13 @@ pub(crate) fn prepare(
     });
     cr.push('\n');
     match headers.payload_hash() {
-        Some(hash) => canonical::push_header_value(&mut cr, hash),
+        Some(hash) => canonical::push_header_value(cr, hash),
         None => cr.push_str(canonical::UNSIGNED_PAYLOAD),
     }
 
     let digest = Sha256::digest(cr.as_bytes());
-    let mut string_to_sign = String::with_capacity(algorithm.as_str().len() + 16 + 40 + 64 + 3);
+    string_to_sign.clear();
+    string_to_sign.reserve(algorithm.as_str().len() + 16 + 40 + 64 + 3);
     string_to_sign.push_str(algorithm.as_str());
     string_to_sign.push('\n');
     string_to_sign.push_str(datetime);
@@ -331,13 +354,13 @@ pub(crate) fn prepare(
     }
     let scope = scope_start..string_to_sign.len();
     string_to_sign.push('\n');
-    push_hex(&mut string_to_sign, &digest);
+    push_hex(string_to_sign, &digest);
 
     let signature_hint = match algorithm {
         SigningAlgorithm::Rsa => 512,
         SigningAlgorithm::Hmac => 64,
     };
-    let mut url = String::with_capacity(
+    url.reserve(
         target.len_hint()
             + (path_end - path_start)
             + 1
@@ -347,11 +370,11 @@ pub(crate) fn prepare(
     );
     url.push_str(target.scheme);
     url.push_str("://");
-    target.push_authority(&mut url);
+    target.push_authority(url);
     url.push_str(&cr[path_start..path_end]);
     url.push('?');
     url.push_str(&cr[query_start..query_end]);
-    Ok(Prepared { url, canonical_request: cr, string_to_sign, scope })
+    Ok(scope)
 }
 
 /// Sign a URL (any signer; IAM signBlob makes one HTTP call).
