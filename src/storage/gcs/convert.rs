@@ -76,7 +76,7 @@ impl Ctx<'_> {
             E::Response(r) => self.status(r.code, r.message),
             E::HttpClient(e) => self.reqwest(e),
             E::HttpMiddleware(e) => self.transport(false, e.into()),
-            E::TokenSource(e) => super::client::token_error(&self.store, &*e),
+            E::TokenSource(e) => super::client::token_error(self.store, &*e),
             E::RawResponse(e, detail) => match e.status() {
                 Some(s) => self.status(s.as_u16(), detail),
                 None => self.reqwest(e),
