@@ -64,6 +64,9 @@ mod error;
 pub mod events;
 #[cfg(feature = "orm")]
 pub mod field;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "logging")]
 pub mod logging;
 #[cfg(feature = "metadata")]

@@ -28,10 +28,13 @@ mod claims;
 mod error;
 mod jwks;
 mod policy;
+mod unverified;
 mod verifier;
 
 pub use claims::VerifiedCaller;
 pub use error::AuthError;
 pub use jwks::{GOOGLE_JWKS_URL, JwksCache, JwksOptions};
 pub use policy::{INVOKERS_ENV, InvokerPolicy, audiences_for};
+#[cfg(feature = "fuzzing")]
+pub(crate) use unverified::parse_unverified;
 pub use verifier::{GOOGLE_ISSUERS, OidcVerifier, VerifierOptions};

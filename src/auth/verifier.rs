@@ -4,12 +4,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::claims::IdTokenClaims;
@@ -93,13 +90,6 @@ impl std::fmt::Debug for OidcVerifier {
     }
 }
 
-#[derive(Deserialize)]
-struct RawHeader {
-    alg: String,
-    #[serde(default)]
-    kid: Option<String>,
-}
-
 impl OidcVerifier {
     /// A verifier of Google ID tokens (Google's JWKS and issuers).
     pub fn google() -> Self {
@@ -172,14 +162,7 @@ impl OidcVerifier {
 
     /// Signature and claims (everything but the per-request checks, which [`Self::verify`] repeats).
     async fn verify_fully(&self, token: &str, audiences: &[String]) -> Result<Verified, AuthError> {
-        let mut parts = token.split('.');
-        let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-            return Err(AuthError::Malformed("not a JWT (three dot-separated parts)".into()));
-        };
-        let header =
-            URL_SAFE_NO_PAD.decode(header).map_err(|_| AuthError::Malformed("header is not base64url".into()))?;
-        let header: RawHeader =
-            serde_json::from_slice(&header).map_err(|e| AuthError::Malformed(format!("header JSON: {e}")))?;
+        let header = super::unverified::header(token)?;
         if header.alg != "RS256" {
             return Err(AuthError::UnsupportedAlgorithm(header.alg));
         }

@@ -4,7 +4,7 @@
 
 mod duration;
 mod object_parameters;
-mod settings;
+pub(crate) mod settings;
 mod store_config;
 
 pub use duration::{duration_serde, parse_duration};

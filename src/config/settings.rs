@@ -162,7 +162,7 @@ impl Settings {
     }
 }
 
-fn parse_env_value(value: &str) -> Value {
+pub(crate) fn parse_env_value(value: &str) -> Value {
     // Booleans, numbers and arrays as such; anything else (including `1d`) as a string.
     match serde_json::from_str::<Value>(value) {
         Ok(v @ (Value::Bool(_) | Value::Number(_) | Value::Array(_))) => v,

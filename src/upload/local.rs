@@ -395,7 +395,7 @@ impl Drop for SessionLease<'_> {
 
 /// A parsed `Content-Range` of a resumable chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ChunkRange {
+pub(crate) enum ChunkRange {
     /// `bytes */total` (or `*/*`): a status query.
     Query { total: Option<u64> },
     /// `bytes a-b/total` (total `*` when unknown).
@@ -404,18 +404,18 @@ enum ChunkRange {
     Whole,
 }
 
-fn parse_content_range(value: &str) -> Option<ChunkRange> {
+pub(crate) fn parse_content_range(value: &str) -> Option<ChunkRange> {
     let rest = value.trim().strip_prefix("bytes")?.trim();
     let (range, total) = rest.split_once('/')?;
     let total = match total.trim() {
         "*" => None,
-        t => Some(t.parse().ok()?),
+        t => Some(digits(t)?),
     };
     if range.trim() == "*" {
         return Some(ChunkRange::Query { total });
     }
     let (a, b) = range.trim().split_once('-')?;
-    let (start, end_inclusive): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
+    let (start, end_inclusive) = (digits(a)?, digits(b)?);
     if end_inclusive < start || total.is_some_and(|t| end_inclusive >= t) {
         return None;
     }
@@ -537,20 +537,28 @@ async fn download(
     finish(get_inner(&st, &key, parse_query(query), &headers).await)
 }
 
+/// A byte position: ASCII digits only (RFC 9110's `1*DIGIT`; `u64::from_str` would also take a `+`).
+fn digits(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 /// A `Range` header with one range, or `None` when absent or not understood (RFC 9110 §14.2: the
 /// header is then ignored and the whole object served). A last-byte-pos past any size is kept as the
 /// largest end and clamped to the object's size later.
-fn parse_range(value: &str) -> Option<ByteRange> {
+pub(crate) fn parse_range(value: &str) -> Option<ByteRange> {
     let spec = value.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None;
     }
     let (a, b) = spec.split_once('-')?;
     match (a.trim(), b.trim()) {
-        ("", n) => Some(ByteRange::Suffix(n.parse().ok()?)),
-        (a, "") => Some(ByteRange::From(a.parse().ok()?)),
+        ("", n) => Some(ByteRange::Suffix(digits(n)?)),
+        (a, "") => Some(ByteRange::From(digits(a)?)),
         (a, b) => {
-            let (start, end): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
+            let (start, end) = (digits(a)?, digits(b)?);
             (end >= start).then_some(ByteRange::Bounded { start, end: end.saturating_add(1) })
         }
     }
@@ -713,6 +721,11 @@ mod tests {
         assert_eq!(parse_range("bytes=0-9"), Some(ByteRange::Bounded { start: 0, end: 10 }));
         assert_eq!(parse_range("bytes=5-"), Some(ByteRange::From(5)));
         assert_eq!(parse_range("bytes=-5"), Some(ByteRange::Suffix(5)));
+        for signed in ["bytes=+5-", "bytes=-+5", "bytes=0-+9", "bytes=1 0-5"] {
+            assert_eq!(parse_range(signed), None, "{signed}: digits only");
+        }
+        assert_eq!(parse_content_range("bytes +0-9/10"), None);
+        assert_eq!(parse_content_range("bytes 0-9/+10"), None);
         assert_eq!(parse_range("bytes=0-1,3-4"), None);
         assert_eq!(parse_range("bytes=0-18446744073709551615"), Some(ByteRange::Bounded { start: 0, end: u64::MAX }));
         assert_eq!(parse_range("bytes=0-18446744073709551616"), None);

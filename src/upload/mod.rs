@@ -23,7 +23,7 @@ pub mod cleanup;
 pub mod doctor;
 mod field;
 mod filename;
-mod local;
+pub(crate) mod local;
 mod refusal;
 mod router;
 mod ticket;
