@@ -54,6 +54,20 @@ async fn fail() -> StatusCode {
     StatusCode::INTERNAL_SERVER_ERROR
 }
 
+/// Two different errors whose root causes print the same text, and one error logged twice.
+async fn two_failures() -> StatusCode {
+    let first = SaveError(1, std::io::Error::other("disk full"));
+    let second = SaveError(2, std::io::Error::other("disk full"));
+    sea_gcp::report_error!(&first);
+    sea_gcp::report_error!(&second);
+    let a = std::io::Error::other("timed out");
+    let b = std::io::Error::other("timed out");
+    tracing::error!(error = &a as &dyn std::error::Error, "a");
+    tracing::error!(error = &b as &dyn std::error::Error, "b");
+    tracing::error!(error = &a as &dyn std::error::Error, "a again");
+    StatusCode::INTERNAL_SERVER_ERROR
+}
+
 async fn severities() -> StatusCode {
     tracing::info!(severity = "NOTICE", "n");
     tracing::error!(severity = "CRITICAL", "c");
@@ -69,6 +83,9 @@ fn app(options: TraceOptions) -> Router {
         .route("/orders/{id}", post(place))
         .route("/fail", get(fail))
         .route("/severities", get(severities))
+        .route("/two-failures", get(two_failures))
+        .route("/hello", get(|| async { "hello" }))
+        .route("/nothing", get(|| async { (StatusCode::NO_CONTENT, "not sent") }))
         .layer(RequestLogLayer::default())
         .layer(TraceContextLayer::new(options))
 }
@@ -142,28 +159,37 @@ fn order_line(trace: Value) -> Value {
     )
 }
 
-fn request_line(
-    trace: Value,
-    severity: &str,
-    method: &str,
-    path: &str,
-    status: u16,
-    sizes: (Option<&str>, &str),
-) -> Value {
-    let mut http = json!({
+/// `httpRequest.requestSize`: the request line, the headers every [`request`] sends, `extra` (more header
+/// lines, the body), as HTTP/1.1 writes them.
+fn request_size(request_line: &str, extra: &[&str]) -> String {
+    let common = [
+        "host: shop.example\r\n",
+        "x-forwarded-proto: https\r\n",
+        "user-agent: curl/8.5\r\n",
+        "referer: https://shop.example/cart\r\n",
+        "x-forwarded-for: 10.9.9.9, 203.0.113.7\r\n",
+        "\r\n",
+    ];
+    let n = request_line.len() + common.iter().chain(extra).map(|s| s.len()).sum::<usize>();
+    n.to_string()
+}
+
+/// `httpRequest.responseSize` of the `"ok"` the order handler answers.
+const OK_RESPONSE: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 2\r\n\r\nok";
+
+fn request_line(trace: Value, severity: &str, method: &str, path: &str, status: u16, sizes: (String, &str)) -> Value {
+    let http = json!({
         "requestMethod": method,
         "requestUrl": format!("https://shop.example{path}"),
         "status": status,
-        "responseSize": sizes.1,
+        "requestSize": sizes.0,
+        "responseSize": sizes.1.len().to_string(),
         "latency": "<latency>",
         "userAgent": "curl/8.5",
         "remoteIp": "203.0.113.7",
         "referer": "https://shop.example/cart",
         "protocol": "HTTP/1.1",
     });
-    if let Some(size) = sizes.0 {
-        http["requestSize"] = size.into();
-    }
     merge(
         json!({
             "severity": severity,
@@ -189,7 +215,23 @@ async fn every_field_with_traceparent() {
     assert_eq!(lines.len(), 2, "{lines:#?}");
     let trace = trace_fields("00f067aa0ba902b7", true);
     assert_json(&lines[0], &order_line(trace.clone()));
-    assert_json(&lines[1], &request_line(trace, "INFO", "POST", "/orders/42?x=1", 200, (Some("3"), "2")));
+    assert_json(
+        &lines[1],
+        &request_line(
+            trace,
+            "INFO",
+            "POST",
+            "/orders/42?x=1",
+            200,
+            (
+                request_size(
+                    "POST /orders/42?x=1 HTTP/1.1\r\n",
+                    &["content-length: 3\r\n", &format!("traceparent: {traceparent}\r\n"), "abc"],
+                ),
+                OK_RESPONSE,
+            ),
+        ),
+    );
 }
 
 #[tokio::test]
@@ -199,7 +241,8 @@ async fn x_cloud_trace_context_with_a_decimal_span_id() {
         run(trace_options(), request("POST", "/orders/42", &[("x-cloud-trace-context", &header)], "")).await;
     let trace = trace_fields("ab54a98ceb1f0ad2", true);
     assert_json(&lines[0], &order_line(trace.clone()));
-    assert_json(&lines[1], &request_line(trace, "INFO", "POST", "/orders/42", 200, (None, "2")));
+    let size = request_size("POST /orders/42 HTTP/1.1\r\n", &[&format!("x-cloud-trace-context: {header}\r\n")]);
+    assert_json(&lines[1], &request_line(trace, "INFO", "POST", "/orders/42", 200, (size, OK_RESPONSE)));
 
     // Small decimal ids are zero-padded to 16 hex digits; o=0 is unsampled.
     let header = format!("{TRACE}/1;o=0");
@@ -231,7 +274,8 @@ async fn unsampled_traceparent_and_precedence() {
 async fn no_trace_header_means_no_trace_fields() {
     let (_, lines) = run(trace_options(), request("POST", "/orders/42", &[], "")).await;
     assert_json(&lines[0], &order_line(json!({})));
-    assert_json(&lines[1], &request_line(json!({}), "INFO", "POST", "/orders/42", 200, (None, "2")));
+    let size = request_size("POST /orders/42 HTTP/1.1\r\n", &[]);
+    assert_json(&lines[1], &request_line(json!({}), "INFO", "POST", "/orders/42", 200, (size, OK_RESPONSE)));
 }
 
 #[tokio::test]
@@ -313,8 +357,76 @@ async fn an_error_is_reported_once_with_the_request_context() {
         spans,
     );
     assert_json(&lines[1], &again);
-    assert_json(&lines[2], &request_line(trace, "ERROR", "GET", "/fail", 500, (None, "0")));
+    let size = request_size("GET /fail HTTP/1.1\r\n", &[&format!("traceparent: {traceparent}\r\n")]);
+    let response = "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n";
+    assert_json(&lines[2], &request_line(trace, "ERROR", "GET", "/fail", 500, (size, response)));
     assert_eq!(lines.iter().filter(|l| l.get("@type").is_some()).count(), 1);
+}
+
+#[tokio::test]
+async fn different_errors_with_the_same_text_are_each_reported() {
+    let (_, lines) = run(trace_options(), request("GET", "/two-failures", &[], "")).await;
+    let reports: Vec<&str> =
+        lines.iter().filter(|l| l.get("@type").is_some()).map(|l| l["message"].as_str().unwrap()).collect();
+    assert_eq!(reports, ["saving order 1 failed", "saving order 2 failed", "a", "b"], "{lines:#?}");
+    let again = lines.iter().find(|l| l["message"] == "a again").unwrap();
+    assert!(again.get("@type").is_none(), "the same error object logged again is not a second report");
+}
+
+#[tokio::test]
+async fn sizes_count_headers_and_only_the_bytes_sent() {
+    async fn sizes(method: &str, uri: &str) -> Value {
+        let captured = Captured::default();
+        let _guard = tracing::subscriber::set_default(captured.subscriber(options()));
+        let request = Request::builder().method(method).uri(uri).header("host", "a").body(Body::empty()).unwrap();
+        app(trace_options()).oneshot(request).await.unwrap();
+        let line = captured.lines().pop().unwrap();
+        line["httpRequest"].clone()
+    }
+    let request_size = |line: &str| (line.len() + "host: a\r\n\r\n".len()).to_string();
+    let hello = sizes("GET", "/hello").await;
+    assert_eq!(hello["requestSize"], request_size("GET /hello HTTP/1.1\r\n"));
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\n";
+    assert_eq!(hello["responseSize"], (head.len() + "content-length: 5\r\n\r\nhello".len()).to_string());
+    // A 204 and a HEAD response carry no body, whatever the handler's body says.
+    let nothing = sizes("GET", "/nothing").await;
+    assert_eq!(nothing["status"], 204);
+    let head_204 = "HTTP/1.1 204 No Content\r\ncontent-type: text/plain; charset=utf-8\r\n\r\n";
+    assert_eq!(nothing["responseSize"], head_204.len().to_string());
+    let head_only = sizes("HEAD", "/hello").await;
+    assert_eq!(head_only["requestSize"], request_size("HEAD /hello HTTP/1.1\r\n"));
+    let size: usize = head_only["responseSize"].as_str().unwrap().parse().unwrap();
+    assert!(size < head.len() + "content-length: 5\r\n\r\nhello".len() && size >= head.len() + 2, "{head_only}");
+}
+
+#[tokio::test]
+async fn a_failed_project_id_lookup_is_retried_after_a_backoff() {
+    use sea_gcp::testing::metadata_server::{FakeMetadata, FakeMetadataServer};
+    let server = FakeMetadataServer::start(FakeMetadata::default().with_failures("project/project-id", 1)).await;
+    let options = TraceOptions::default()
+        .with_metadata(server.client())
+        .with_project_id_retry(std::time::Duration::from_millis(300));
+    let app = app(options);
+    let traceparent = format!("00-{TRACE}-00f067aa0ba902b7-01");
+    let trace_of = |app: Router| {
+        let traceparent = traceparent.clone();
+        async move {
+            let captured = Captured::default();
+            let _guard = tracing::subscriber::set_default(captured.subscriber(self::options()));
+            app.oneshot(request("POST", "/orders/1", &[("traceparent", &traceparent)], "")).await.unwrap();
+            let lines = captured.lines();
+            lines.iter().find(|l| l["message"] == "order placed").unwrap()["logging.googleapis.com/trace"].clone()
+        }
+    };
+    // The first lookup fails: a bare id, and no lookup again until the backoff has passed.
+    assert_eq!(trace_of(app.clone()).await, TRACE);
+    assert_eq!(trace_of(app.clone()).await, TRACE);
+    assert_eq!(server.requests_for("project/project-id"), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let full = format!("projects/test-project/traces/{TRACE}");
+    assert_eq!(trace_of(app.clone()).await, full.as_str());
+    assert_eq!(trace_of(app.clone()).await, full.as_str());
+    assert_eq!(server.requests_for("project/project-id"), 2, "a found id is kept");
 }
 
 #[test]
@@ -343,9 +455,14 @@ fn outside_a_request_errors_are_reported_every_time() {
 
 #[test]
 fn trace_headers_are_parsed_strictly() {
-    let ok = TraceContext::from_traceparent(&format!("00-{TRACE}-00F067AA0BA902B7-01")).unwrap();
+    let ok = TraceContext::from_traceparent(&format!("00-{TRACE}-00f067aa0ba902b7-01")).unwrap();
     assert_eq!(ok.span_id.as_deref(), Some("00f067aa0ba902b7"));
     for bad in [
+        // W3C: uppercase hex digits make the header invalid, in any part.
+        &format!("00-{TRACE}-00F067AA0BA902B7-01"),
+        &format!("00-{}-00f067aa0ba902b7-01", TRACE.to_uppercase()),
+        &format!("00-{TRACE}-00f067aa0ba902b7-0A"),
+        &format!("0A-{TRACE}-00f067aa0ba902b7-01"),
         "",
         "00-xyz",
         &format!("ff-{TRACE}-00f067aa0ba902b7-01"),
@@ -365,6 +482,12 @@ fn trace_headers_are_parsed_strictly() {
         assert_eq!(TraceContext::from_cloud_trace_context(bad), None, "{bad}");
     }
     assert_eq!(TraceContext::from_cloud_trace_context(&format!("{TRACE}/99999999999999999999")).unwrap().span_id, None);
+    // Decimal digits only: no sign, no space.
+    for span in ["+5", "-5", " 5", "5 ", "0x5"] {
+        let parsed = TraceContext::from_cloud_trace_context(&format!("{TRACE}/{span};o=1")).unwrap();
+        assert_eq!(parsed.span_id, None, "{span}");
+        assert!(parsed.sampled);
+    }
 }
 
 #[tokio::test]

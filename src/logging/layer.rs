@@ -17,6 +17,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::Severity;
 use super::json::{Escaped, escape_into, push_debug, push_display, push_f64, push_key, push_str};
+use super::members::{Members, OnDuplicate};
 
 /// The `@type` that makes Error Reporting pick an entry up.
 pub const REPORTED_ERROR_EVENT_TYPE: &str =
@@ -26,10 +27,16 @@ pub const REPORTED_ERROR_EVENT_TYPE: &str =
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct LoggingOptions {
-    /// Error Reporting's `serviceContext.service`. Default: `K_SERVICE` (Cloud Run sets it).
+    /// Error Reporting's `serviceContext.service`. Default: `K_SERVICE` (Cloud Run sets it), else
+    /// `CLOUD_RUN_JOB`. When `None`, the layer uses `CARGO_PKG_NAME` from the environment (`cargo run` sets
+    /// it), else the executable's file name: Error Reporting needs a service name.
     pub service: Option<String>,
-    /// Error Reporting's `serviceContext.version`. Default: `K_REVISION`.
+    /// Error Reporting's `serviceContext.version`. Default: `K_REVISION`. When `None`, the layer uses
+    /// `CARGO_PKG_VERSION` from the environment, if set.
     pub version: Option<String>,
+    /// The longest line written, in bytes (default [`DEFAULT_MAX_LINE_BYTES`]; at least 1024). A longer
+    /// line has its longest string values cut to fit, each cut marked `…[truncated N bytes]`.
+    pub max_line_bytes: usize,
     /// Write the current span and its fields as `span` (default true).
     pub current_span: bool,
     /// Write every span from the root as `spans` (default true).
@@ -51,6 +58,7 @@ impl Default for LoggingOptions {
             span_list: true,
             target: true,
             report_error_events: true,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
         }
     }
 }
@@ -86,6 +94,44 @@ impl LoggingOptions {
         self.report_error_events = yes;
         self
     }
+
+    /// Cut lines longer than this many bytes (at least 1024) to fit.
+    pub fn with_max_line_bytes(mut self, bytes: usize) -> Self {
+        self.max_line_bytes = bytes;
+        self
+    }
+}
+
+/// The default [`LoggingOptions::max_line_bytes`]: Cloud Logging drops entries over 256 KB, and the entry
+/// it stores holds more than the line (the resource, the log name, timestamps), so 16 KiB are left for that.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 240 * 1024;
+
+/// Top-level keys Cloud Logging, its agents or Error Reporting give a meaning to, or that the layer writes
+/// itself: an event field with one of these names goes into the line's `fields` object instead.
+const RESERVED_KEYS: &[&str] = &[
+    "severity",
+    "message",
+    "time",
+    "timestamp",
+    "timestampSeconds",
+    "timestampNanos",
+    "httpRequest",
+    "target",
+    "span",
+    "spans",
+    "@type",
+    "serviceContext",
+    "context",
+    "stack_trace",
+    "exception",
+    "invalid_severity",
+    "fields",
+];
+
+/// True for a top-level key an event field must not take (see [`RESERVED_KEYS`]; also every
+/// `logging.googleapis.com/` key).
+fn is_reserved(key: &str) -> bool {
+    key.starts_with("logging.googleapis.com/") || RESERVED_KEYS.contains(&key)
 }
 
 /// A [`Layer`] writing one JSON object per line in Cloud Logging's structured format.
@@ -115,16 +161,22 @@ impl Default for CloudLoggingLayer {
 impl CloudLoggingLayer {
     /// A layer writing to stdout with these options.
     pub fn new(options: LoggingOptions) -> Self {
-        let mut service_context = String::new();
-        if let Some(service) = &options.service {
-            service_context.push_str(",\"serviceContext\":{\"service\":");
-            push_str(&mut service_context, service);
-            if let Some(version) = &options.version {
-                service_context.push_str(",\"version\":");
-                push_str(&mut service_context, version);
-            }
-            service_context.push('}');
+        let env = |name| std::env::var(name).ok().filter(|v: &String| !v.trim().is_empty());
+        let service = options.service.clone().or_else(|| env("CARGO_PKG_NAME")).unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "unknown".to_string())
+        });
+        let version =
+            options.version.clone().or_else(|| options.service.is_none().then(|| env("CARGO_PKG_VERSION")).flatten());
+        let mut service_context = String::from(",\"serviceContext\":{\"service\":");
+        push_str(&mut service_context, &service);
+        if let Some(version) = &version {
+            service_context.push_str(",\"version\":");
+            push_str(&mut service_context, version);
         }
+        service_context.push('}');
         Self { options, service_context, writer: io::stdout }
     }
 }
@@ -155,17 +207,39 @@ pub(crate) struct RequestContext {
     user_agent: Option<String>,
     referer: Option<String>,
     remote_ip: Option<String>,
-    /// Root-cause hashes of errors already reported inside this request.
-    reported: Mutex<Vec<u64>>,
+    /// Errors already reported inside this request.
+    reported: Mutex<Vec<ReportedError>>,
+}
+
+/// An error reported inside a request, to tell a later entry for the same error from a different one.
+struct ReportedError {
+    /// A hash of each error's text in the chain, outermost first.
+    chain: Vec<u64>,
+    /// The address of the chain's last error (its root cause).
+    root: usize,
+}
+
+impl ReportedError {
+    /// True when an error with this chain and root is the reported one: the same object logged again
+    /// (same chain, same root cause object), or an error wrapping it (a longer chain ending with it).
+    fn is(&self, chain: &[u64], root: usize) -> bool {
+        if chain.len() == self.chain.len() {
+            chain == self.chain && root == self.root
+        } else {
+            chain.ends_with(&self.chain)
+        }
+    }
 }
 
 /// What the layer keeps for a span.
 #[derive(Default)]
 struct SpanRecord {
-    /// `,"key":value` fragments.
-    fields: String,
-    /// `,"key":"value"` fragments for `labels.` fields.
-    labels: String,
+    /// The span's fields (a field recorded again replaces its value).
+    fields: Members,
+    /// Fields named `name` or `fields`, which the span object holds itself: written under `fields`.
+    nested: Members,
+    /// `labels.` fields, values as strings.
+    labels: Members,
     request: Option<RequestContext>,
 }
 
@@ -295,17 +369,14 @@ impl SpanVisitor<'_> {
                 _ => {}
             }
         } else if let Some(label) = name.strip_prefix("labels.") {
-            let out = &mut self.0.labels;
-            out.push(',');
-            push_key(out, label);
-            out.push('"');
-            v.text(out);
-            out.push('"');
+            self.0.labels.push(label, OnDuplicate::Replace, |out| {
+                out.push('"');
+                v.text(out);
+                out.push('"');
+            });
         } else {
-            let out = &mut self.0.fields;
-            out.push(',');
-            push_key(out, name);
-            v.json(out);
+            let members = if matches!(name, "name" | "fields") { &mut self.0.nested } else { &mut self.0.fields };
+            members.push(name, OnDuplicate::Replace, |out| v.json(out));
         }
     }
 }
@@ -314,11 +385,19 @@ impl SpanVisitor<'_> {
 #[derive(Default)]
 struct Buffers {
     out: String,
-    fields: String,
-    labels: String,
+    /// The event's fields, top level.
+    fields: Members,
+    /// The event's fields whose names are reserved, under `fields`.
+    nested: Members,
+    /// The event's labels.
+    labels: Members,
+    /// The line's labels: the event's, then each span's from the innermost.
+    all_labels: Members,
+    /// Per error in the event's error chain, a hash of its text (outermost first).
+    chain_hashes: Vec<u64>,
     message: String,
     insert_id: String,
-    http: String,
+    http: Members,
     error_display: String,
     error_chain: String,
     report_file: String,
@@ -329,13 +408,16 @@ struct Buffers {
 
 impl Buffers {
     fn clear(&mut self) {
+        self.fields.clear();
+        self.nested.clear();
+        self.labels.clear();
+        self.all_labels.clear();
+        self.chain_hashes.clear();
+        self.http.clear();
         for b in [
             &mut self.out,
-            &mut self.fields,
-            &mut self.labels,
             &mut self.message,
             &mut self.insert_id,
-            &mut self.http,
             &mut self.error_display,
             &mut self.error_chain,
             &mut self.report_file,
@@ -362,7 +444,10 @@ struct EventVisitor<'a> {
     has_insert_id: bool,
     report: bool,
     report_line: Option<u64>,
-    error_root: Option<u64>,
+    /// The address of the first error value's root cause.
+    error_root: Option<usize>,
+    /// A `severity` field that names no severity (its text is in `b.scratch`).
+    invalid_severity: bool,
 }
 visit_all!(EventVisitor<'_>);
 
@@ -381,9 +466,11 @@ fn hash_display(value: &dyn fmt::Display) -> u64 {
 
 impl EventVisitor<'_> {
     fn field(&mut self, name: &str, v: Val<'_>) {
+        // A field given twice: the last value counts.
         match name {
             "message" => {
                 self.has_message = true;
+                self.b.message.clear();
                 v.text(&mut self.b.message);
                 return;
             }
@@ -391,19 +478,19 @@ impl EventVisitor<'_> {
                 let scratch = &mut self.b.scratch;
                 scratch.clear();
                 v.text(scratch);
-                if let Some(s) = Severity::parse(scratch) {
-                    self.severity = Some(s);
-                } else {
+                match Severity::parse(scratch) {
+                    Some(s) => {
+                        self.severity = Some(s);
+                        self.invalid_severity = false;
+                    }
                     // Kept, under a name that cannot override the entry's severity.
-                    let out = &mut self.b.fields;
-                    out.push_str(",\"invalid_severity\":\"");
-                    out.push_str(&self.b.scratch);
-                    out.push('"');
+                    None => self.invalid_severity = true,
                 }
                 return;
             }
             "insert_id" => {
                 self.has_insert_id = true;
+                self.b.insert_id.clear();
                 v.text(&mut self.b.insert_id);
                 return;
             }
@@ -414,12 +501,11 @@ impl EventVisitor<'_> {
             return;
         }
         if let Some(label) = name.strip_prefix("labels.") {
-            let out = &mut self.b.labels;
-            out.push(',');
-            push_key(out, label);
-            out.push('"');
-            v.text(out);
-            out.push('"');
+            self.b.labels.push(label, OnDuplicate::Replace, |out| {
+                out.push('"');
+                v.text(out);
+                out.push('"');
+            });
             return;
         }
         if let Val::Error(e) = v
@@ -427,16 +513,15 @@ impl EventVisitor<'_> {
         {
             self.record_error_chain(e);
         }
-        let out = &mut self.b.fields;
-        out.push(',');
-        push_key(out, name);
-        v.json(out);
+        let members = if is_reserved(name) { &mut self.b.nested } else { &mut self.b.fields };
+        members.push(name, OnDuplicate::Replace, |out| v.json(out));
     }
 
     fn record_error_chain(&mut self, e: &(dyn std::error::Error + 'static)) {
         let _ = write!(Escaped(&mut self.b.error_display), "{e}");
         let chain = &mut self.b.error_chain;
         let _ = write!(Escaped(chain), "{e}");
+        self.b.chain_hashes.push(hash_display(&e));
         let mut root: &dyn std::error::Error = e;
         let mut source = e.source();
         if source.is_some() {
@@ -444,10 +529,11 @@ impl EventVisitor<'_> {
         }
         while let Some(s) = source {
             let _ = write!(Escaped(chain), "\n    {s}");
+            self.b.chain_hashes.push(hash_display(&s));
             root = s;
             source = s.source();
         }
-        self.error_root = Some(hash_display(&root));
+        self.error_root = Some(root as *const dyn std::error::Error as *const () as usize);
     }
 
     fn gcp_field(&mut self, key: &str, v: Val<'_>) {
@@ -477,16 +563,15 @@ impl EventVisitor<'_> {
                     "http.protocol" => ("protocol", true),
                     _ => return,
                 };
-                let out = &mut self.b.http;
-                out.push(if out.is_empty() { '{' } else { ',' });
-                push_key(out, json_key);
-                if as_string {
-                    out.push('"');
-                    v.text(out);
-                    out.push('"');
-                } else {
-                    v.json(out);
-                }
+                self.b.http.push(json_key, OnDuplicate::Replace, |out| {
+                    if as_string {
+                        out.push('"');
+                        v.text(out);
+                        out.push('"');
+                    } else {
+                        v.json(out);
+                    }
+                });
             }
         }
     }
@@ -565,9 +650,19 @@ where
             report: false,
             report_line: None,
             error_root: None,
+            invalid_severity: false,
         };
         event.record(&mut v);
-        let EventVisitor { severity, has_message, has_insert_id, report, report_line, error_root, .. } = v;
+        let EventVisitor {
+            severity,
+            has_message,
+            has_insert_id,
+            report,
+            report_line,
+            error_root,
+            invalid_severity,
+            ..
+        } = v;
         let severity = severity.unwrap_or_else(|| Severity::from_level(meta.level()));
         let scope = ctx.event_scope(event);
 
@@ -662,41 +757,41 @@ where
             out.push('"');
         }
 
-        // Labels: every span's (root first), then the event's.
-        let mut labels_open = false;
-        let mut open_labels = |out: &mut String, fragment: &str| {
-            if fragment.is_empty() {
-                return;
-            }
-            if labels_open {
-                out.push_str(fragment);
-            } else {
-                out.push_str(",\"logging.googleapis.com/labels\":{");
-                out.push_str(&fragment[1..]);
-                labels_open = true;
-            }
-        };
+        // Labels: the event's, then each span's from the innermost; a label set closer to the event wins.
+        let labels = &mut b.all_labels;
+        labels.extend(&b.labels, OnDuplicate::Keep);
         if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
+            for span in scope {
                 if let Some(r) = span.extensions().get::<SpanRecord>() {
-                    open_labels(out, &r.labels);
+                    labels.extend(&r.labels, OnDuplicate::Keep);
                 }
             }
         }
-        open_labels(out, &b.labels);
-        if labels_open {
+        if !labels.is_empty() {
+            out.push_str(",\"logging.googleapis.com/labels\":{");
+            out.push_str(labels.inner());
             out.push('}');
         }
         if !b.http.is_empty() {
-            out.push_str(",\"httpRequest\":");
-            out.push_str(&b.http);
+            out.push_str(",\"httpRequest\":{");
+            out.push_str(b.http.inner());
             out.push('}');
         }
         if self.options.target {
             out.push_str(",\"target\":");
             push_str(out, meta.target());
         }
-        out.push_str(&b.fields);
+        if invalid_severity {
+            out.push_str(",\"invalid_severity\":\"");
+            out.push_str(&b.scratch);
+            out.push('"');
+        }
+        out.push_str(b.fields.as_str());
+        if !b.nested.is_empty() {
+            out.push_str(",\"fields\":{");
+            out.push_str(b.nested.inner());
+            out.push('}');
+        }
 
         if (self.options.current_span || self.options.span_list)
             && let Some(leaf) = ctx.event_span(event)
@@ -717,22 +812,23 @@ where
             }
         }
 
-        // Error Reporting: reports and ERROR events with an error, once per root cause per request.
+        // Error Reporting: reports and ERROR events with an error, once per error per request (an entry
+        // without an error value, a panic, is always new).
         let wants_report =
             report || (self.options.report_error_events && error_root.is_some() && severity >= Severity::Error);
         let first_report = wants_report
-            && match request {
-                None => true,
-                Some(r) => {
-                    let key = error_root.unwrap_or_else(|| hash_display(&b.message.as_str()));
+            && match (request, error_root) {
+                (Some(r), Some(root)) => {
+                    let chain = b.chain_hashes.as_slice();
                     let mut reported = r.reported.lock().unwrap_or_else(|p| p.into_inner());
-                    if reported.contains(&key) {
+                    if reported.iter().any(|e| e.is(chain, root)) {
                         false
                     } else {
-                        reported.push(key);
+                        reported.push(ReportedError { chain: chain.to_vec(), root });
                         true
                     }
                 }
+                _ => true,
             };
         if first_report {
             out.push_str(",\"@type\":\"");
@@ -767,8 +863,10 @@ where
             }
             out.push('"');
         }
-        out.push_str("}\n");
+        out.push('}');
         drop(extensions);
+        super::truncate::fit(out, self.options.max_line_bytes.saturating_sub(1), &mut b.scratch);
+        out.push('\n');
         let _ = self.writer.make_writer_for(meta).write_all(out.as_bytes());
     }
 }
@@ -777,7 +875,12 @@ fn push_span(out: &mut String, name: &str, record: Option<&SpanRecord>) {
     out.push_str("{\"name\":");
     push_str(out, name);
     if let Some(r) = record {
-        out.push_str(&r.fields);
+        out.push_str(r.fields.as_str());
+        if !r.nested.is_empty() {
+            out.push_str(",\"fields\":{");
+            out.push_str(r.nested.inner());
+            out.push('}');
+        }
     }
     out.push('}');
 }

@@ -46,8 +46,11 @@ impl RequestLogOptions {
 
 /// A tower layer writing one entry per request with `httpRequest` (method, URL, status, sizes, latency,
 /// user agent, remote IP, referer, protocol), severity by status class: 5xx `ERROR`, 4xx `WARNING`, else
-/// `INFO`. The entry is written when the response head is ready; latency is measured to that point, and
-/// `responseSize` comes from the body's exact size or `Content-Length` (absent for streamed bodies).
+/// `INFO`. The entry is written when the response head is ready; latency is measured to that point.
+/// `requestSize` and `responseSize` count the head (start line and headers, as HTTP/1.1 writes them) and
+/// the body: the request's `Content-Length`, the response's exact body size or `Content-Length`, nothing
+/// for a HEAD request or a 1xx, 204 or 304 response. Each is absent when its body's length is unknown
+/// (a chunked request, a streamed response).
 #[derive(Debug, Clone, Default)]
 pub struct RequestLogLayer {
     options: RequestLogOptions,
@@ -126,9 +129,7 @@ pub fn format_latency(latency: Duration) -> String {
 
 fn log<RB: Body>(info: &HttpRequestInfo, response: &Response<RB>, latency: Duration) {
     let status = response.status().as_u16();
-    let response_size = response.body().size_hint().exact().or_else(|| {
-        response.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
-    });
+    let response_size = super::http_size::response_size(&info.method, response);
     let latency = format_latency(latency);
     let path = info.url.find("://").and_then(|i| info.url[i + 3..].find('/').map(|j| &info.url[i + 3 + j..]));
     let path = path.unwrap_or(&info.url);

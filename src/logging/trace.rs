@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Request};
 use tokio::sync::OnceCell;
@@ -30,31 +31,34 @@ fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// W3C Trace Context allows lowercase hex digits only.
+fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 impl TraceContext {
-    /// Parse a W3C `traceparent`: `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`. All-zero ids and
-    /// version `ff` are invalid; later versions are read by their first four parts, as the spec asks.
+    /// Parse a W3C `traceparent`: `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, lowercase hex
+    /// only (the spec says to ignore a header with uppercase digits). All-zero ids and version `ff` are
+    /// invalid; later versions are read by their first four parts, as the spec asks.
     pub fn from_traceparent(value: &str) -> Option<Self> {
         let mut parts = value.trim().split('-');
         let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if !is_hex(version, 2) || version.eq_ignore_ascii_case("ff") || (version == "00" && parts.next().is_some()) {
+        if !is_lower_hex(version, 2) || version == "ff" || (version == "00" && parts.next().is_some()) {
             return None;
         }
-        if !is_hex(trace, 32) || !is_hex(span, 16) || !is_hex(flags, 2) {
+        if !is_lower_hex(trace, 32) || !is_lower_hex(span, 16) || !is_lower_hex(flags, 2) {
             return None;
         }
         if trace.bytes().all(|b| b == b'0') || span.bytes().all(|b| b == b'0') {
             return None;
         }
         let flags = u8::from_str_radix(flags, 16).ok()?;
-        Some(Self {
-            trace_id: trace.to_ascii_lowercase(),
-            span_id: Some(span.to_ascii_lowercase()),
-            sampled: flags & 1 == 1,
-        })
+        Some(Self { trace_id: trace.to_string(), span_id: Some(span.to_string()), sampled: flags & 1 == 1 })
     }
 
-    /// Parse `X-Cloud-Trace-Context`: `TRACE_ID[/SPAN_ID][;o=OPTIONS]`, the span id in decimal (converted to
-    /// 16 hex digits), `o=1` meaning sampled.
+    /// Parse `X-Cloud-Trace-Context`: `TRACE_ID[/SPAN_ID][;o=OPTIONS]`, the span id in decimal digits only
+    /// (converted to 16 hex digits; a sign, a space or anything else leaves the span id out), `o=1` meaning
+    /// sampled.
     pub fn from_cloud_trace_context(value: &str) -> Option<Self> {
         let (ids, options) = match value.trim().split_once(';') {
             Some((ids, options)) => (ids, Some(options)),
@@ -69,6 +73,7 @@ impl TraceContext {
         }
         let span_id = match span.filter(|s| !s.is_empty()) {
             None => None,
+            Some(decimal) if !decimal.bytes().all(|b| b.is_ascii_digit()) => None,
             Some(decimal) => match decimal.parse::<u64>() {
                 Ok(0) | Err(_) => None,
                 Ok(n) => Some(format!("{n:016x}")),
@@ -153,7 +158,9 @@ pub struct HttpRequestInfo {
     pub remote_ip: Option<IpAddr>,
     /// `HTTP/1.1`, `HTTP/2.0`, ...
     pub protocol: String,
-    /// The request's `Content-Length`.
+    /// The request's size in bytes: its head (request line and headers, as HTTP/1.1 writes them) and its
+    /// body's `Content-Length`; `None` when the body's length is unknown (chunked, or HTTP/2 without
+    /// `Content-Length`).
     pub request_size: Option<u64>,
 }
 
@@ -185,25 +192,50 @@ impl HttpRequestInfo {
             referer: header("referer"),
             remote_ip: trusted.client_ip(peer, headers),
             protocol: format!("{:?}", request.version()),
-            request_size: header("content-length").and_then(|v| v.parse().ok()),
+            request_size: super::http_size::request_size(request),
         }
     }
 }
 
 /// Options of [`TraceContextLayer`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TraceOptions {
     /// The project traces belong to. `None`: `GOOGLE_CLOUD_PROJECT`, else (on Cloud Run) the metadata server,
-    /// looked up once on the first request.
+    /// looked up on the first request with a trace and kept once found. A failed lookup is retried after
+    /// [`project_id_retry`](Self::project_id_retry), doubling per failure up to 5 minutes; meanwhile traces
+    /// are written as bare ids.
     pub project_id: Option<String>,
+    /// How long after a failed project-id lookup the next request tries again (default 1 s).
+    pub project_id_retry: Duration,
     /// The metadata client for the project id (default: [`MetadataClient::from_env`], used only on Cloud Run).
     pub metadata: Option<MetadataClient>,
     /// Which `X-Forwarded-For` entries to believe for `remoteIp`.
     pub trusted_proxies: TrustedProxies,
 }
 
+impl Default for TraceOptions {
+    fn default() -> Self {
+        Self {
+            project_id: None,
+            project_id_retry: Duration::from_secs(1),
+            metadata: None,
+            trusted_proxies: TrustedProxies::default(),
+        }
+    }
+}
+
+/// The longest wait between two project-id lookups.
+const PROJECT_ID_RETRY_MAX: Duration = Duration::from_secs(300);
+
 impl TraceOptions {
+    /// Wait this long after a failed project-id lookup before the next (doubled per failure, at most 5
+    /// minutes).
+    pub fn with_project_id_retry(mut self, delay: Duration) -> Self {
+        self.project_id_retry = delay;
+        self
+    }
+
     /// Traces belong to this project.
     pub fn with_project_id(mut self, project_id: impl Into<String>) -> Self {
         self.project_id = Some(project_id.into());
@@ -225,37 +257,65 @@ impl TraceOptions {
 
 struct Shared {
     options: TraceOptions,
-    project: OnceCell<Option<String>>,
+    /// Where the project id comes from, decided on the first request: `Ok` a value (configured, from the
+    /// environment), `Err` the metadata server to ask, `Ok(None)` nowhere (off Cloud Run, nothing set).
+    source: OnceCell<Result<Option<String>, MetadataClient>>,
+    /// The id found by the metadata server; a failure is never kept here.
+    found: OnceCell<String>,
+    /// When the next lookup may run after a failure, and the wait after the next failure. Held across a
+    /// lookup, so concurrent requests share one attempt.
+    retry: tokio::sync::Mutex<(Option<Instant>, Duration)>,
 }
 
 impl Shared {
     async fn project_id(&self) -> Option<&str> {
-        self.project
+        let source = self
+            .source
             .get_or_init(|| async {
                 if let Some(p) = &self.options.project_id {
-                    return Some(p.clone());
+                    return Ok(Some(p.clone()));
                 }
                 if let Some(p) = ["GOOGLE_CLOUD_PROJECT", "GCP_PROJECT"]
                     .into_iter()
                     .find_map(|v| std::env::var(v).ok().filter(|p| !p.trim().is_empty()))
                 {
-                    return Some(p);
+                    return Ok(Some(p));
                 }
-                let metadata = match &self.options.metadata {
-                    Some(m) => m.clone(),
-                    None if is_cloud_run() => MetadataClient::from_env(),
-                    None => return None,
-                };
-                match metadata.project_id().await {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "no project id for trace correlation; set TraceOptions::project_id");
-                        None
-                    }
+                match &self.options.metadata {
+                    Some(m) => Err(m.clone()),
+                    None if is_cloud_run() => Err(MetadataClient::from_env()),
+                    None => Ok(None),
                 }
             })
-            .await
-            .as_deref()
+            .await;
+        let metadata = match source {
+            Ok(value) => return value.as_deref(),
+            Err(metadata) => metadata,
+        };
+        if let Some(p) = self.found.get() {
+            return Some(p);
+        }
+        let mut retry = self.retry.lock().await;
+        if let Some(p) = self.found.get() {
+            return Some(p);
+        }
+        if retry.0.is_some_and(|next| Instant::now() < next) {
+            return None;
+        }
+        match metadata.project_id().await {
+            Ok(p) => Some(self.found.get_or_init(|| async { p }).await.as_str()),
+            Err(e) => {
+                let wait = retry.1;
+                tracing::warn!(
+                    error = %e,
+                    retry_in = ?wait,
+                    "no project id for trace correlation (traces are bare ids until a lookup succeeds); set \
+                     TraceOptions::project_id or GOOGLE_CLOUD_PROJECT to skip the lookup"
+                );
+                *retry = (Some(Instant::now() + wait), (wait * 2).min(PROJECT_ID_RETRY_MAX));
+                None
+            }
+        }
     }
 }
 
@@ -286,7 +346,8 @@ impl Default for TraceContextLayer {
 impl TraceContextLayer {
     /// A layer with these options.
     pub fn new(options: TraceOptions) -> Self {
-        Self { shared: Arc::new(Shared { options, project: OnceCell::new() }) }
+        let retry = tokio::sync::Mutex::new((None, options.project_id_retry));
+        Self { shared: Arc::new(Shared { options, source: OnceCell::new(), found: OnceCell::new(), retry }) }
     }
 }
 

@@ -8,7 +8,8 @@
 //! - `instance/service-accounts/default/token` answers JSON `{access_token, expires_in, token_type}`;
 //! - `instance/service-accounts/default/identity?audience=A` answers a JWT whose `aud` is `A` (400 without
 //!   an audience); its signature is not Google's, so it proves shape and claims, not authenticity;
-//! - unknown paths are 404; paths configured with [`FakeMetadata::with_delay`] answer late (timeouts).
+//! - unknown paths are 404; paths configured with [`FakeMetadata::with_delay`] answer late (timeouts), and
+//!   paths configured with [`FakeMetadata::with_failures`] answer 503 a number of times first (outages).
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -49,6 +50,8 @@ pub struct FakeMetadata {
     pub token_lifetime: u64,
     /// Paths (without `/computeMetadata/v1/`) that answer only after a delay.
     pub delays: Vec<(String, Duration)>,
+    /// Paths (without `/computeMetadata/v1/`) whose first this many requests answer 503.
+    pub failures: Vec<(String, u64)>,
 }
 
 impl Default for FakeMetadata {
@@ -61,6 +64,7 @@ impl Default for FakeMetadata {
             email: "runner@test-project.iam.gserviceaccount.com".into(),
             token_lifetime: 3599,
             delays: Vec::new(),
+            failures: Vec::new(),
         }
     }
 }
@@ -69,6 +73,12 @@ impl FakeMetadata {
     /// Answer `path` (e.g. `instance/service-accounts/default/token`) only after `delay`.
     pub fn with_delay(mut self, path: impl Into<String>, delay: Duration) -> Self {
         self.delays.push((path.into(), delay));
+        self
+    }
+
+    /// Answer the first `times` requests for `path` (e.g. `project/project-id`) with 503, then normally.
+    pub fn with_failures(mut self, path: impl Into<String>, times: u64) -> Self {
+        self.failures.push((path.into(), times));
         self
     }
 
@@ -85,6 +95,8 @@ struct Counters {
     refused: AtomicU64,
     tokens: AtomicU64,
     identities: AtomicU64,
+    /// Requests per path (without `/computeMetadata/v1/`).
+    paths: std::sync::Mutex<HashMap<String, u64>>,
 }
 
 struct Shared {
@@ -149,8 +161,17 @@ async fn answer(
         return text(StatusCode::NOT_FOUND, "Not Found");
     };
     let data = &shared.data;
+    let seen = {
+        let mut paths = c.paths.lock().unwrap_or_else(|p| p.into_inner());
+        let n = paths.entry(path.to_string()).or_insert(0);
+        *n += 1;
+        *n
+    };
     if let Some((_, delay)) = data.delays.iter().find(|(p, _)| p == path) {
         tokio::time::sleep(*delay).await;
+    }
+    if data.failures.iter().any(|(p, times)| p == path && seen <= *times) {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable");
     }
     match path {
         "project/project-id" => text(StatusCode::OK, data.project_id.clone()),
@@ -205,6 +226,12 @@ impl FakeMetadataServer {
     /// Requests received (including refused ones).
     pub fn requests(&self) -> u64 {
         self.shared.counters.requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests received for `path` (without `/computeMetadata/v1/`, e.g. `project/project-id`), refused
+    /// ones excluded.
+    pub fn requests_for(&self, path: &str) -> u64 {
+        self.shared.counters.paths.lock().unwrap_or_else(|p| p.into_inner()).get(path).copied().unwrap_or(0)
     }
 
     /// Requests refused for a missing flavor header or a proxy header.

@@ -37,12 +37,93 @@ impl Captured {
         let bytes = self.0.lock().unwrap().clone();
         let text = String::from_utf8(bytes).expect("lines are UTF-8");
         assert!(text.is_empty() || text.ends_with('\n'), "every line ends with a newline");
-        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+        text.lines()
+            .map(|l| parse_strict(l).unwrap_or_else(|e| panic!("not JSON without duplicate keys ({e}): {l}")))
+            .collect()
+    }
+
+    /// Every line as written (each must still parse without duplicate keys).
+    pub fn raw_lines(&self) -> Vec<String> {
+        let lines: Vec<String> =
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap().lines().map(str::to_string).collect();
+        for l in &lines {
+            parse_strict(l).unwrap_or_else(|e| panic!("not JSON without duplicate keys ({e}): {l}"));
+        }
+        lines
     }
 
     /// A subscriber writing here with `options`.
     pub fn subscriber(&self, options: LoggingOptions) -> impl tracing::Subscriber + Send + Sync {
         tracing_subscriber::registry().with(CloudLoggingLayer::new(options).with_writer(self.clone()))
+    }
+}
+
+/// Parse one JSON text, refusing any object that holds a key twice (serde_json would keep the last value
+/// silently, which is what a log parser does too, so a forged duplicate would go unseen).
+pub fn parse_strict(text: &str) -> Result<Value, serde_json::Error> {
+    use serde::de::DeserializeSeed as _;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = Strict.deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// A seed building a [`Value`] like serde_json does, but failing on a duplicate key at any depth.
+struct Strict;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Strict {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Strict {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Strict)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(Strict)?;
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!("duplicate key `{key}`")));
+            }
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
