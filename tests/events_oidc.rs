@@ -181,6 +181,34 @@ async fn every_refusal_has_its_error_and_status() {
 }
 
 #[tokio::test]
+async fn more_than_one_authorization_header_is_refused_in_any_order() {
+    let s = setup().await;
+    let good = format!("Bearer {}", s.issuer.mint(&s.issuer.claims(&aud(), EMAIL)));
+    let pairs = [
+        (good.as_str(), "Bearer garbage"),
+        ("Bearer garbage", good.as_str()),
+        (good.as_str(), good.as_str()),
+        (good.as_str(), "Basic dXNlcjpwYXNz"),
+    ];
+    for (first, second) in pairs {
+        let mut h = HeaderMap::new();
+        h.append(AUTHORIZATION, HeaderValue::from_str(first).unwrap());
+        h.append(AUTHORIZATION, HeaderValue::from_str(second).unwrap());
+        let err = s.policy.authorize(&h, PATH).await.unwrap_err();
+        assert_eq!((err.code(), err.status()), ("repeated_authorization", StatusCode::UNAUTHORIZED), "{first} / {second}");
+        // Also with authentication disabled: the app and a proxy in front must not read different copies.
+        assert_eq!(InvokerPolicy::disabled().authorize(&h, PATH).await.unwrap_err().code(), "repeated_authorization");
+    }
+    // Two credentials folded into one header by a proxy are not one token either.
+    let folded = HeaderValue::from_str(&format!("{good}, Bearer garbage")).unwrap();
+    let mut h = HeaderMap::new();
+    h.insert(AUTHORIZATION, folded);
+    assert_eq!(s.policy.authorize(&h, PATH).await.unwrap_err().code(), "malformed_token");
+    // The single valid header is still accepted.
+    assert!(s.policy.authorize(&headers(&good["Bearer ".len()..]), PATH).await.is_ok());
+}
+
+#[tokio::test]
 async fn no_allow_list_fails_closed_and_disabled_lets_through() {
     let s = setup().await;
     let open = InvokerPolicy::new(s.jwks.verifier(), BASE);

@@ -224,6 +224,28 @@ async fn every_token_refusal_is_answered_and_the_handler_never_runs() {
 }
 
 #[tokio::test]
+async fn a_second_authorization_header_is_refused_whichever_comes_first() {
+    let app = app().await;
+    let path = "/events/orders/o-1";
+    let token = app.token_for(path);
+    let bearer = format!("Bearer {token}");
+    let body = || serde_json::to_vec(&order_message()).unwrap();
+    let cases: [(&str, Option<&str>, &[(&str, &str)]); 3] = [
+        ("valid, then bad", Some(token.as_str()), &[("authorization", "Bearer garbage")]),
+        ("bad, then valid", None, &[("authorization", "Bearer garbage"), ("authorization", &bearer)]),
+        ("valid twice", Some(token.as_str()), &[("authorization", &bearer)]),
+    ];
+    for (name, token, extra) in cases {
+        let r = app.post(path, token, body(), extra).await;
+        assert_eq!(r.status().as_u16(), 401, "{name}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains("repeated_authorization"), "{name}: {text}");
+    }
+    assert_eq!(app.runs.load(Ordering::SeqCst), 0, "no handler ran");
+    assert_eq!(app.post(path, Some(&token), body(), &[]).await.status(), 201);
+}
+
+#[tokio::test]
 async fn auth_disabled_and_fail_closed() {
     let runs = Arc::new(AtomicUsize::new(0));
     let r = runs.clone();
