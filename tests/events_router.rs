@@ -288,6 +288,34 @@ async fn the_router_nests_under_a_prefix_and_audiences_include_it() {
 }
 
 #[tokio::test]
+async fn an_attribute_only_message_has_no_data_wrapped_or_unwrapped() {
+    let app = app().await;
+    let path = "/events/orders/attrs";
+    let token = app.token_for(path);
+    // Wrapped, as the emulator sends it: `"data": ""`.
+    let wrapped = json!({
+        "message": {"data": "", "attributes": {"colour": "blue"}, "messageId": "81",
+                    "publishTime": "2026-12-01T10:55:22.070Z"},
+        "subscription": "projects/p/subscriptions/s",
+    });
+    assert_eq!(app.push(path, &wrapped).await.status(), 201);
+    // Unwrapped (noWrapper): an empty body.
+    let headers = [
+        ("x-goog-pubsub-message-id", "82"),
+        ("x-goog-pubsub-publish-time", "2026-12-01T10:55:22.070Z"),
+        ("colour", "blue"),
+    ];
+    assert_eq!(app.post(path, Some(&token), Vec::new(), &headers).await.status(), 201);
+    let seen = app.seen.lock().await;
+    assert_eq!(seen.len(), 2);
+    for event in seen.iter() {
+        let message = event.pubsub().unwrap();
+        assert_eq!(message.data, None, "message {}", message.message_id);
+        assert_eq!(message.attributes.get("colour").map(String::as_str), Some("blue"));
+    }
+}
+
+#[tokio::test]
 async fn unwrapped_pushes_and_cloud_events_decode() {
     let app = app().await;
     // noWrapper: raw data, metadata in headers (as the emulator sends them), not JSON.
