@@ -195,7 +195,11 @@ async fn more_than_one_authorization_header_is_refused_in_any_order() {
         h.append(AUTHORIZATION, HeaderValue::from_str(first).unwrap());
         h.append(AUTHORIZATION, HeaderValue::from_str(second).unwrap());
         let err = s.policy.authorize(&h, PATH).await.unwrap_err();
-        assert_eq!((err.code(), err.status()), ("repeated_authorization", StatusCode::UNAUTHORIZED), "{first} / {second}");
+        assert_eq!(
+            (err.code(), err.status()),
+            ("repeated_authorization", StatusCode::UNAUTHORIZED),
+            "{first} / {second}"
+        );
         // Also with authentication disabled: the app and a proxy in front must not read different copies.
         assert_eq!(InvokerPolicy::disabled().authorize(&h, PATH).await.unwrap_err().code(), "repeated_authorization");
     }
@@ -326,7 +330,10 @@ async fn a_failing_jwks_is_fetched_once_for_200_unknown_kids_then_only_after_bac
         let elapsed = started.elapsed();
         let refreshes = s.jwks.fetches() - 1;
         let bound = most_fetches(elapsed, &JwksOptions::default());
-        assert!(refreshes >= 1 && refreshes <= bound, "{fault:?}: {refreshes} fetches in {elapsed:?} (at most {bound})");
+        assert!(
+            refreshes >= 1 && refreshes <= bound,
+            "{fault:?}: {refreshes} fetches in {elapsed:?} (at most {bound})"
+        );
         let failure = s.policy.verifier().unwrap().jwks().last_failure().expect("the failure is recorded");
         assert_eq!(failure.consecutive as u64, refreshes);
         // The cached key still verifies during the outage, without a fetch.
@@ -364,6 +371,13 @@ async fn a_hanging_jwks_holds_concurrent_requests_for_one_timeout_and_one_fetch(
     let options = JwksOptions::default().with_min_refresh_interval(Duration::ZERO).with_fetch_timeout(timeout);
     let policy = Arc::new(policy_with(&s.jwks, options));
     let started = Instant::now();
+    // A request whose client goes away mid-fetch: the fetch it started is still the one shared.
+    let abandoned = {
+        let (policy, token) = (policy.clone(), s.issuer.mint(&s.issuer.claims(&aud(), EMAIL)));
+        tokio::spawn(async move { policy.authorize(&headers(&token), PATH).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    abandoned.abort();
     let tasks: Vec<_> = (0..3)
         .map(|i| {
             let token = s.issuer.mint(&with(s.issuer.claims(&aud(), EMAIL), "sub", json!(format!("caller-{i}"))));

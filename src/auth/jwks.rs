@@ -3,10 +3,12 @@
 //! or fails.
 //!
 //! Invariants:
-//! - A fetch happens only under `refresh` (an async mutex), and every fetch that ends, with keys or with
-//!   an error, moves `attempts`. A waiter that finds `attempts` moved while it waited takes that
-//!   attempt's outcome instead of fetching again. N concurrent requests therefore cost one fetch: on a
-//!   cold cache, on an unknown `kid`, and when the fetch fails or times out.
+//! - A fetch happens only under `refresh` (an async mutex), in a task of its own that keeps the lock until
+//!   the outcome is recorded (so a request dropped mid-fetch neither loses it nor lets the next waiter
+//!   fetch again), and every fetch that ends, with keys or with an error, moves `attempts`. A waiter that
+//!   finds `attempts` moved while it waited takes that attempt's outcome instead of fetching again. N
+//!   concurrent requests therefore cost one fetch: on a cold cache, on an unknown `kid`, and when the
+//!   fetch fails or times out.
 //! - An unknown `kid` forces a refresh at most once per `min_refresh_interval` (default 10 s), so tokens
 //!   with made-up key ids cannot turn every request into a JWKS fetch.
 //! - A failed fetch is recorded ([`JwksFailure`]: when, the error, how many in a row). Until its
@@ -171,18 +173,23 @@ impl State {
 
 /// A cache of the RSA keys served at a JWKS URL.
 pub struct JwksCache {
+    fetcher: Arc<Fetcher>,
+    state: Arc<Mutex<State>>,
+    refresh: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// What one fetch needs, shared with the task that runs it.
+struct Fetcher {
     url: String,
     client: reqwest::Client,
     options: JwksOptions,
-    state: Mutex<State>,
-    refresh: tokio::sync::Mutex<()>,
     fetches: AtomicU64,
 }
 
 impl std::fmt::Debug for JwksCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwksCache")
-            .field("url", &self.url)
+            .field("url", &self.fetcher.url)
             .field("fetches", &self.fetch_count())
             .field("last_failure", &self.last_failure())
             .finish_non_exhaustive()
@@ -217,26 +224,19 @@ impl JwksCache {
 
     /// A cache of the keys at `url` (a test's fake JWKS server, another issuer).
     pub fn new(url: impl Into<String>, options: JwksOptions) -> Self {
-        // The fetch timeout bounds the whole fetch (see `fetch`); the client needs none of its own.
-        let client = reqwest::Client::new();
-        Self {
-            url: url.into(),
-            client,
-            options,
-            state: Mutex::default(),
-            refresh: tokio::sync::Mutex::new(()),
-            fetches: AtomicU64::new(0),
-        }
+        // The fetch timeout bounds the whole fetch (see `Fetcher::fetch`); the client needs none of its own.
+        let fetcher = Fetcher { url: url.into(), client: reqwest::Client::new(), options, fetches: AtomicU64::new(0) };
+        Self { fetcher: Arc::new(fetcher), state: Arc::default(), refresh: Arc::default() }
     }
 
     /// The JWKS URL.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.fetcher.url
     }
 
     /// How many fetches this cache has sent (successful or not).
     pub fn fetch_count(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
+        self.fetcher.fetches.load(Ordering::Relaxed)
     }
 
     /// The last failed fetch, while no fetch has succeeded since.
@@ -245,7 +245,7 @@ impl JwksCache {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// The key for `kid`: from the cache when fresh and present, else after (at most) one refresh shared
@@ -263,7 +263,7 @@ impl JwksCache {
             state.attempts
         };
 
-        let _flight = self.refresh.lock().await;
+        let flight = self.refresh.clone().lock_owned().await;
         {
             let state = self.state();
             let now = Instant::now();
@@ -274,7 +274,7 @@ impl JwksCache {
             }
             if let Some(set) = &state.set
                 && now < set.expires_at
-                && now.duration_since(set.fetched_at) < self.options.min_refresh_interval
+                && now.duration_since(set.fetched_at) < self.fetcher.options.min_refresh_interval
             {
                 return set.keys.get(kid).cloned().ok_or_else(|| AuthError::UnknownKey(kid.to_owned()));
             }
@@ -283,16 +283,39 @@ impl JwksCache {
             }
         }
 
-        let fetched = self.fetch().await;
-        let mut state = self.state();
+        // The attempt runs in a task of its own that holds `refresh` until its outcome is recorded: a
+        // request dropped meanwhile (its client went away) neither loses the outcome nor lets the next
+        // waiter start a second fetch.
+        let (fetcher, state) = (self.fetcher.clone(), self.state.clone());
+        let attempt = tokio::spawn(async move {
+            let fetched = fetcher.fetch().await;
+            fetcher.record(&mut lock(&state), fetched);
+            drop(flight);
+        });
+        let ended = attempt.await.is_ok();
+        let state = self.state();
+        if !ended && state.attempts == seen {
+            return Err(AuthError::JwksUnavailable("the JWKS fetch did not complete".into()));
+        }
+        state.outcome(kid, Instant::now())
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Fetcher {
+    /// Record a fetch's outcome: the new set (clearing the failure), or the failure and its backoff.
+    fn record(&self, state: &mut State, fetched: Result<KeySet, String>) {
         state.attempts += 1;
-        let now = Instant::now();
         match fetched {
             Ok(set) => {
                 state.set = Some(Arc::new(set));
                 state.failure = None;
             }
             Err(error) => {
+                let now = Instant::now();
                 let consecutive = state.failure.as_ref().map_or(1, |f| f.consecutive.saturating_add(1));
                 let backoff = self.options.backoff(consecutive);
                 tracing::warn!(
@@ -302,7 +325,6 @@ impl JwksCache {
                 state.failure = Some(JwksFailure { at: now, error, consecutive, retry_at: now + backoff });
             }
         }
-        state.outcome(kid, now)
     }
 
     /// One fetch, bounded by the fetch timeout as a whole.
