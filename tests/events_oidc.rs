@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
-use sea_gcp::auth::{AuthError, InvokerPolicy, JwksCache, JwksOptions, OidcVerifier, VerifierOptions};
+use sea_gcp::auth::{AuthError, InvokerPolicy, JwksCache, JwksOptions, OidcVerifier, VerifiedCaller, VerifierOptions};
 use sea_gcp::testing::oidc::{FakeJwks, JwksFault, TestIssuer, b64_json};
 use serde_json::{Value, json};
 
@@ -282,6 +282,22 @@ async fn a_jwks_outage_is_503_on_a_cold_cache_and_stale_keys_serve_a_warm_one() 
     assert!(check(&policy, &token).await.is_ok(), "an expired set's key still verifies while the JWKS is down");
 }
 
+/// `n` concurrent authorizations, each with a valid token of its own (another `sub`, so none is
+/// remembered from another).
+fn spawn_requests(
+    policy: &Arc<InvokerPolicy>,
+    issuer: &TestIssuer,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<Result<Option<VerifiedCaller>, AuthError>>> {
+    (0..n)
+        .map(|i| {
+            let token = issuer.mint(&with(issuer.claims(&aud(), EMAIL), "sub", json!(format!("caller-{i}"))));
+            let policy = policy.clone();
+            tokio::spawn(async move { policy.authorize(&headers(&token), PATH).await })
+        })
+        .collect()
+}
+
 /// A policy whose verifier reads `jwks` with `options`.
 fn policy_with(jwks: &FakeJwks, options: JwksOptions) -> InvokerPolicy {
     let verifier = OidcVerifier::new(JwksCache::new(jwks.url(), options), VerifierOptions::default());
@@ -348,13 +364,7 @@ async fn fifty_cold_cache_requests_against_a_failing_jwks_share_one_fetch() {
     s.jwks.set_failing(true);
     s.jwks.set_delay(Duration::from_millis(200));
     let policy = Arc::new(s.policy.clone());
-    let tasks: Vec<_> = (0..50)
-        .map(|i| {
-            let token = s.issuer.mint(&with(s.issuer.claims(&aud(), EMAIL), "sub", json!(format!("caller-{i}"))));
-            let policy = policy.clone();
-            tokio::spawn(async move { policy.authorize(&headers(&token), PATH).await })
-        })
-        .collect();
+    let tasks = spawn_requests(&policy, &s.issuer, 50);
     for task in tasks {
         let err = task.await.unwrap().unwrap_err();
         assert_eq!((err.code(), err.status()), ("jwks_unavailable", StatusCode::SERVICE_UNAVAILABLE));
@@ -378,13 +388,7 @@ async fn a_hanging_jwks_holds_concurrent_requests_for_one_timeout_and_one_fetch(
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     abandoned.abort();
-    let tasks: Vec<_> = (0..3)
-        .map(|i| {
-            let token = s.issuer.mint(&with(s.issuer.claims(&aud(), EMAIL), "sub", json!(format!("caller-{i}"))));
-            let policy = policy.clone();
-            tokio::spawn(async move { policy.authorize(&headers(&token), PATH).await })
-        })
-        .collect();
+    let tasks = spawn_requests(&policy, &s.issuer, 3);
     for task in tasks {
         let err = task.await.unwrap().unwrap_err();
         assert_eq!(err.code(), "jwks_unavailable");
@@ -450,16 +454,7 @@ async fn a_cold_cache_burst_of_1000_verifies_all_with_one_fetch() {
     let s = setup().await;
     s.jwks.set_delay(Duration::from_millis(300));
     let policy = Arc::new(s.policy.clone());
-    let tokens: Vec<String> = (0..1000)
-        .map(|i| s.issuer.mint(&with(s.issuer.claims(&aud(), EMAIL), "sub", json!(format!("caller-{i}")))))
-        .collect();
-    let tasks: Vec<_> = tokens
-        .into_iter()
-        .map(|token| {
-            let policy = policy.clone();
-            tokio::spawn(async move { policy.authorize(&headers(&token), PATH).await })
-        })
-        .collect();
+    let tasks = spawn_requests(&policy, &s.issuer, 1000);
     let mut verified = 0;
     for task in tasks {
         if task.await.unwrap().unwrap().is_some() {
