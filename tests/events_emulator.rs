@@ -118,6 +118,32 @@ async fn deliveries_are_verified_decoded_and_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attribute_only_message_arrives_without_data() {
+    let Some(host) = pubsub_emulator() else { return };
+    let seen: Arc<Mutex<Vec<PubSubMessage>>> = Arc::default();
+    let s = seen.clone();
+    let rig = rig(&host, |r| {
+        r.on("marks", move |event: Event| {
+            let s = s.clone();
+            async move {
+                s.lock().await.push(event.pubsub()?);
+                Ok(())
+            }
+        })
+    })
+    .await;
+    rig.subscribe("/events/marks/m-1", false).await;
+    let message = OutgoingMessage::new(Vec::new()).with_attribute("origin", "shop");
+    let ids = rig.client.publish(&rig.topic, &[message]).await.unwrap();
+    wait_for("the delivery", async || !seen.lock().await.is_empty()).await;
+    let seen = seen.lock().await;
+    assert_eq!(seen[0].message_id, ids[0]);
+    assert_eq!(seen[0].data, None, "no data, as an unwrapped push of the same message");
+    assert_eq!(seen[0].attributes["origin"], "shop");
+    rig.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_503_is_redelivered() {
     let Some(host) = pubsub_emulator() else { return };
     let attempts: Arc<Mutex<Vec<String>>> = Arc::default();

@@ -224,6 +224,29 @@ async fn every_token_refusal_is_answered_and_the_handler_never_runs() {
 }
 
 #[tokio::test]
+async fn a_second_authorization_header_is_refused_whichever_comes_first() {
+    let app = app().await;
+    let path = "/events/orders/o-1";
+    let token = app.token_for(path);
+    let bearer = format!("Bearer {token}");
+    let body = || serde_json::to_vec(&order_message()).unwrap();
+    let garbage = "Bearer garbage";
+    let cases = [
+        ("valid, then bad", [bearer.as_str(), garbage]),
+        ("bad, then valid", [garbage, bearer.as_str()]),
+        ("valid twice", [bearer.as_str(), bearer.as_str()]),
+    ];
+    for (name, [first, second]) in cases {
+        let r = app.post(path, None, body(), &[("authorization", first), ("authorization", second)]).await;
+        assert_eq!(r.status().as_u16(), 401, "{name}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains("repeated_authorization"), "{name}: {text}");
+    }
+    assert_eq!(app.runs.load(Ordering::SeqCst), 0, "no handler ran");
+    assert_eq!(app.post(path, Some(&token), body(), &[]).await.status(), 201);
+}
+
+#[tokio::test]
 async fn auth_disabled_and_fail_closed() {
     let runs = Arc::new(AtomicUsize::new(0));
     let r = runs.clone();
@@ -263,6 +286,34 @@ async fn the_router_nests_under_a_prefix_and_audiences_include_it() {
     let host_based = issuer.mint(&issuer.claims(&format!("{base}/api/events/k/r"), EMAIL));
     let r = client.post(format!("{base}/api/events/k/r")).bearer_auth(&host_based).body("{}").send().await.unwrap();
     assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn an_attribute_only_message_has_no_data_wrapped_or_unwrapped() {
+    let app = app().await;
+    let path = "/events/orders/attrs";
+    let token = app.token_for(path);
+    // Wrapped, as the emulator sends it: `"data": ""`.
+    let wrapped = json!({
+        "message": {"data": "", "attributes": {"colour": "blue"}, "messageId": "81",
+                    "publishTime": "2026-12-01T10:55:22.070Z"},
+        "subscription": "projects/p/subscriptions/s",
+    });
+    assert_eq!(app.push(path, &wrapped).await.status(), 201);
+    // Unwrapped (noWrapper): an empty body.
+    let headers = [
+        ("x-goog-pubsub-message-id", "82"),
+        ("x-goog-pubsub-publish-time", "2026-12-01T10:55:22.070Z"),
+        ("colour", "blue"),
+    ];
+    assert_eq!(app.post(path, Some(&token), Vec::new(), &headers).await.status(), 201);
+    let seen = app.seen.lock().await;
+    assert_eq!(seen.len(), 2);
+    for event in seen.iter() {
+        let message = event.pubsub().unwrap();
+        assert_eq!(message.data, None, "message {}", message.message_id);
+        assert_eq!(message.attributes.get("colour").map(String::as_str), Some("blue"));
+    }
 }
 
 #[tokio::test]

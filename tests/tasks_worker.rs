@@ -177,6 +177,54 @@ async fn forged_or_missing_tokens_never_run_a_task() {
 }
 
 #[tokio::test]
+async fn a_second_authorization_header_is_refused_whichever_comes_first() {
+    let h = start("", |b| b).await;
+    let url = h.settings.task_url("record");
+    let good = format!("Bearer {}", h.issuer.mint(&h.issuer.claims(&url, INVOKER)));
+    let client = reqwest::Client::new();
+    let send = |values: Vec<String>| {
+        let mut request =
+            client.post(&url).header("content-type", "application/json").body(r#"{"text":"attack"}"#.to_string());
+        for value in values {
+            request = request.header("authorization", value);
+        }
+        request.send()
+    };
+    let garbage = "Bearer garbage".to_string();
+    let cases = [
+        ("valid, then bad", vec![good.clone(), garbage.clone()]),
+        ("bad, then valid", vec![garbage.clone(), good.clone()]),
+        ("valid twice", vec![good.clone(); 2]),
+    ];
+    for (name, values) in cases {
+        let response = send(values).await.unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{name}");
+        assert_eq!(response.text().await.unwrap(), r#"{"error":"unauthenticated"}"#);
+    }
+    assert!(h.runs.lock().unwrap().is_empty(), "no task ran");
+    assert_eq!(send(vec![good]).await.unwrap().status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn the_body_is_read_only_after_authentication() {
+    let h = start("", |b| b).await;
+    let big = format!(r#"{{"text":"{}"}}"#, "x".repeat(2 << 20));
+    for url in [h.settings.task_url("record"), h.settings.subscriber_task_url("on-order")] {
+        // No token: refused before the body is read, so its size is never looked at.
+        let (status, text) = post(&url, None, &big, false).await;
+        assert_eq!((status, text.as_str()), (401, r#"{"error":"unauthenticated"}"#), "{url}");
+        // A verified caller over the limit: 413.
+        let token = h.issuer.mint(&h.issuer.claims(&url, INVOKER));
+        let (status, text) = post(&url, Some(&token), &big, false).await;
+        assert_eq!((status, text.as_str()), (413, r#"{"error":"body_too_large"}"#), "{url}");
+    }
+    assert!(h.runs.lock().unwrap().is_empty(), "no task ran");
+    let url = h.settings.task_url("record");
+    let token = h.issuer.mint(&h.issuer.claims(&url, INVOKER));
+    assert_eq!(post(&url, Some(&token), r#"{"text":"small"}"#, false).await.0, 200);
+}
+
+#[tokio::test]
 async fn worker_answers_404_400_500_without_details() {
     let h = start("", |b| b).await;
     let token_for = |task: &str| h.issuer.mint(&h.issuer.claims(&h.settings.task_url(task), INVOKER));

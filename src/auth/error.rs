@@ -12,6 +12,11 @@ pub enum AuthError {
         "no Authorization header: the caller must send `Authorization: Bearer <Google ID token>` (configure the push subscription with --push-auth-service-account)"
     )]
     Missing,
+    /// More than one `Authorization` header (the count): refused whatever they hold.
+    #[error(
+        "{0} Authorization headers: a request must carry exactly one (RFC 9110); check that no proxy adds a second"
+    )]
+    RepeatedHeader(usize),
     /// The header is not `Bearer <JWT>`, or the JWT does not parse.
     #[error("malformed bearer token: {0}")]
     Malformed(String),
@@ -80,6 +85,7 @@ impl AuthError {
     pub fn code(&self) -> &'static str {
         match self {
             AuthError::Missing => "missing_token",
+            AuthError::RepeatedHeader(_) => "repeated_authorization",
             AuthError::Malformed(_) => "malformed_token",
             AuthError::UnsupportedAlgorithm(_) => "unsupported_algorithm",
             AuthError::UnknownKey(_) => "unknown_key",

@@ -5,8 +5,9 @@
 //! configured. [`OidcVerifier`] checks it: the header's `alg` is RS256 (anything else, including `none`
 //! and HS256 keyed with the public key, is refused before any key is looked up), the signature against
 //! Google's JWKS ([`JwksCache`]: cached per `Cache-Control`, refreshed on an unknown `kid` with one fetch
-//! however many requests wait for it), `iss`, `aud`, `exp`/`iat`/`nbf` with a small skew and
-//! `email_verified`. [`InvokerPolicy`] adds what an endpoint needs on top: the audience built from a
+//! however many requests wait for it, a failed fetch shared by its waiters and retried only after a
+//! backoff), `iss`, `aud`, `exp`/`iat`/`nbf` with a small skew and `email_verified`. A request with more
+//! than one `Authorization` header is refused before anything else ([`single_authorization`]). [`InvokerPolicy`] adds what an endpoint needs on top: the audience built from a
 //! configured external base URL (never from the `Host` header), the e-mail allow-list (fail closed when
 //! none is configured) and an explicit, logged opt-out.
 //!
@@ -33,8 +34,8 @@ mod verifier;
 
 pub use claims::VerifiedCaller;
 pub use error::AuthError;
-pub use jwks::{GOOGLE_JWKS_URL, JwksCache, JwksOptions};
-pub use policy::{INVOKERS_ENV, InvokerPolicy, audiences_for};
+pub use jwks::{GOOGLE_JWKS_URL, JwksCache, JwksFailure, JwksOptions};
+pub use policy::{INVOKERS_ENV, InvokerPolicy, audiences_for, single_authorization};
 #[cfg(feature = "fuzzing")]
 pub(crate) use unverified::parse_unverified;
 pub use verifier::{GOOGLE_ISSUERS, OidcVerifier, VerifierOptions};

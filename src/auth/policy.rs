@@ -1,6 +1,6 @@
 //! [`InvokerPolicy`]: who may call an endpoint, and for which audience.
 
-use reqwest::header::{AUTHORIZATION, HeaderMap};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 
 use super::{AuthError, OidcVerifier, VerifiedCaller};
 
@@ -123,14 +123,17 @@ impl InvokerPolicy {
     }
 
     /// Check a request: `Ok(None)` when disabled, `Ok(Some(caller))` for a valid token from an allowed
-    /// e-mail, else the refusal (401 invalid, 403 not allowed or no allow-list configured).
+    /// e-mail, else the refusal (401 invalid, 403 not allowed or no allow-list configured). A request
+    /// with more than one `Authorization` header is refused first, also when authentication is disabled
+    /// ([`AuthError::RepeatedHeader`]): a proxy in front may have checked another copy than this one.
     pub async fn authorize(
         &self,
         headers: &HeaderMap,
         path_and_query: &str,
     ) -> Result<Option<VerifiedCaller>, AuthError> {
+        let authorization = single_authorization(headers)?;
         let Some(verifier) = &self.verifier else { return Ok(None) };
-        let token = bearer(headers)?;
+        let token = bearer(authorization.ok_or(AuthError::Missing)?)?;
         let mut audiences = audiences_for(&self.base_url, path_and_query);
         audiences.extend(self.extra_audiences.iter().cloned());
         let caller = verifier.verify(token, &audiences).await?;
@@ -145,9 +148,22 @@ impl InvokerPolicy {
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` header.
-fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
-    let value = headers.get(AUTHORIZATION).ok_or(AuthError::Missing)?;
+/// The request's one `Authorization` header (`None` without one), or [`AuthError::RepeatedHeader`] when
+/// it has several: RFC 9110 allows a single value, and a proxy that checked the first copy and an
+/// application that read another would disagree on who is calling. The one check of both push routers
+/// (events and the tasks worker), through [`InvokerPolicy::authorize`].
+pub fn single_authorization(headers: &HeaderMap) -> Result<Option<&HeaderValue>, AuthError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let first = values.next();
+    match values.next() {
+        Some(_) => Err(AuthError::RepeatedHeader(2 + values.count())),
+        None => Ok(first),
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The token must be token68 (RFC 9110): a value
+/// with a comma or a space in it (two credentials folded into one header by a proxy) is refused.
+fn bearer(value: &HeaderValue) -> Result<&str, AuthError> {
     let value = value.to_str().map_err(|_| AuthError::Malformed("Authorization header is not ASCII".into()))?;
     let (scheme, token) =
         value.split_once(' ').ok_or_else(|| AuthError::Malformed("expected `Bearer <token>`".into()))?;
@@ -157,6 +173,10 @@ fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
     let token = token.trim();
     if token.is_empty() {
         return Err(AuthError::Malformed("empty bearer token".into()));
+    }
+    let body = token.trim_end_matches('=');
+    if !body.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b)) {
+        return Err(AuthError::Malformed("bearer token is not one token68 value".into()));
     }
     Ok(token)
 }

@@ -41,7 +41,10 @@ pub enum MessageError {
 /// A Pub/Sub message as pushed to an endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PubSubMessage {
-    /// The payload (`message.data`, base64-decoded), `None` when the message carried none.
+    /// The payload (`message.data`, base64-decoded), `None` when the message carried none. Pub/Sub makes
+    /// no difference between empty and absent data, so neither does this: an attribute-only message is
+    /// `None` whether it came wrapped (with `"data": ""`, as the emulator sends it, or without `data`) or
+    /// unwrapped (`noWrapper`, an empty body). `Some` always holds at least one byte when decoded.
     pub data: Option<Vec<u8>>,
     /// The attributes.
     pub attributes: BTreeMap<String, String>,
@@ -109,10 +112,12 @@ const NOT_ATTRIBUTES: &[&str] = &[
 ];
 
 impl PubSubMessage {
-    /// A message with `data` (for publishing helpers and tests); id `"1"`, published now.
+    /// A message with `data` (for publishing helpers and tests); id `"1"`, published now. Empty `data`
+    /// gives `data: None`, as decoding such a message does.
     pub fn new(data: impl Into<Vec<u8>>) -> Self {
+        let data = data.into();
         Self {
-            data: Some(data.into()),
+            data: (!data.is_empty()).then_some(data),
             attributes: BTreeMap::new(),
             message_id: "1".into(),
             publish_time: Utc::now(),
@@ -171,6 +176,8 @@ impl PubSubMessage {
                     .map_err(|e| MessageError::Invalid { field: "data", reason: format!("not base64: {e}") })?,
             ),
         };
+        // `"data": ""` (the emulator's attribute-only message) means no data, as an empty unwrapped body.
+        let data = data.filter(|d| !d.is_empty());
         let mut attributes = BTreeMap::new();
         match message.get("attributes") {
             None | Some(Value::Null) => {}
@@ -270,7 +277,7 @@ impl PubSubMessage {
 /// has nine fractional digits always (RFC 3339 with nanoseconds, also when they are zero).
 pub fn make_pubsub_message(message: &PubSubMessage) -> Value {
     let mut inner = Map::new();
-    if let Some(data) = &message.data {
+    if let Some(data) = message.data.as_ref().filter(|d| !d.is_empty()) {
         inner.insert("data".into(), json!(STANDARD.encode(data)));
     }
     if !message.attributes.is_empty() {
@@ -344,5 +351,32 @@ mod tests {
             let err = PubSubMessage::from_push_envelope(body).unwrap_err().to_string();
             assert!(err.contains(expected), "{err} should contain {expected}");
         }
+    }
+
+    #[test]
+    fn an_attribute_only_message_has_no_data_wrapped_or_unwrapped() {
+        let wrapped = |data: &str| {
+            let body = format!(
+                r#"{{"message":{{{data}"attributes":{{"k":"v"}},"messageId":"7","publishTime":"2026-01-01T00:00:00Z"}}}}"#
+            );
+            PubSubMessage::from_push(&HeaderMap::new(), body.as_bytes()).unwrap()
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("x-goog-pubsub-message-id", "7".parse().unwrap());
+        headers.insert("x-goog-pubsub-publish-time", "2026-01-01T00:00:00Z".parse().unwrap());
+        headers.insert("k", "v".parse().unwrap());
+        let unwrapped = PubSubMessage::from_push(&headers, b"").unwrap();
+        for message in [wrapped(r#""data":"","#), wrapped(r#""data":null,"#), wrapped(""), unwrapped] {
+            assert_eq!(message.data, None, "{message:?}");
+            assert_eq!(message.attributes.get("k").map(String::as_str), Some("v"));
+            assert_eq!(message.text().unwrap(), None);
+        }
+        // Built with empty data, the message is the same, and its envelope decodes back to it.
+        let built = PubSubMessage::new(Vec::new()).with_attribute("k", "v");
+        assert_eq!(built.data, None);
+        let envelope = make_pubsub_message(&PubSubMessage { data: Some(Vec::new()), ..built.clone() });
+        assert!(envelope["message"].get("data").is_none(), "{envelope}");
+        let back = PubSubMessage::from_push_envelope(&serde_json::to_vec(&envelope).unwrap()).unwrap();
+        assert_eq!(PubSubMessage { subscription: None, ..back }, built);
     }
 }

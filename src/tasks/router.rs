@@ -1,15 +1,19 @@
 //! The worker router: `POST /tasks/{name}` (Cloud Tasks and Scheduler) and
 //! `POST /subscriber-tasks/{name}` (Pub/Sub push), mountable under any prefix.
 //!
-//! Every request is verified first ([`InvokerPolicy`]: a Google-signed ID token whose audience is the
-//! task's URL under the configured tasks domain, from the invoker service account); only then are the
-//! task looked up and the `X-CloudTasks-*` headers read. Answers:
+//! Every request is verified first ([`InvokerPolicy`]: exactly one `Authorization` header, a
+//! Google-signed ID token whose audience is the task's URL under the configured tasks domain, from the
+//! invoker service account); only then is the body read (under the body limit), the task looked up and
+//! the `X-CloudTasks-*` headers read. An unauthenticated caller is answered before any of its body is
+//! buffered. Answers:
 //!
 //! | case | status | body |
 //! |---|---|---|
 //! | ran | 200 | the task's output as JSON |
 //! | no or bad token | 401 | `{"error":"unauthenticated"}` |
 //! | caller not allowed | 403 | `{"error":"forbidden"}` |
+//! | keys unavailable (JWKS down) | 503 | `{"error":"unavailable"}` |
+//! | body over the limit (after authentication) | 413 | `{"error":"body_too_large"}` |
 //! | unknown task | 404 | `{"error":"unknown_task"}` (no list of names) |
 //! | payload does not parse | 400 | `{"error":"bad_payload"}` |
 //! | task failed | 500 | `{"error":"task_failed"}` (detail logged; Cloud Tasks retries) |
@@ -17,8 +21,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, OriginalUri, Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{OriginalUri, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -54,17 +58,17 @@ impl WorkerOptions {
 struct WorkerState {
     registry: Registry,
     policy: InvokerPolicy,
+    body_limit: usize,
 }
 
 /// The worker router for `registry`, verifying requests with `policy`. Mount it where the tasks
 /// domain's path points (`Router::new().nest("/internal", worker)` for `https://host/internal`); token
 /// audiences are built from the policy's base URL and the request's full path.
 pub fn worker_router(registry: Registry, policy: InvokerPolicy, options: WorkerOptions) -> Router {
-    let state = Arc::new(WorkerState { registry, policy });
+    let state = Arc::new(WorkerState { registry, policy, body_limit: options.body_limit });
     Router::new()
         .route("/tasks/{name}", post(run_task))
         .route("/subscriber-tasks/{name}", post(run_subscriber_task))
-        .layer(DefaultBodyLimit::max(options.body_limit))
         .with_state(state)
 }
 
@@ -86,13 +90,23 @@ fn error(status: StatusCode, code: &str) -> Response {
     (status, axum::Json(json!({ "error": code }))).into_response()
 }
 
+/// A request that passed authentication: its caller, headers and body (read under the limit only now).
+struct Authorized {
+    caller: Option<crate::auth::VerifiedCaller>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// Authenticate, then read the body: an unauthenticated caller gets its 401/403 before any of its body
+/// is buffered, and an authenticated one 413 past the limit.
 async fn authorize(
     state: &WorkerState,
-    headers: &HeaderMap,
     uri: &OriginalUri,
-) -> std::result::Result<Option<crate::auth::VerifiedCaller>, Response> {
+    request: Request,
+) -> std::result::Result<Authorized, Response> {
+    let (parts, body) = request.into_parts();
     let path_and_query = uri.0.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    state.policy.authorize(headers, path_and_query).await.map_err(|e| {
+    let caller = state.policy.authorize(&parts.headers, path_and_query).await.map_err(|e| {
         tracing::warn!(path = %path_and_query, code = e.code(), error = %e, "task request refused");
         let status = e.status();
         let code = match status {
@@ -101,18 +115,22 @@ async fn authorize(
             _ => "unauthenticated",
         };
         error(status, code)
-    })
+    })?;
+    let body = axum::body::to_bytes(Body::new(body), state.body_limit).await.map_err(|_| {
+        tracing::warn!(path = %path_and_query, limit = state.body_limit, "task request body over the limit");
+        error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+    })?;
+    Ok(Authorized { caller, headers: parts.headers, body })
 }
 
 async fn run_task(
     State(state): State<Arc<WorkerState>>,
     Path(name): Path<String>,
     uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Response {
-    let caller = match authorize(&state, &headers, &uri).await {
-        Ok(c) => c,
+    let Authorized { caller, headers, body } = match authorize(&state, &uri, request).await {
+        Ok(a) => a,
         Err(response) => return response,
     };
     let Some(task) = state.registry.get(&name).filter(|t| !matches!(t.kind(), TaskKind::Subscriber(_))) else {
@@ -128,11 +146,10 @@ async fn run_subscriber_task(
     State(state): State<Arc<WorkerState>>,
     Path(name): Path<String>,
     uri: OriginalUri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Response {
-    let caller = match authorize(&state, &headers, &uri).await {
-        Ok(c) => c,
+    let Authorized { caller, headers, body } = match authorize(&state, &uri, request).await {
+        Ok(a) => a,
         Err(response) => return response,
     };
     let Some(task) = state.registry.get(&name).filter(|t| matches!(t.kind(), TaskKind::Subscriber(_))) else {

@@ -1,8 +1,9 @@
 //! A fake of Google's OIDC signing side: a [`TestIssuer`] (an RSA key that mints ID tokens the way Google
 //! does: RS256, `kid`, `iss`, `aud`, `email`, `email_verified`, `iat`, `exp`) and a [`FakeJwks`] server on
-//! loopback that serves the issuers' public keys with a `Cache-Control: max-age` like Google's and counts
-//! its fetches. Also a [`BearerProxy`]: a loopback reverse proxy that adds a minted token to every request,
-//! for callers that send none (the Pub/Sub emulator).
+//! loopback that serves the issuers' public keys with a `Cache-Control: max-age` like Google's, counts
+//! its fetches and can be made to fail ([`JwksFault`]: 500, garbage, a response that never comes). Also
+//! a [`BearerProxy`]: a loopback reverse proxy that adds a minted token to every request, for callers
+//! that send none (the Pub/Sub emulator).
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -17,7 +18,7 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -107,12 +108,27 @@ pub fn b64_json(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("JSON"))
 }
 
+/// How a [`FakeJwks`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum JwksFault {
+    /// The key set, with the configured `Cache-Control` (the default).
+    #[default]
+    None,
+    /// 500 Internal Server Error.
+    ServerError,
+    /// 200 with a body that is not a JWKS (an HTML error page from a proxy).
+    Garbage,
+    /// Accept the request and never answer (a hung upstream): only the client's timeout ends it.
+    Hang,
+}
+
 struct JwksState {
     keys: Mutex<Vec<Value>>,
     fetches: AtomicU64,
     cache_control: Mutex<String>,
     delay: Mutex<Duration>,
-    failing: AtomicBool,
+    fault: Mutex<JwksFault>,
 }
 
 /// A JWKS server on a loopback port, serving the public keys of the issuers published to it.
@@ -143,7 +159,7 @@ impl FakeJwks {
             fetches: AtomicU64::new(0),
             cache_control: Mutex::new("public, max-age=21600, must-revalidate, no-transform".into()),
             delay: Mutex::new(Duration::ZERO),
-            failing: AtomicBool::new(false),
+            fault: Mutex::new(JwksFault::None),
         });
         let app = Router::new().route("/oauth2/v3/certs", get(serve_jwks)).with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
@@ -179,9 +195,14 @@ impl FakeJwks {
         *self.state.delay.lock().unwrap() = delay;
     }
 
-    /// Answer 500 while `failing`.
+    /// Answer 500 while `failing` (`set_fault(JwksFault::ServerError)`, or `JwksFault::None`).
     pub fn set_failing(&self, failing: bool) {
-        self.state.failing.store(failing, Ordering::SeqCst);
+        self.set_fault(if failing { JwksFault::ServerError } else { JwksFault::None });
+    }
+
+    /// Answer every fetch from now on as `fault` says (each is still counted).
+    pub fn set_fault(&self, fault: JwksFault) {
+        *self.state.fault.lock().unwrap() = fault;
     }
 
     /// A verifier reading this server's keys, with Google's issuers and a zero forced-refresh interval
@@ -200,8 +221,15 @@ async fn serve_jwks(State(state): State<Arc<JwksState>>) -> Response {
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    if state.failing.load(Ordering::SeqCst) {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    let fault = *state.fault.lock().unwrap();
+    match fault {
+        JwksFault::None => {}
+        JwksFault::ServerError => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        JwksFault::Garbage => {
+            return ([(header::CONTENT_TYPE, "text/html")], "<html><body>502 Bad Gateway</body></html>")
+                .into_response();
+        }
+        JwksFault::Hang => std::future::pending::<()>().await,
     }
     let body = json!({ "keys": *state.keys.lock().unwrap() });
     let cache_control = state.cache_control.lock().unwrap().clone();
