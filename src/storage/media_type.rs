@@ -77,6 +77,10 @@ impl MediaType {
         if !is_token(kind) || !is_token(subtype) {
             return Err(err("type and subtype must be RFC 9110 tokens"));
         }
+        if kind == "*" || subtype == "*" {
+            // `*/*` and `image/*` are patterns of accept lists, never the type of a file.
+            return Err(err("a wildcard is not a content type"));
+        }
         let mut charset = None;
         loop {
             rest = rest.trim_start_matches([' ', '\t']);
@@ -223,6 +227,15 @@ mod tests {
         assert_eq!(ok("image/png; a=\"b, text/html\""), "image/png");
         assert_eq!(ok("text/plain;"), "text/plain");
         assert_eq!(ok("application/vnd.api+json"), "application/vnd.api+json");
+    }
+
+    #[test]
+    fn a_wildcard_is_a_pattern_not_a_content_type() {
+        for bad in ["*/*", "image/*", "*/png", "*/aaaaaaaaaaa*"] {
+            assert!(MediaType::parse(bad).is_err(), "{bad}");
+            assert!(!accepts(&[], bad), "{bad} is not accepted even by an empty accept list");
+        }
+        assert!(accepts(&["image/*".into()], "image/png"));
     }
 
     #[test]

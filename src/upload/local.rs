@@ -405,16 +405,16 @@ pub(crate) enum ChunkRange {
 }
 
 pub(crate) fn parse_content_range(value: &str) -> Option<ChunkRange> {
-    let rest = value.trim().strip_prefix("bytes")?.trim();
+    let rest = value.trim_matches(OWS).strip_prefix("bytes")?.trim_matches(OWS);
     let (range, total) = rest.split_once('/')?;
-    let total = match total.trim() {
+    let total = match total.trim_matches(OWS) {
         "*" => None,
         t => Some(digits(t)?),
     };
-    if range.trim() == "*" {
+    if range.trim_matches(OWS) == "*" {
         return Some(ChunkRange::Query { total });
     }
-    let (a, b) = range.trim().split_once('-')?;
+    let (a, b) = range.trim_matches(OWS).split_once('-')?;
     let (start, end_inclusive) = (digits(a)?, digits(b)?);
     if end_inclusive < start || total.is_some_and(|t| end_inclusive >= t) {
         return None;
@@ -537,6 +537,9 @@ async fn download(
     finish(get_inner(&st, &key, parse_query(query), &headers).await)
 }
 
+/// RFC 9110's optional white space: spaces and tabs (`str::trim` would also take other white space).
+const OWS: [char; 2] = [' ', '\t'];
+
 /// A byte position: ASCII digits only (RFC 9110's `1*DIGIT`; `u64::from_str` would also take a `+`).
 fn digits(text: &str) -> Option<u64> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
@@ -549,12 +552,12 @@ fn digits(text: &str) -> Option<u64> {
 /// header is then ignored and the whole object served). A last-byte-pos past any size is kept as the
 /// largest end and clamped to the object's size later.
 pub(crate) fn parse_range(value: &str) -> Option<ByteRange> {
-    let spec = value.trim().strip_prefix("bytes=")?;
+    let spec = value.trim_matches(OWS).strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None;
     }
     let (a, b) = spec.split_once('-')?;
-    match (a.trim(), b.trim()) {
+    match (a.trim_matches(OWS), b.trim_matches(OWS)) {
         ("", n) => Some(ByteRange::Suffix(digits(n)?)),
         (a, "") => Some(ByteRange::From(digits(a)?)),
         (a, b) => {
@@ -721,7 +724,7 @@ mod tests {
         assert_eq!(parse_range("bytes=0-9"), Some(ByteRange::Bounded { start: 0, end: 10 }));
         assert_eq!(parse_range("bytes=5-"), Some(ByteRange::From(5)));
         assert_eq!(parse_range("bytes=-5"), Some(ByteRange::Suffix(5)));
-        for signed in ["bytes=+5-", "bytes=-+5", "bytes=0-+9", "bytes=1 0-5"] {
+        for signed in ["bytes=+5-", "bytes=-+5", "bytes=0-+9", "bytes=1 0-5", "bytes=0\u{b}-9"] {
             assert_eq!(parse_range(signed), None, "{signed}: digits only");
         }
         assert_eq!(parse_content_range("bytes +0-9/10"), None);
