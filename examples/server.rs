@@ -20,7 +20,9 @@
 //! POST checks `Origin` (a cross-site form cannot delete or change documents); `POST /uploads` takes
 //! only `application/json` (the library refuses anything else), and the authorisation hook binds each
 //! ticket to the session, so a leaked ticket cannot be attached from another session. A real app binds
-//! the signed-in user's id instead of the session id.
+//! the signed-in user's id instead of the session id. The same form sent twice (a double click on
+//! Save) saves once: the widget sends one submission at a time, and a second one is answered with
+//! the first one's result (`ticket_replayed` leads to the list, "already saved").
 
 #[path = "server/pages.rs"]
 mod pages;
@@ -30,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -178,13 +180,14 @@ fn refused() -> Response {
 }
 
 /// Who may ask for upload tickets: requests from this site with a session; tickets are bound to it.
+/// It decides from the request alone, so it runs before the requested field is looked at.
 fn authorize_upload(parts: &axum::http::request::Parts) -> Result<Grant, Refusal> {
     if !same_origin(&parts.headers) {
-        return Err(Refusal::forbidden("uploads are accepted from this site only"));
+        return Err(Refusal::forbidden("Uploads are accepted from this site only."));
     }
     match session_of(&parts.headers) {
         Some(sid) => Ok(Grant::for_subject(sid)),
-        None => Err(Refusal::unauthenticated("your session has expired: reload the page and try again")),
+        None => Err(Refusal::unauthenticated("Your session has expired. Reload the page and try again.")),
     }
 }
 
@@ -264,7 +267,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let attachment = attachment.accept(["image/*", "application/pdf", "text/plain"]);
     let blobs = Blobs::builder(db.clone()).store(store.clone()).local_routes(local).secret(&secret);
     let blobs = blobs
-        .authorize_fn(|parts, _| authorize_upload(parts))
+        .authenticate_fn(authorize_upload)
         .tune_uploads(move |f| f.resumable_threshold(threshold).chunk_size(chunk));
     let blobs = blobs.entity(|e| e.field(file).field(attachment)).build()?;
     blobs.create_tables().await?;
@@ -314,10 +317,18 @@ fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Html(pages::message("Not found", "No such document."))).into_response()
 }
 
-async fn list(State(app): Shared, headers: HeaderMap) -> Response {
+/// The list's query: `?saved=again` after a form that was already saved was sent again.
+#[derive(Debug, Default, Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    saved: String,
+}
+
+async fn list(State(app): Shared, headers: HeaderMap, Query(query): Query<ListQuery>) -> Response {
     let (sid, cookie) = ensure_session(&headers);
+    let notice = (query.saved == "again").then_some("This document was already saved.");
     match document::Entity::find().order_by_asc(document::Column::Id).all(&app.db).await {
-        Ok(rows) => page(pages::list(&rows, app.backend, &csrf_token(&app.csrf_key, &sid)), cookie),
+        Ok(rows) => page(pages::list(&rows, app.backend, &csrf_token(&app.csrf_key, &sid), notice), cookie),
         Err(e) => server_error(e),
     }
 }
@@ -349,6 +360,16 @@ fn reshow(app: &App, sid: &str, row: Option<&document::Model>, refused: BlobForm
     (refused.refusal.status, form_page(app, &form, None)).into_response()
 }
 
+/// A refused form, unless it was refused because its upload was already saved: the same form sent
+/// twice (a double click on Save, the back button). The first submission saved it, so the user is
+/// shown that result (the list) instead of an error that would make them upload again.
+fn reshow_or_saved(app: &App, sid: &str, row: Option<&document::Model>, refused: BlobFormRejection) -> Response {
+    if refused.refusal.error == "ticket_replayed" {
+        return Redirect::to("/?saved=again").into_response();
+    }
+    reshow(app, sid, row, refused)
+}
+
 /// The document form page.
 fn form_page(app: &App, form: &pages::Form<'_>, set_cookie: Option<HeaderValue>) -> Response {
     page(pages::form(&app.blobs, form), set_cookie)
@@ -378,7 +399,7 @@ async fn create(State(app): Shared, headers: HeaderMap, posted: Posted) -> Respo
     };
     match saved.await {
         Ok(_) => Redirect::to("/").into_response(),
-        Err(refused) => reshow(&app, &sid, None, refused),
+        Err(refused) => reshow_or_saved(&app, &sid, None, refused),
     }
 }
 
@@ -397,7 +418,7 @@ async fn update(State(app): Shared, headers: HeaderMap, Path(id): Path<i32>, pos
     };
     match saved.await {
         Ok(_) => Redirect::to("/").into_response(),
-        Err(refused) => reshow(&app, &sid, Some(&row), refused),
+        Err(refused) => reshow_or_saved(&app, &sid, Some(&row), refused),
     }
 }
 

@@ -1,6 +1,7 @@
 //! A ticket promotes at most once for its whole lifetime, on SQLite, PostgreSQL and MariaDB: after its
 //! save committed (temp object and outbox intent gone, the ticket and its create-only URL still valid),
-//! uploading again and posting the same ticket fails with `ticket_replayed` and changes nothing.
+//! posting the same ticket again (with or without uploading again) fails with `ticket_replayed` and
+//! changes nothing.
 
 mod field_support;
 
@@ -11,7 +12,7 @@ use sea_gcp::Error;
 use sea_gcp::field::BlobChanges;
 use sea_gcp::promote::UsedTicketTable;
 use sea_gcp::storage::{PutOptions, PutPayload, Store};
-use sea_gcp::upload::{Refusal, TicketClaims, TicketSigner, UploadField, UploadFields, UploadRouter};
+use sea_gcp::upload::{Refusal, TicketClaims, TicketProblem, TicketSigner, UploadField, UploadFields, UploadRouter};
 use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 use serde_json::json;
 
@@ -69,6 +70,17 @@ async fn replay_is_refused(db: &DatabaseConnection, label: &str) {
     assert_eq!(used.count(db).await.unwrap(), 1, "{label}: the ticket is recorded");
     let rows_before = docs::Entity::find().all(db).await.unwrap();
     let objects_before = permanent_objects(store.as_ref()).await;
+
+    // The same form posted again as it is (a second click on Save, the back button): its upload is
+    // gone, and the answer is the documented replay, 409 `ticket_replayed`, not "no file was
+    // uploaded". A verifier that cannot read the used-ticket table can only say the upload is missing.
+    let with_table = verifier.clone().with_used_tickets(db.clone(), used.clone());
+    let refused = with_table.verify(&field_id, &ticket).await.unwrap_err();
+    assert_eq!(refused.problem, TicketProblem::Replayed, "{label}: {refused:?}");
+    let refusal = Refusal::from(refused);
+    assert_eq!((refusal.status.as_u16(), refusal.error.as_str()), (409, "ticket_replayed"), "{label}");
+    assert!(!sea_gcp::upload::plain::looks_like_code(&refusal.message), "{label}: {}", refusal.message);
+    assert_eq!(verifier.verify(&field_id, &ticket).await.unwrap_err().problem, TicketProblem::BadUpload);
 
     // The attack: PUT again through the still-valid create-only URL, post the same ticket, for an
     // insert and for an update of the existing row.

@@ -9,9 +9,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_gcp::StoreConfig;
 use sea_gcp::storage::local::LocalStore;
 use sea_gcp::storage::{GetOptions, ListOptions, Store, UrlOptions};
+use sea_gcp::upload::plain::looks_like_code;
 use sea_gcp::upload::{
-    AuthorizeFn, Grant, Refusal, TicketClaims, TicketProblem, TicketResponse, TicketSigner, UploadField, UploadFields,
-    UploadRouter, UploadVerifier, UsedTickets, local_store_routes,
+    AuthenticateFn, AuthorizeFn, Grant, Refusal, TicketClaims, TicketProblem, TicketResponse, TicketSigner,
+    UploadField, UploadFields, UploadRouter, UploadVerifier, UsedTickets, local_store_routes,
 };
 use serde_json::{Value, json};
 
@@ -147,7 +148,8 @@ async fn bad_tickets_are_refused_and_nothing_is_promoted_or_deleted() {
     // Wrong field.
     let r = refuse(grant.ticket.clone(), "doc.cover").await;
     assert_eq!(r.problem, TicketProblem::WrongField);
-    assert!(r.message.contains("doc.file"), "{}", r.message);
+    assert!(r.detail.contains("doc.file"), "{}", r.detail);
+    assert!(!sea_gcp::upload::plain::looks_like_code(&r.message), "{}", r.message);
     // A raw path posted instead of a ticket, and garbage.
     for raw in [name.clone(), "../../etc/passwd".into(), "ingress/x/a.txt".into(), "a.b.c".into(), String::new()] {
         let r = refuse(raw.clone(), "doc.file").await;
@@ -197,7 +199,8 @@ async fn ticket_requests_are_checked() {
     for (body, status, code) in cases {
         let (got, answer) = app.ticket(body.clone()).await;
         assert_eq!((got, answer["error"].as_str().unwrap()), (status, code), "{body}: {answer}");
-        assert!(!answer["message"].as_str().unwrap().is_empty());
+        let message = answer["message"].as_str().unwrap();
+        assert!(!message.is_empty() && !looks_like_code(message), "{body}: {message}");
     }
     let r = app
         .http
@@ -429,7 +432,8 @@ async fn declared_size_binds_the_upload() {
         .unwrap();
     let r = app.verifier.verify("doc.file", &grant.ticket).await.unwrap_err();
     assert_eq!(r.problem, TicketProblem::BadUpload);
-    assert!(r.message.contains("declared"), "{}", r.message);
+    assert!(r.detail.contains("declared"), "{}", r.detail);
+    assert!(r.message.contains("larger than announced"), "{}", r.message);
 }
 
 #[tokio::test]
@@ -468,7 +472,8 @@ async fn declared_size_binds_memory_and_emulator_uploads() {
         .unwrap();
     let r = router.verifier().verify("doc.file", &ticket).await.unwrap_err();
     assert_eq!(r.problem, TicketProblem::BadUpload, "{r:?}");
-    assert!(r.message.contains("declared"), "{}", r.message);
+    assert!(r.detail.contains("declared"), "{}", r.detail);
+    assert!(r.message.contains("larger than announced"), "{}", r.message);
 
     // GCS (emulator): the signed PUT carries and signs `x-goog-content-length-range: 0,10`.
     let Ok(host) = std::env::var("STORAGE_EMULATOR_HOST") else {
@@ -611,4 +616,43 @@ async fn storage_errors_are_not_echoed() {
     let r = router.issue(&parts, body.to_string().as_bytes()).await.unwrap_err();
     assert_eq!(r.error, "storage_unavailable");
     assert!(!r.message.contains("internal-key-path") && !r.message.contains("127.0.0.1"), "{}", r.message);
+}
+
+/// The hook runs before the body is read: an anonymous caller gets the same 401 for a registered
+/// field, an unknown one and a malformed body, so it cannot learn which field names exist; a signed-in
+/// caller gets the usual answers.
+#[tokio::test]
+async fn anonymous_callers_learn_no_field_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(LocalStore::new("media", StoreConfig::local(dir.path())).await.unwrap().with_url_secret("url-secret"));
+    let fields = UploadFields::new().register(UploadField::new("doc.file", store.clone()).max_size(MAX)).unwrap();
+    let router = UploadRouter::new(fields, TicketSigner::new("ticket-secret")).authorize(AuthenticateFn(
+        |parts: &axum::http::request::Parts| match parts.headers.get("x-user").and_then(|u| u.to_str().ok()) {
+            Some(user) => Ok(Grant::for_subject(user)),
+            None => Err(Refusal::unauthenticated("Sign in to upload files.")),
+        },
+    ));
+    let request = |user: Option<&str>| {
+        let mut r = axum::http::Request::post("/uploads").header("content-type", "application/json");
+        if let Some(u) = user {
+            r = r.header("x-user", u);
+        }
+        r.body(()).unwrap().into_parts().0
+    };
+    let known = json!({"field": "doc.file", "filename": "a.txt", "size": 1, "content_type": "text/plain"});
+    let unknown = json!({"field": "doc.secret_field", "filename": "a.txt", "size": 1});
+    let mut answers = Vec::new();
+    for body in [known.to_string(), unknown.to_string(), "not json".to_string()] {
+        let refusal = router.issue(&request(None), body.as_bytes()).await.unwrap_err();
+        answers.push((refusal.status.as_u16(), refusal.error, refusal.message));
+    }
+    assert_eq!(answers[0], (401, "unauthenticated".to_string(), "Sign in to upload files.".to_string()));
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    // Signed in: the unknown field is named as such, in plain words.
+    let refusal = router.issue(&request(Some("alice")), unknown.to_string().as_bytes()).await.unwrap_err();
+    assert_eq!((refusal.status.as_u16(), refusal.error.as_str()), (404, "unknown_field"));
+    assert!(!looks_like_code(&refusal.message), "{}", refusal.message);
+    let granted = router.issue(&request(Some("alice")), known.to_string().as_bytes()).await.unwrap();
+    assert!(!granted.ticket.is_empty());
 }

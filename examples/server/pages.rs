@@ -34,7 +34,8 @@ fn layout(title: &str, body: &str) -> String {
 <style>
   body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 56rem; padding: 0 1rem; }}
   table {{ border-collapse: collapse; width: 100%; }}
-  th, td {{ text-align: left; padding: 0.4rem; border-bottom: 1px solid #ddd; vertical-align: top; }}
+  th, td {{ text-align: left; padding: 0.4rem; border-bottom: 1px solid #ddd; vertical-align: top; overflow-wrap: anywhere; }}
+  .notice {{ color: #0b6e2e; font-weight: 600; }}
   form.inline {{ display: inline; }}
   label {{ display: block; font-weight: 600; margin-top: 1rem; }}
   .error {{ color: #b3261e; font-weight: 600; }}
@@ -82,9 +83,12 @@ fn csrf_input(token: &str) -> String {
     format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(token))
 }
 
-/// The list of documents (`csrf`: the session's token, for the delete forms).
-pub fn list(rows: &[document::Model], backend: &str, csrf: &str) -> String {
-    let mut body = format!(
+/// The list of documents (`csrf`: the session's token, for the delete forms; `notice`: a message to
+/// show above it).
+pub fn list(rows: &[document::Model], backend: &str, csrf: &str, notice: Option<&str>) -> String {
+    let mut body =
+        notice.map(|n| format!("<p class=\"notice\" role=\"status\" id=\"notice\">{}</p>", esc(n))).unwrap_or_default();
+    body += &format!(
         "<p><a href=\"/documents/new\" id=\"new\">New document</a> <span class=\"hint\">({} store)</span></p>",
         esc(backend)
     );

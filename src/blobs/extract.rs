@@ -138,14 +138,19 @@ where
             BlobFormRejection::new(Refusal::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "form_too_large",
-                "the form is too large; files are uploaded separately, never in the form",
+                "The form is too large to send. Shorten the text and try again.",
             ))
         })?;
         let form: Vec<(String, String)> = url::form_urlencoded::parse(&bytes).into_owned().collect();
         let typed = axum::Form::<T>::from_request(Request::from_parts(parts.clone(), Body::from(bytes)), &())
             .await
             .map_err(|e| {
-                let refusal = Refusal::new(e.status(), "invalid_form", e.body_text());
+                let refusal = Refusal::new(
+                    e.status(),
+                    "invalid_form",
+                    "The form could not be read. Reload the page and try again.",
+                )
+                .with_detail(e.body_text());
                 BlobFormRejection { refusal, form: form.clone(), kept: BTreeMap::new() }
             });
         let reject = |refusal: Refusal, kept: &BTreeMap<String, KeptUpload>| BlobFormRejection {
@@ -156,7 +161,8 @@ where
         let config = |e: crate::Error| reject(Refusal::from_save_error(&e), &BTreeMap::new());
         let saver = blobs.saver::<E>().map_err(config)?;
         let uploads = blobs.uploads().map_err(config)?;
-        let verifier = uploads.verifier();
+        let used = crate::promote::UsedTicketTable::for_outbox(&blobs.inner.outbox);
+        let verifier = uploads.verifier().with_used_tickets(blobs.inner.db.clone(), used);
         let value = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
 
         let mut changes = BlobChanges::new();
@@ -169,15 +175,23 @@ where
                 Submission::Keep => {}
                 Submission::Clear if spec.is_blankable() => changes = changes.blank(spec.column()),
                 Submission::Clear => {
-                    first_refusal.get_or_insert(Refusal::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid_value",
-                        format!("`{id}` cannot be cleared: choose another file instead"),
-                    ));
+                    first_refusal.get_or_insert(
+                        Refusal::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "invalid_value",
+                            "This file cannot be removed. Choose another file instead.",
+                        )
+                        .with_detail(format_args!("`{id}` is not blankable: `{input}{CLEAR_SUFFIX}` was posted")),
+                    );
                 }
                 Submission::Ticket(ticket) => {
                     let subject = match (&blobs.inner.authorize, blobs.upload_field(&id)) {
-                        (Some(hook), Some(field)) => match hook.authorize(&parts, field).await {
+                        (Some(hook), Some(field)) => match async {
+                            hook.authenticate(&parts).await?;
+                            hook.authorize(&parts, field).await
+                        }
+                        .await
+                        {
                             Ok(grant) => grant.subject,
                             Err(refusal) => return Err(reject(refusal, &kept)),
                         },
@@ -192,7 +206,6 @@ where
                             changes = changes.attach(spec.column(), upload);
                         }
                         Err(rejection) => {
-                            tracing::info!(field = %id, problem = ?rejection.problem, "posted upload ticket refused");
                             first_refusal.get_or_insert(Refusal::from(rejection));
                         }
                     }

@@ -20,7 +20,7 @@
 //! # fn user_id(_: &axum::http::request::Parts) -> Option<String> { None }
 //! # async fn demo(db: sea_orm::DatabaseConnection, media: std::sync::Arc<dyn sea_gcp::Store>) -> sea_gcp::Result<()> {
 //! let blobs = Blobs::builder(db).store(media).secret("a long random secret")
-//!     .authorize_fn(|req, _field| match user_id(req) {
+//!     .authenticate_fn(|req| match user_id(req) {
 //!         Some(id) => Ok(Grant::for_subject(id)), // tickets verify for this user only
 //!         None => Err(Refusal::unauthenticated("sign in to upload")),
 //!     })
@@ -286,6 +286,20 @@ impl BlobsBuilder {
         self.authorize(crate::upload::AuthorizeFn(hook))
     }
 
+    /// [`BlobsBuilder::authorize`] with a closure that decides from the request alone, the same for
+    /// every field ([`AuthenticateFn`](crate::upload::AuthenticateFn)): it runs before the requested
+    /// field is looked at, so a refused caller cannot learn which fields exist.
+    #[cfg(feature = "axum")]
+    pub fn authenticate_fn<F>(self, hook: F) -> Self
+    where
+        F: Fn(&axum::http::request::Parts) -> std::result::Result<crate::upload::Grant, crate::upload::Refusal>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.authorize(crate::upload::AuthenticateFn(hook))
+    }
+
     /// Let anyone upload, with unbound tickets (development, public forms; logs a warning).
     #[cfg(feature = "axum")]
     pub fn allow_all(mut self) -> Self {
@@ -367,6 +381,13 @@ struct SharedHook(Arc<dyn Authorize>);
 #[cfg(feature = "axum")]
 #[async_trait::async_trait]
 impl Authorize for SharedHook {
+    async fn authenticate(
+        &self,
+        request: &axum::http::request::Parts,
+    ) -> std::result::Result<(), crate::upload::Refusal> {
+        self.0.authenticate(request).await
+    }
+
     async fn authorize(
         &self,
         request: &axum::http::request::Parts,

@@ -8,6 +8,7 @@ use sea_orm::{ColumnTrait, EntityName};
 use super::{Blobs, KeptUpload};
 use crate::field::BlobValue;
 use crate::upload::UploadField;
+use crate::upload::plain::size_text;
 
 /// Escape `text` for HTML content and (quoted) attribute values: `&`, `<`, `>`, `"` and `'`.
 pub fn escape_html(text: &str) -> String {
@@ -110,15 +111,6 @@ fn display_name(v: &BlobValue) -> String {
     v.original_name.clone().unwrap_or_else(|| v.name.rsplit('/').next().unwrap_or(&v.name).to_string())
 }
 
-/// `12.0 MiB`, `3.5 KiB`, `17 B`.
-fn size_text(n: u64) -> String {
-    match n {
-        n if n >= 1024 * 1024 => format!("{:.1} MiB", n as f64 / 1048576.0),
-        n if n >= 1024 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
-    }
-}
-
 impl fmt::Display for FileInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let field = &self.field;
@@ -158,6 +150,7 @@ impl fmt::Display for FileInput {
                 escape_html(current)
             )?;
         }
+        f.write_str("<noscript><div class=\"hint\">Uploading a file needs JavaScript: turn it on and reload the page.</div></noscript>")?;
         if self.hint {
             write!(f, "<div class=\"hint\">Up to {}", size_text(field.max_size))?;
             if !field.accept.is_empty() {
@@ -203,13 +196,14 @@ mod tests {
         assert!(html.contains("href=\"/d?a=1&amp;b=&quot;2&quot;\""), "{html}");
         assert!(!html.contains("<script>") && !html.contains("<b>"), "{html}");
         assert!(html.contains("Up to 2.0 KiB; image/*, text/plain."), "{html}");
+        assert!(html.contains("<noscript>") && html.contains("needs JavaScript"), "{html}");
         assert!(!html.contains(" required"), "{html}");
     }
 
     #[test]
     fn required_only_without_a_value() {
         let html = FileInput::new(field(), "file").required(true).hint(false).to_string();
-        assert!(html.ends_with(" required>"), "{html}");
+        assert!(html.ends_with(" required><noscript><div class=\"hint\">Uploading a file needs JavaScript: turn it on and reload the page.</div></noscript>"), "{html}");
         let kept = KeptUpload { ticket: "t.s".into(), original_name: "a".into() };
         assert!(!FileInput::new(field(), "file").required(true).kept(Some(&kept)).to_string().contains(" required"));
     }

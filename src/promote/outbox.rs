@@ -267,14 +267,16 @@ impl Outbox {
             .to_owned();
         match db.execute(&stmt).await {
             Ok(_) => Ok(()),
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(Error::Validation {
-                field: field.to_string(),
-                message: format!(
-                    "the upload `{}` is already being promoted (or was promoted) by another save; upload the file \
-                     again",
-                    intent.temp_name.as_deref().unwrap_or("")
-                ),
-            }),
+            // One intent per temporary object: another save holds (or held) this upload, e.g. the same
+            // form submitted twice. The same answer as a ticket posted again after its save committed.
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                tracing::info!(
+                    field,
+                    temp = intent.temp_name.as_deref().unwrap_or(""),
+                    "the upload is already being promoted (or was promoted) by another save"
+                );
+                Err(Error::TicketReplayed { field: field.to_string() })
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -24,6 +24,7 @@ pub mod doctor;
 mod field;
 mod filename;
 pub(crate) mod local;
+pub mod plain;
 mod refusal;
 mod router;
 mod ticket;
@@ -38,7 +39,7 @@ pub use local::{
     ATTACHMENT_CSP, ActiveContent, LocalRoutesOptions, SANDBOX_CSP, is_active_content_type, local_store_routes,
     local_store_routes_with,
 };
-pub use refusal::{AllowAll, Authorize, AuthorizeFn, Grant, Refusal};
+pub use refusal::{AllowAll, AuthenticateFn, Authorize, AuthorizeFn, Grant, Refusal};
 pub use router::{DEFAULT_BASE, TicketRequest, TicketResponse, UploadRouter, WIDGET_CSS, WIDGET_JS};
 pub use ticket::{
     MAX_TICKET_LEN, TICKET_VERSION, TicketClaims, TicketLedger, TicketProblem, TicketRejection, TicketSigner,

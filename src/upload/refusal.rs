@@ -1,5 +1,9 @@
 //! JSON refusals (`{"error": "<code>", "message": "<what to do>"}` with a 4xx/5xx status) and the
 //! application's authorisation hook.
+//!
+//! A refusal has two texts: `message`, a plain sentence for the person at the form (no API names,
+//! field ids or paths; see [`plain`](super::plain)), and the developer detail, which
+//! [`Refusal::with_detail`] logs with `tracing` and which is never sent.
 
 use async_trait::async_trait;
 use axum::Json;
@@ -8,7 +12,8 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
 use super::field::UploadField;
-use super::ticket::TicketRejection;
+use super::plain::looks_like_code;
+use super::ticket::{TicketProblem, TicketRejection};
 
 /// A refused request: status, a stable code and a message for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +46,17 @@ impl Refusal {
     pub fn bad_request(error: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, error, message)
     }
+
+    /// Log `detail`, the developer's explanation of this refusal (which check failed, with names and
+    /// values), with `tracing` at INFO; the client gets only the plain `message`.
+    pub fn with_detail(self, detail: impl std::fmt::Display) -> Self {
+        tracing::info!(status = self.status.as_u16(), code = %self.error, "request refused: {detail}");
+        self
+    }
 }
+
+/// The plain message of a failed save whose field refused it for a reason of its own.
+const SAVE_REFUSED: &str = "This file cannot be saved here. Choose another file and try again.";
 
 impl Refusal {
     /// The refusal a client gets for a failed save: a stable code and a message for the user, never
@@ -56,17 +71,21 @@ impl Refusal {
     pub fn from_save_error(error: &crate::Error) -> Self {
         use crate::Error;
         match error {
-            Error::TicketReplayed { .. } => Self::new(StatusCode::CONFLICT, "ticket_replayed", error.to_string()),
+            Error::TicketReplayed { field } => {
+                tracing::info!(field, "save refused: {error}");
+                Self::new(StatusCode::CONFLICT, "ticket_replayed", TicketProblem::Replayed.user_message())
+            }
             Error::Validation { field, message } => {
                 tracing::info!(field, "save refused: {message}");
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", hide_temp_names(message))
+                let shown = if looks_like_code(message) { SAVE_REFUSED.to_string() } else { sentence(message) };
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", shown)
             }
             Error::Precondition { .. } | Error::NotFound { .. } => {
                 tracing::warn!("save failed on a changed or missing object: {error}");
                 Self::new(
                     StatusCode::CONFLICT,
                     "upload_conflict",
-                    "the uploaded file changed or disappeared while saving; upload it again",
+                    "The uploaded file changed or disappeared while saving. Upload the file again.",
                 )
             }
             other => {
@@ -74,31 +93,23 @@ impl Refusal {
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "save_failed",
-                    "the change could not be saved; try again in a moment",
+                    "The change could not be saved. Try again in a moment.",
                 )
             }
         }
     }
 }
 
-/// Replace each `` `...` `` span that names a temp object (a path with a UUID segment) by "the upload".
-fn hide_temp_names(message: &str) -> String {
-    let parts: Vec<&str> = message.split('`').collect();
-    if parts.len() < 3 {
-        return message.to_string();
-    }
-    let mut out = String::with_capacity(message.len());
-    for (i, part) in parts.iter().enumerate() {
-        let quoted = i % 2 == 1 && i + 1 < parts.len();
-        if quoted && part.contains('/') && part.split('/').any(|seg| uuid::Uuid::try_parse(seg).is_ok()) {
-            out.push_str("the upload");
-        } else if quoted {
-            out.push('`');
-            out.push_str(part);
-            out.push('`');
-        } else {
-            out.push_str(part);
-        }
+/// `text` as a sentence: a capital first letter and a final full stop.
+fn sentence(text: &str) -> String {
+    let text = text.trim();
+    let mut chars = text.chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return SAVE_REFUSED.to_string(),
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
     }
     out
 }
@@ -123,7 +134,7 @@ impl IntoResponse for Refusal {
 impl From<TicketRejection> for Refusal {
     fn from(r: TicketRejection) -> Self {
         let status = StatusCode::from_u16(r.problem.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        Refusal::new(status, r.problem.code(), r.message)
+        Refusal::new(status, r.problem.code(), r.message).with_detail(format_args!("{} ({})", r.detail, r.field))
     }
 }
 
@@ -149,12 +160,50 @@ impl Grant {
     }
 }
 
-/// Decides who may upload to which field. Called for every `POST /uploads` after the field's limits pass.
+/// Decides who may upload to which field.
+///
+/// `POST /uploads` calls [`Authorize::authenticate`] first, before it reads the body, so a caller the
+/// application refuses learns nothing (not even which field names exist); then, once the field's
+/// limits pass, [`Authorize::authorize`] for the field, which binds the ticket to a subject.
+/// Implement `authenticate` (or use [`AuthenticateFn`]) whenever `authorize` refuses anonymous callers.
 #[async_trait]
 pub trait Authorize: Send + Sync + 'static {
+    /// Who is asking, before any field is looked at: `Ok(())` to go on, a [`Refusal`] (typically
+    /// [`Refusal::unauthenticated`]) to refuse. The default lets every request through to
+    /// [`Authorize::authorize`].
+    async fn authenticate(&self, _request: &Parts) -> Result<(), Refusal> {
+        Ok(())
+    }
+
     /// A [`Grant`] to allow (binding the ticket to a subject, preferably); a [`Refusal`] (typically
     /// [`Refusal::forbidden`]) to refuse.
     async fn authorize(&self, request: &Parts, field: &UploadField) -> Result<Grant, Refusal>;
+}
+
+/// An [`Authorize`] from a closure that decides from the request alone (a session cookie, a signed-in
+/// user), the same for every field: it runs first, before the field is looked at
+/// ([`Authorize::authenticate`]), and its [`Grant`] binds the ticket.
+#[derive(Clone)]
+pub struct AuthenticateFn<F>(pub F);
+
+impl<F> std::fmt::Debug for AuthenticateFn<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthenticateFn(..)")
+    }
+}
+
+#[async_trait]
+impl<F> Authorize for AuthenticateFn<F>
+where
+    F: Fn(&Parts) -> Result<Grant, Refusal> + Send + Sync + 'static,
+{
+    async fn authenticate(&self, request: &Parts) -> Result<(), Refusal> {
+        (self.0)(request).map(|_| ())
+    }
+
+    async fn authorize(&self, request: &Parts, _field: &UploadField) -> Result<Grant, Refusal> {
+        (self.0)(request)
+    }
 }
 
 /// Lets everyone upload to every registered field, with unbound tickets (development, tests, public
@@ -194,26 +243,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn save_errors_hide_temp_names_and_details() {
+    fn save_errors_show_plain_text_and_log_the_details() {
         let race = crate::Error::Validation {
             field: "docs.file".into(),
-            message: "the upload `_tmp/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b/a.txt` is already being promoted; \
-                      upload the file again"
-                .into(),
+            message: "the upload `_tmp/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b/a.txt` could not be claimed".into(),
         };
         let r = Refusal::from_save_error(&race);
         assert_eq!((r.status.as_u16(), r.error.as_str()), (422, "invalid_value"));
-        assert!(!r.message.contains("_tmp/") && r.message.contains("the upload is already"), "{}", r.message);
-        let kept = Refusal::from_save_error(&crate::Error::Validation {
+        assert_eq!(r.message, SAVE_REFUSED);
+        let matrix = crate::Error::Validation {
             field: "docs.file".into(),
-            message: "content type `text/html` is not accepted".into(),
-        });
-        assert!(kept.message.contains("`text/html`"), "{}", kept.message);
+            message: "a value is required when adding a row: attach an upload (BlobChanges::attach), or allow \
+                      blank on the field"
+                .into(),
+        };
+        assert_eq!(Refusal::from_save_error(&matrix).message, SAVE_REFUSED);
+        let app = crate::Error::Validation { field: "docs.file".into(), message: "scanned PDFs only".into() };
+        assert_eq!(Refusal::from_save_error(&app).message, "Scanned PDFs only.");
         let db = crate::Error::Database(sea_orm::DbErr::Custom("connection to 10.0.0.7:5432 refused".into()));
         let r = Refusal::from_save_error(&db);
         assert_eq!((r.status.as_u16(), r.error.as_str()), (500, "save_failed"));
         assert!(!r.message.contains("10.0.0.7"), "{}", r.message);
         let replay = crate::Error::TicketReplayed { field: "docs.file".into() };
-        assert_eq!(Refusal::from_save_error(&replay).status.as_u16(), 409);
+        let r = Refusal::from_save_error(&replay);
+        assert_eq!((r.status.as_u16(), r.error.as_str()), (409, "ticket_replayed"));
+        assert!(!looks_like_code(&r.message), "{}", r.message);
     }
 }

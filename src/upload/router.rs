@@ -1,9 +1,11 @@
 //! The axum routes of direct uploads: `POST {base}` issues tickets, `GET {base}/widget.js` and
 //! `GET {base}/widget.css` serve the widget.
 //!
-//! `POST {base}` takes `{"field": "entity.column", "filename": "..", "size": n, "content_type": ".."}`
-//! with `Content-Type: application/json` (anything else is refused with 415, so a cross-site form
-//! cannot send it without a CORS preflight). It looks the field up, checks the size and content type
+//! `POST {base}` first asks the application's [`Authorize`] hook who is asking
+//! ([`Authorize::authenticate`]), so a refused caller learns nothing about the fields. It then takes
+//! `{"field": "entity.column", "filename": "..", "size": n, "content_type": ".."}` with
+//! `Content-Type: application/json` (anything else is refused with 415, so a cross-site form cannot
+//! send it without a CORS preflight). It looks the field up, checks the size and content type
 //! against the field's limits, asks the application's [`Authorize`] hook (required: set one with
 //! [`UploadRouter::authorize`], or say [`UploadRouter::allow_all`]), which may bind the ticket to a
 //! subject (a user or session id), chooses the temp name (`<ingress prefix><uuid v7>/<safe name>`), asks
@@ -17,7 +19,8 @@
 //! ```
 //!
 //! Requests that name an object (`path`, `name`, `key`) are refused: the server chooses every name.
-//! Every refusal is a JSON [`Refusal`] with a stable code; storage errors are logged, never echoed.
+//! Every refusal is a JSON [`Refusal`] with a stable code and a plain message for the user; the
+//! developer detail and storage errors are logged, never echoed.
 
 use std::sync::Arc;
 
@@ -33,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use super::field::UploadFields;
 use super::filename;
+use super::plain::size_text;
 use super::refusal::{AllowAll, Authorize, Refusal};
 use super::ticket::{TICKET_VERSION, TicketClaims, TicketSigner};
 use super::verify::UploadVerifier;
@@ -45,6 +49,12 @@ use http::Method;
 pub const WIDGET_JS: &str = include_str!("assets/widget.js");
 /// The widget's stylesheet.
 pub const WIDGET_CSS: &str = include_str!("assets/widget.css");
+
+/// What a user reads when the request itself is wrong (a broken or outdated page, a hand-made request).
+const NOT_UNDERSTOOD: &str = "The upload could not be started. Reload the page and try again.";
+
+/// What a user reads when uploads are misconfigured on the server (details in the log).
+const UNAVAILABLE: &str = "Uploads are not available right now. Try again later.";
 
 /// Default mount point of the ticket route.
 pub const DEFAULT_BASE: &str = "/uploads";
@@ -174,15 +184,16 @@ impl UploadRouter {
     }
 
     /// Issue a ticket for `request` (the handler of `POST {base}`, callable directly).
+    ///
+    /// Order: the hook's [`Authorize::authenticate`] first (so a caller it refuses learns nothing,
+    /// not even which field names exist), then the body (JSON only), the field, its limits, and the
+    /// hook's per-field [`Authorize::authorize`].
     pub async fn issue(&self, parts: &Parts, body: &[u8]) -> Result<TicketResponse, Refusal> {
         let Some(authorize) = &self.authorize else {
             tracing::error!(base = %self.base, "upload router has no Authorize hook: every ticket request is refused");
-            return Err(Refusal::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "uploads_not_configured",
-                "uploads are not configured on this server",
-            ));
+            return Err(Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "uploads_not_configured", UNAVAILABLE));
         };
+        authorize.authenticate(parts).await?;
         let is_json = parts
             .headers
             .get(header::CONTENT_TYPE)
@@ -190,49 +201,46 @@ impl UploadRouter {
             .and_then(|v| MediaType::parse(v).ok())
             .is_some_and(|t| t.essence() == "application/json");
         if !is_json {
-            return Err(Refusal::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "json_required",
-                "send the ticket request with `Content-Type: application/json`",
-            ));
+            return Err(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "json_required", NOT_UNDERSTOOD)
+                .with_detail("send the ticket request with `Content-Type: application/json`"));
         }
         let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-            Refusal::bad_request(
-                "invalid_json",
-                format!("the body must be JSON {{field, filename, size, content_type}}: {e}"),
-            )
+            Refusal::bad_request("invalid_json", NOT_UNDERSTOOD)
+                .with_detail(format_args!("the body must be JSON {{field, filename, size, content_type}}: {e}"))
         })?;
         if let Some(obj) = value.as_object()
             && let Some(k) = ["path", "name", "key", "temp_name", "object"].iter().find(|k| obj.contains_key(**k))
         {
-            return Err(Refusal::bad_request(
-                "raw_path_refused",
-                format!("`{k}` is not accepted: the server chooses object names; send `filename` only"),
-            ));
+            return Err(Refusal::bad_request("raw_path_refused", NOT_UNDERSTOOD).with_detail(format_args!(
+                "`{k}` is not accepted: the server chooses object names; send `filename` only"
+            )));
         }
         let req: TicketRequest = serde_json::from_value(value).map_err(|e| {
-            Refusal::bad_request("invalid_request", format!("expected {{field, filename, size, content_type}}: {e}"))
+            Refusal::bad_request("invalid_request", NOT_UNDERSTOOD)
+                .with_detail(format_args!("expected {{field, filename, size, content_type}}: {e}"))
         })?;
         let field = self.fields.get(&req.field).ok_or_else(|| {
-            Refusal::new(
-                StatusCode::NOT_FOUND,
-                "unknown_field",
-                format!("`{}` is not an upload field; use one of the registered `entity.column` ids", req.field),
-            )
+            Refusal::new(StatusCode::NOT_FOUND, "unknown_field", NOT_UNDERSTOOD).with_detail(format_args!(
+                "`{}` is not an upload field; use one of the registered `entity.column` ids",
+                req.field
+            ))
         })?;
         if req.size > field.max_size {
-            return Err(Refusal::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("the file is {} bytes; `{}` accepts at most {} bytes", req.size, field.id, field.max_size),
-            ));
+            let message = format!(
+                "The file is {}; the largest file accepted here is {}.",
+                size_text(req.size),
+                size_text(field.max_size)
+            );
+            return Err(Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message).with_detail(format_args!(
+                "the file is {} bytes; `{}` accepts at most {} bytes",
+                req.size, field.id, field.max_size
+            )));
         }
         let content_type = effective_content_type(&req.content_type, &req.filename)?;
         if !field.accepts(&content_type) {
-            return Err(Refusal::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "content_type_refused",
-                format!("`{}` does not accept {content_type}; accepted: {}", field.id, field.accept.join(", ")),
+            let message = format!("Files of this type are not accepted here. Accepted: {}.", field.accept.join(", "));
+            return Err(Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type_refused", message).with_detail(
+                format_args!("`{}` does not accept {content_type}; accepted: {}", field.id, field.accept.join(", ")),
             ));
         }
         let subject = authorize.authorize(parts, field).await?.subject;
@@ -240,11 +248,7 @@ impl UploadRouter {
         let store = &field.store;
         let location = normalize_location(store.key(), &store.config().location).map_err(|e| {
             tracing::error!(field = %field.id, store = store.key(), "store location is invalid: {e}");
-            Refusal::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "store_misconfigured",
-                "the upload storage is misconfigured",
-            )
+            Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "store_misconfigured", UNAVAILABLE)
         })?;
         let name = filename::temp_name(&field.ingress_prefix, &location, &req.filename);
         let original_name = filename::sanitize_filename(&req.filename, 255);
@@ -266,7 +270,7 @@ impl UploadRouter {
             Refusal::new(
                 StatusCode::BAD_GATEWAY,
                 "storage_unavailable",
-                "the storage could not start the upload; try again in a moment",
+                "The storage could not start the upload. Try again in a moment.",
             )
         })?;
         let expires = Utc::now().timestamp() + field.ticket_ttl.as_secs() as i64;
@@ -306,9 +310,10 @@ fn effective_content_type(declared: &str, filename: &str) -> Result<String, Refu
     } else {
         declared.to_string()
     };
-    MediaType::parse(&ct)
-        .map(|t| t.to_string())
-        .map_err(|e| Refusal::bad_request("invalid_content_type", e.to_string()))
+    MediaType::parse(&ct).map(|t| t.to_string()).map_err(|e| {
+        Refusal::bad_request("invalid_content_type", "The file's type could not be recognised. Choose another file.")
+            .with_detail(format_args!("content type {ct:?}: {e}"))
+    })
 }
 
 async fn issue_ticket(State(router): State<Arc<UploadRouter>>, parts: Parts, body: Bytes) -> Response {

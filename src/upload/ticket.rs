@@ -99,6 +99,20 @@ impl TicketProblem {
         }
     }
 
+    /// The plain message a user reads for this problem (no field ids, no code).
+    pub fn user_message(&self) -> &'static str {
+        match self {
+            TicketProblem::Malformed | TicketProblem::BadSignature => {
+                "The uploaded file could not be recognised. Upload the file again."
+            }
+            TicketProblem::Expired => "The upload expired before the form was saved. Upload the file again.",
+            TicketProblem::WrongField => "This file was uploaded for another field. Upload it again here.",
+            TicketProblem::WrongSubject => "This file was uploaded in another session. Upload the file again.",
+            TicketProblem::Replayed => "This file was already saved.",
+            TicketProblem::BadUpload => "The uploaded file could not be used. Upload the file again.",
+        }
+    }
+
     /// The HTTP status a refusal of this kind maps to.
     pub fn status(&self) -> u16 {
         match self {
@@ -110,28 +124,39 @@ impl TicketProblem {
     }
 }
 
-/// A refused ticket: the problem and a message saying what to do.
+/// A refused ticket: the problem, a plain message for the person at the form and the developer
+/// detail (what exactly failed; for the log, never shown to users).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
+#[error("{detail}")]
 pub struct TicketRejection {
     /// What kind of problem.
     pub problem: TicketProblem,
     /// The field the ticket was posted for.
     pub field: String,
-    /// Human-readable explanation with the fix.
+    /// What the user reads: plain words, no field ids or code ([`TicketProblem::user_message`] unless
+    /// a more precise one was given with [`TicketRejection::with_message`]).
     pub message: String,
+    /// What a developer reads in the log: which check failed, with the field id.
+    pub detail: String,
 }
 
 impl TicketRejection {
-    /// A rejection for `field`.
-    pub fn new(problem: TicketProblem, field: &str, message: impl Into<String>) -> Self {
-        Self { problem, field: field.to_string(), message: message.into() }
+    /// A rejection for `field`; `detail` is the developer's explanation (logged), the user's message is
+    /// the problem's plain one.
+    pub fn new(problem: TicketProblem, field: &str, detail: impl Into<String>) -> Self {
+        Self { problem, field: field.to_string(), message: problem.user_message().to_string(), detail: detail.into() }
+    }
+
+    /// Replace the user's message by a more precise plain one.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
     }
 }
 
 impl From<TicketRejection> for crate::Error {
     fn from(r: TicketRejection) -> Self {
-        crate::Error::Validation { field: r.field, message: format!("{} ({})", r.message, r.problem.code()) }
+        crate::Error::Validation { field: r.field, message: format!("{} ({})", r.detail, r.problem.code()) }
     }
 }
 

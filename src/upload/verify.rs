@@ -12,8 +12,10 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::field::UploadFields;
+use super::plain::size_text;
 use super::ticket::{TicketClaims, TicketLedger, TicketProblem, TicketRejection, TicketSigner};
 use crate::field::{PendingUpload, TicketUse, VerifiedUpload};
+use crate::promote::UsedTicketTable;
 use crate::storage::{GetOptions, media_type};
 
 /// Suffix of the hidden input that asks to clear a blankable field.
@@ -69,12 +71,34 @@ pub struct TicketUpload {
 pub struct UploadVerifier {
     signer: TicketSigner,
     fields: Arc<UploadFields>,
+    used: Option<(sea_orm::DatabaseConnection, UsedTicketTable)>,
 }
 
 impl UploadVerifier {
     /// A verifier using the router's signer and fields.
     pub fn new(signer: TicketSigner, fields: Arc<UploadFields>) -> Self {
-        Self { signer, fields }
+        Self { signer, fields, used: None }
+    }
+
+    /// Read the used-ticket table `table` through `db` when a ticket's upload is gone, so that a
+    /// ticket posted again after its save committed is refused as [`TicketProblem::Replayed`] (409
+    /// `ticket_replayed`) rather than as a missing upload. [`Blobs`](crate::Blobs) sets it.
+    pub fn with_used_tickets(mut self, db: sea_orm::DatabaseConnection, table: UsedTicketTable) -> Self {
+        self.used = Some((db, table));
+        self
+    }
+
+    /// Was the ticket with `nonce` already saved? False when unknown (no table configured, or it
+    /// could not be read: logged).
+    async fn already_saved(&self, field: &str, nonce: &str) -> bool {
+        let Some((db, table)) = &self.used else { return false };
+        match table.contains(db, nonce).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(field, table = table.table(), "reading the used-ticket table failed: {e}");
+                false
+            }
+        }
     }
 
     /// Verify `ticket` for `field` now, posted by no particular subject: a ticket bound to a subject
@@ -121,32 +145,52 @@ impl UploadVerifier {
         if !claims.name.starts_with(&spec.ingress_prefix) {
             return Err(bad(format!("the ticket's object is outside the ingress prefix {:?}", spec.ingress_prefix)));
         }
-        let meta = spec.store.head(&claims.name, GetOptions::default()).await.map_err(|e| {
-            if e.is_not_found() {
-                bad(format!("no file was uploaded for `{field}` with this ticket; upload it again"))
-            } else {
-                tracing::warn!(field, store = spec.store.key(), "checking an uploaded file failed: {e}");
-                bad(format!("the uploaded file for `{field}` could not be checked; try again in a moment"))
+        let meta = match spec.store.head(&claims.name, GetOptions::default()).await {
+            Ok(meta) => meta,
+            // The temp object is deleted when its save commits: a ticket posted again after that is a
+            // replay (a second click on Save, the back button), not a missing upload.
+            Err(e) if e.is_not_found() && self.already_saved(field, &claims.nonce).await => {
+                return Err(TicketRejection::new(
+                    TicketProblem::Replayed,
+                    field,
+                    format!("the upload for `{field}` was already saved once with this ticket"),
+                ));
             }
-        })?;
+            Err(e) if e.is_not_found() => {
+                return Err(bad(format!("no file was uploaded for `{field}` with this ticket; upload it again"))
+                    .with_message("No file arrived for this upload. Upload the file again."));
+            }
+            Err(e) => {
+                tracing::warn!(field, store = spec.store.key(), "checking an uploaded file failed: {e}");
+                return Err(bad(format!("the uploaded file for `{field}` could not be checked: {e}"))
+                    .with_message("The uploaded file could not be checked. Try again in a moment."));
+            }
+        };
         if meta.size > claims.max_size {
             return Err(bad(format!(
                 "the uploaded file is {} bytes; `{field}` accepts at most {} bytes",
                 meta.size, claims.max_size
+            ))
+            .with_message(format!(
+                "The file is {}; the largest file accepted here is {}.",
+                size_text(meta.size),
+                size_text(claims.max_size)
             )));
         }
         if meta.size > claims.size {
             return Err(bad(format!(
                 "the uploaded file is {} bytes, but {} bytes were declared for its ticket; upload the file again",
                 meta.size, claims.size
-            )));
+            ))
+            .with_message("The uploaded file is larger than announced. Upload the file again."));
         }
         let stored_type = meta.content_type.clone().unwrap_or_default();
         if !media_type::same(&stored_type, &claims.content_type) {
             return Err(bad(format!(
                 "the uploaded file has content type {stored_type:?}, but the ticket allows {:?}",
                 claims.content_type
-            )));
+            ))
+            .with_message("The uploaded file's type changed during the upload. Upload the file again."));
         }
         Ok(TicketUpload {
             store: claims.store.clone(),
@@ -173,15 +217,16 @@ impl UploadVerifier {
             Ok(false) => Err(TicketRejection::new(
                 TicketProblem::Replayed,
                 field,
-                format!("this upload for `{field}` was already saved once; upload the file again"),
+                format!("this upload for `{field}` was already saved once"),
             )),
             Err(e) => {
                 tracing::warn!(field, "recording a used ticket failed: {e}");
                 Err(TicketRejection::new(
                     TicketProblem::BadUpload,
                     field,
-                    format!("could not record the upload for `{field}`; try again in a moment"),
-                ))
+                    format!("could not record the upload for `{field}`: {e}"),
+                )
+                .with_message("The upload could not be recorded. Try again in a moment."))
             }
         }
     }

@@ -291,6 +291,47 @@ async function oversize(page, file, limit) {
   check(after === before, `oversize: nothing was saved (${before} rows before and after)`);
 }
 
+// Double-clicking Save on a slow link saves once and lands on the list with no error; posting the
+// same form again (what a second submission would send) is answered with the first save's result,
+// "already saved", not a broken-upload error. A long file name wraps instead of widening the page.
+async function doubleClickSave(page, { title, file }) {
+  const before = await rowCount(page);
+  await page.goto(base + "/documents/new");
+  await page.eval(`document.querySelector('#title').value = ${JSON.stringify(title)}`);
+  await page.setFile("#file", file);
+  await page.waitFor(`${widgetState("documents.file")} === 'done'`, "the long-named upload to finish");
+  const widths = await page.eval(`[document.documentElement.scrollWidth, document.documentElement.clientWidth]`);
+  check(widths[0] <= widths[1], `a long file name does not widen the form page (${widths[0]} <= ${widths[1]})`);
+  const posted = await page.eval(`new URLSearchParams(new FormData(document.querySelector('#document-form'))).toString()`);
+  // A slow link: the submission stays in flight while the second click arrives.
+  await page.send("Network.emulateNetworkConditions", { offline: false, latency: 1500, downloadThroughput: -1, uploadThroughput: -1 });
+  const loaded = page.cdp.once("Page.loadEventFired");
+  const disabled = await page.eval(`new Promise((done) => {
+    const save = document.querySelector('#save');
+    save.click();
+    setTimeout(() => { const d = save.disabled; save.click(); done(d); }, 150);
+  })`);
+  check(disabled === true, "Save is disabled while the form is being sent");
+  await loaded;
+  await page.send("Network.emulateNetworkConditions", { offline: false, latency: 5, downloadThroughput: -1, uploadThroughput: MIB });
+  const url = await page.eval("location.pathname");
+  const error = await page.eval(`!!document.querySelector('#form-error')`);
+  check(url === "/" && !error, `double click: back on the list with no error (${url})`);
+  const after = await page.eval(`[...document.querySelectorAll('#documents .title')].filter((t) => t.textContent === ${JSON.stringify(title)}).length`);
+  check(after === 1 && (await rowCount(page)) === before + 1, `double click: one row saved (${after})`);
+  const widthsList = await page.eval(`[document.documentElement.scrollWidth, document.documentElement.clientWidth]`);
+  check(widthsList[0] <= widthsList[1], `a long file name does not widen the list (${widthsList[0]} <= ${widthsList[1]})`);
+  // The same form sent again, as a second submission that got through would be.
+  const again = await page.eval(`fetch('/documents', { method: 'POST', credentials: 'same-origin',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: ${JSON.stringify(posted)} })
+    .then(async (r) => ({ status: r.status, url: r.url, text: await r.text() }))`);
+  check(again.status === 200 && again.url.endsWith("/?saved=again") && again.text.includes("already saved"),
+    `the same form sent again shows "already saved" (${again.status} ${again.url})`);
+  check(!/ticket|upload it again|`/.test(again.text.replace(/<script[^>]*>.*?<\/script>/g, "")),
+    "the answer to a resent form names no ticket and asks for no new upload");
+  check((await rowCount(page)) === before + 1, "the resent form saved nothing more");
+}
+
 async function main() {
   mkdirSync(workDir, { recursive: true });
   const limit = parseInt(process.env.E2E_MAX_SIZE || String(3 * MIB), 10);
@@ -303,6 +344,8 @@ async function main() {
   writeFileSync(smallPath, small);
   writeFileSync(largePath, large);
   writeFileSync(hugePath, huge);
+  const longPath = join(workDir, "quarterly-report-" + "x".repeat(180) + ".txt");
+  writeFileSync(longPath, randomBytes(4096));
 
   const { proc, ws } = await launch();
   try {
@@ -337,6 +380,7 @@ async function main() {
     if (process.env.E2E_NO_RESUME === "1") console.log("SKIPPED: cancel and resume (emulator gap, see above)");
     await waitNoticeAndKeptTicket(page, { title: "kept " + Date.now(), file: largePath, bytes: large });
     await oversize(page, hugePath, limit);
+    await doubleClickSave(page, { title: "double " + Date.now(), file: longPath });
     console.log("PASS: all browser checks");
   } finally {
     proc.kill("SIGKILL");

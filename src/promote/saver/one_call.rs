@@ -40,8 +40,10 @@ where
         self.run(save, model).await
     }
 
-    /// Delete the row of `model`; its blob objects are deleted after the commit per each field's
-    /// delete policy.
+    /// Delete the row with `model`'s primary key; the blob objects the row holds when it is deleted
+    /// (read under the row lock, not taken from `model`, which may be stale) are deleted after the
+    /// commit per each field's delete policy. Deleting a row that is already gone succeeds and deletes
+    /// nothing.
     pub async fn delete(&self, model: E::Model) -> Result<CommitReport> {
         let save = self.prepare_delete();
         let txn = self.begin().await?;

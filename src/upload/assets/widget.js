@@ -20,6 +20,10 @@
  *                           widget starts as uploaded and posts it again, no second upload needed
  *   data-ticket-name        that upload's file name
  *
+ * A form with an enhanced input is submitted once: while its submission is in flight, a second submit
+ * is ignored and its submit buttons are disabled (enabled again when the page is shown from the
+ * browser's back/forward cache).
+ *
  * Events dispatched on the input: sea-gcp:progress {loaded, total}, sea-gcp:done {ticket},
  * sea-gcp:error {message}. The widget's root element carries data-state =
  * idle | uploading | done | error | cancelled | cleared.
@@ -230,7 +234,9 @@
       .then(function (r) {
         return r.json().then(
           function (body) { return { ok: r.ok, body: body }; },
-          function () { return { ok: false, body: { message: "the server answered " + r.status } }; }
+          function () {
+            return { ok: false, body: { message: "The upload could not be started (" + r.status + "). Try again in a moment." } };
+          }
         );
       })
       .then(function (res) {
@@ -277,16 +283,14 @@
     this.emit("progress", { loaded: loaded, total: this.file.size });
   };
 
+  /* What the user reads when the storage refuses the bytes: plain words by status; the storage's own
+     message (GCS XML, a local-store refusal) is for developers and stays in the network log. */
   Widget.prototype.errorFrom = function (xhr) {
-    var msg = "";
-    try {
-      var body = JSON.parse(xhr.responseText);
-      msg = body.message || (body.error && body.error.message) || "";
-    } catch (e) {
-      var m = /<Message>([^<]*)<\/Message>/.exec(xhr.responseText || "");
-      msg = m ? m[1] : "";
+    if (xhr.status === 413) return "The file is larger than allowed. Choose a smaller file.";
+    if (xhr.status === 401 || xhr.status === 403 || xhr.status === 410) {
+      return "The upload was refused or took too long. Retry to start it again.";
     }
-    return "Upload failed (" + xhr.status + ")" + (msg ? ": " + msg : ".");
+    return "The upload failed (" + xhr.status + "). Retry to send it again.";
   };
 
   Widget.prototype.sendWhole = function () {
@@ -403,6 +407,21 @@
     this.input.hidden = false;
   };
 
+  /* Disable (or enable again) the form's submit buttons while its submission is in flight. */
+  function setSubmitting(form, on) {
+    form.setAttribute("aria-busy", on ? "true" : "false");
+    var buttons = form.querySelectorAll('button:not([type]), button[type="submit"], input[type="submit"]');
+    Array.prototype.forEach.call(buttons, function (b) {
+      if (on) {
+        if (!b.disabled) b.setAttribute("data-sea-gcp-disabled", "");
+        b.disabled = true;
+      } else if (b.hasAttribute("data-sea-gcp-disabled")) {
+        b.removeAttribute("data-sea-gcp-disabled");
+        b.disabled = false;
+      }
+    });
+  }
+
   function enhance(root) {
     var inputs = (root || document).querySelectorAll('input[type="file"][data-sea-gcp-field]');
     Array.prototype.forEach.call(inputs, function (input) {
@@ -412,6 +431,13 @@
       if (form && !form.seaGcpGuard) {
         form.seaGcpGuard = true;
         form.addEventListener("submit", function (e) {
+          if (e.defaultPrevented) return;
+          // One submission at a time: a second click on Save while the first is on its way would post
+          // the same upload tickets again.
+          if (form.seaGcpSubmitting) {
+            e.preventDefault();
+            return;
+          }
           var pending = form.querySelectorAll('.sea-gcp-upload[data-state="uploading"]');
           var missing = Array.prototype.filter.call(form.querySelectorAll("input[data-sea-gcp-field]"), function (i) {
             var w = i.seaGcpWidget;
@@ -426,7 +452,23 @@
             } else {
               w.setState("error", "Choose a file first.", true);
             }
+            return;
           }
+          form.seaGcpSubmitting = true;
+          // After the event (a button disabled during it would drop its own name from the form data),
+          // unless another handler cancelled the submission.
+          setTimeout(function () {
+            if (e.defaultPrevented) {
+              form.seaGcpSubmitting = false;
+              return;
+            }
+            setSubmitting(form, true);
+          }, 0);
+        });
+        // Back to a page kept in the browser's cache: the form may be sent again.
+        window.addEventListener("pageshow", function () {
+          form.seaGcpSubmitting = false;
+          setSubmitting(form, false);
         });
       }
     });
