@@ -197,6 +197,17 @@ pub enum Error {
         retried: bool,
     },
 
+    /// A task was refused at enqueue, before anything was written or sent: Cloud Tasks would refuse it
+    /// on every attempt (a task over 1 MB, a dispatch deadline outside 15 s..30 min, a schedule time
+    /// more than 30 days ahead). The message says which limit and what to do.
+    #[error("task `{task}` cannot be enqueued: {message}")]
+    InvalidTask {
+        /// The registered task's name.
+        task: String,
+        /// Which limit the task breaks and what to do instead.
+        message: String,
+    },
+
     /// A task run in-process (eager execution) failed.
     #[error("task `{task}` failed: {message}")]
     TaskFailed {
@@ -328,6 +339,7 @@ impl Error {
             | Error::InvalidRange { .. }
             | Error::InvalidArgument(_)
             | Error::Validation { .. }
+            | Error::InvalidTask { .. }
             | Error::NotSupported { .. } => ErrorKind::Refused,
             Error::Config { .. } | Error::NotOnCloudRun { .. } => ErrorKind::Config,
             Error::Backend { retryable, .. } | Error::PubSub { retryable, .. } | Error::Service { retryable, .. } => {

@@ -185,14 +185,10 @@ impl Tasks {
         };
         let body = serde_json::to_vec(payload)
             .map_err(|e| Error::InvalidArgument(format!("task `{}` payload does not serialize: {e}", T::NAME)))?;
-        Ok(Prepared {
-            task: T::NAME,
-            queue,
-            id,
-            body,
-            schedule_time: when.schedule_time()?,
-            dispatch_deadline: options.dispatch_deadline.or(settings.dispatch_deadline),
-        })
+        let schedule_time = when.schedule_time()?;
+        let dispatch_deadline = options.dispatch_deadline.or(settings.dispatch_deadline);
+        super::limits::check(T::NAME, &settings.task_url(T::NAME), body.len(), schedule_time, dispatch_deadline)?;
+        Ok(Prepared { task: T::NAME, queue, id, body, schedule_time, dispatch_deadline })
     }
 
     /// The Cloud Tasks request for a prepared task.

@@ -38,6 +38,7 @@ pub mod cron;
 mod dedup;
 mod dispatcher;
 mod enqueue;
+pub mod limits;
 pub mod migration;
 mod outbox;
 mod publish;
