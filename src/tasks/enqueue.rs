@@ -172,7 +172,8 @@ impl Tasks {
         let queue = options.queue.unwrap_or_else(|| settings.default_queue.clone());
         let affix = settings.resource_affix.as_deref();
         let id = if options.deduplicate {
-            Some(dedup::task_id(payload, T::NAME, &settings.delimiter, affix)?)
+            let id_of = if settings.django_gcp_compat { dedup::django_gcp_task_id } else { dedup::task_id };
+            Some(id_of(payload, T::NAME, &settings.delimiter, affix)?)
         } else if for_outbox {
             let mut id = format!("{}{}{}", T::NAME, settings.delimiter, uuid::Uuid::new_v4().simple());
             if let Some(affix) = affix {
