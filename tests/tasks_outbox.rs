@@ -80,7 +80,9 @@ async fn suite(h: &Harness, db: &DatabaseConnection, backend: &str) {
     // 4. Stopped between dispatch and mark-sent: the re-send is refused as a duplicate and counted sent.
     let before_mark = format!("{backend}-killed-before-mark");
     let id = enqueue_committed(h, db, &outbox, &orders, &before_mark).await;
-    let first = dispatcher(h, db, &outbox);
+    // Its claim lease is zero: the rows of a claimer that died are taken over once its lease ran out.
+    let first = Dispatcher::new(h.tasks.clone(), db.clone(), outbox.clone())
+        .with_options(DispatcherOptions::default().with_claim_lease(Duration::ZERO));
     let batch = first.send_due().await.unwrap();
     assert_eq!(batch.created, vec![id.clone()], "{backend}");
     drop((first, batch)); // died before `mark`

@@ -8,6 +8,13 @@
 //! as long as the task exists and up to about an hour after it ran or was deleted, so a dispatcher must
 //! not stay down longer than that between a send and its mark.
 //!
+//! Many dispatchers may share one outbox (one per instance of a scaled-out service): a round *claims*
+//! its rows ([`TaskOutbox::claim`]) for [`DispatcherOptions::claim_lease`], so each due row is sent by
+//! one dispatcher; the rows of a dispatcher that died are claimed by another once the lease runs out.
+//! [`Tasks::commit_and_send`] (or [`Tasks::wake_dispatcher`] after a commit) starts a round at once in
+//! the process that enqueued, so a task is created right after its transaction commits; the poll is the
+//! fallback for everything else.
+//!
 //! A send that Cloud Tasks refuses for good (400 `INVALID_ARGUMENT`: the task breaks a fixed limit, which
 //! [`Tasks::enqueue_in`] checks, so only rows written otherwise get here), or the
 //! [`DispatcherOptions::max_attempts`]-th failed send of a row, moves the row to
@@ -41,6 +48,9 @@ pub struct DispatcherOptions {
     /// Failed sends of a row before it moves to `failed` (default 20: with the default backoff, about
     /// 1 h 15 min of retries).
     pub max_attempts: u32,
+    /// How long a round holds the rows it claimed (default 2 min): longer than a round takes, or another
+    /// dispatcher sends the rows too (Cloud Tasks then refuses the second create as a duplicate).
+    pub claim_lease: Duration,
 }
 
 impl Default for DispatcherOptions {
@@ -54,6 +64,7 @@ impl Default for DispatcherOptions {
                 .with_max_backoff(Duration::from_secs(300)),
             retention: Duration::from_secs(2 * 3600),
             max_attempts: 20,
+            claim_lease: Duration::from_secs(120),
         }
     }
 }
@@ -82,6 +93,11 @@ impl DispatcherOptions {
     /// Set [`DispatcherOptions::max_attempts`] (at least 1).
     pub fn with_max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = n.max(1);
+        self
+    }
+    /// Set [`DispatcherOptions::claim_lease`].
+    pub fn with_claim_lease(mut self, d: Duration) -> Self {
+        self.claim_lease = d;
         self
     }
     /// Set [`DispatcherOptions::retention`].
@@ -149,10 +165,11 @@ impl Dispatcher {
         self
     }
 
-    /// Step 1: select due rows and create their tasks. Records nothing.
+    /// Step 1: claim due rows and create their tasks. Records nothing but the claim.
     pub async fn send_due(&self) -> Result<SentBatch> {
         let now = chrono::Utc::now().timestamp_millis();
-        let rows = self.outbox.due(&self.db, now, self.options.batch_size).await?;
+        let lease = self.options.claim_lease.as_millis().min(i64::MAX as u128) as i64;
+        let rows = self.outbox.claim(&self.db, now, lease, self.options.batch_size).await?;
         let results: Vec<(OutboxEntry, Result<()>)> = futures_util::stream::iter(rows)
             .map(|row| async move {
                 let outcome = self.send_row(&row).await;
@@ -215,7 +232,7 @@ impl Dispatcher {
     }
 
     /// Rounds until `shutdown` resolves (a full round is followed at once by the next; otherwise the
-    /// poll interval passes first). Sent rows past the retention are purged every minute. A round
+    /// poll interval passes first, or [`Tasks::wake_dispatcher`] cuts it short). Sent rows past the retention are purged every minute. A round
     /// interrupted by shutdown is lost only in memory: its rows are sent again by the next dispatcher.
     pub async fn run_until(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
         tokio::pin!(shutdown);
@@ -246,6 +263,7 @@ impl Dispatcher {
                 tokio::select! {
                     _ = &mut shutdown => return Ok(()),
                     _ = tokio::time::sleep(self.options.poll_interval) => {}
+                    _ = self.tasks.inner.wake.notified() => {}
                 }
             }
         }

@@ -261,6 +261,73 @@ impl TaskOutbox {
         db.query_all(&stmt).await?.iter().map(read_entry).collect()
     }
 
+    /// Claim up to `limit` pending rows due by `now_ms` that no dispatcher holds, for `lease_ms`: each
+    /// due row goes to one caller. PostgreSQL and MySQL/MariaDB pick the rows with
+    /// `FOR UPDATE SKIP LOCKED`, so concurrent claimers take disjoint rows without waiting on each
+    /// other; SQLite (one writer at a time) claims with one conditional `UPDATE`. A claim is a lease
+    /// (`claimed_until`): the rows of a claimer that died are claimed again once it runs out.
+    pub async fn claim(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u64,
+    ) -> Result<Vec<OutboxEntry>> {
+        use sea_orm::{DbBackend, Statement, TransactionTrait};
+        let backend = db.get_database_backend();
+        let table = match backend {
+            DbBackend::MySql => format!("`{}`", self.table.replace('`', "``")),
+            _ => format!("\"{}\"", self.table.replace('"', "\"\"")),
+        };
+        let columns = COLUMNS.join(", ");
+        let until = now_ms.saturating_add(std::cmp::max(lease_ms, 0));
+        let limit = std::cmp::min(limit, i64::MAX as u64) as i64;
+        let due = "state = 'pending' AND next_attempt_at <= {now} AND claimed_until <= {now}";
+        match backend {
+            DbBackend::Postgres => {
+                let sql = format!(
+                    "UPDATE {table} SET claimed_until = $1 WHERE id IN (SELECT id FROM {table} WHERE {} ORDER BY \
+                     next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {columns}",
+                    due.replace("{now}", "$2")
+                );
+                let stmt = Statement::from_sql_and_values(backend, sql, [until.into(), now_ms.into(), limit.into()]);
+                db.query_all_raw(stmt).await?.iter().map(read_entry).collect()
+            }
+            DbBackend::MySql => {
+                let txn = db.begin().await?;
+                let sql = format!(
+                    "SELECT {columns} FROM {table} WHERE {} ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED",
+                    due.replace("{now}", "?")
+                );
+                let stmt = Statement::from_sql_and_values(backend, sql, [now_ms.into(), now_ms.into(), limit.into()]);
+                let mut rows: Vec<OutboxEntry> =
+                    txn.query_all_raw(stmt).await?.iter().map(read_entry).collect::<Result<_>>()?;
+                for chunk in rows.chunks(1000) {
+                    let update = Query::update()
+                        .table(self.t())
+                        .value(col("claimed_until"), until)
+                        .and_where(Expr::col(col("id")).is_in(chunk.iter().map(|r| r.id.clone())))
+                        .to_owned();
+                    txn.execute(&update).await?;
+                }
+                txn.commit().await?;
+                rows.iter_mut().for_each(|r| r.claimed_until = until);
+                Ok(rows)
+            }
+            _ => {
+                let sql = format!(
+                    "UPDATE {table} SET claimed_until = ? WHERE id IN (SELECT id FROM {table} WHERE {} ORDER BY \
+                     next_attempt_at LIMIT ?) AND {} RETURNING {columns}",
+                    due.replace("{now}", "?"),
+                    due.replace("{now}", "?")
+                );
+                let values = [until.into(), now_ms.into(), now_ms.into(), limit.into(), now_ms.into(), now_ms.into()];
+                let stmt = Statement::from_sql_and_values(backend, sql, values);
+                db.query_all_raw(stmt).await?.iter().map(read_entry).collect()
+            }
+        }
+    }
+
     /// One row by id.
     pub async fn get<C: ConnectionTrait>(&self, db: &C, id: &str) -> Result<Option<OutboxEntry>> {
         let stmt = Query::select()
@@ -300,6 +367,7 @@ impl TaskOutbox {
             .value(col("attempts"), Expr::col(col("attempts")).add(1))
             .value(col("last_error"), error.chars().take(2000).collect::<String>())
             .value(col("next_attempt_at"), next_attempt_at)
+            .value(col("claimed_until"), 0i64)
             .and_where(Expr::col(col("id")).eq(id))
             .to_owned();
         db.execute(&stmt).await?;
