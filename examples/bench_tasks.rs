@@ -94,7 +94,8 @@ async fn fleet_member(role: &str) {
     let db = connect(&env("BENCH_DB_URL")).await;
     let tasks = fleet_tasks(&env("BENCH_FAKE_URL"));
     let outbox = TaskOutbox::new(env("BENCH_TABLE"));
-    let dispatcher = Dispatcher::new(tasks.clone(), db.clone(), outbox.clone()).with_options(DispatcherOptions::default());
+    let dispatcher =
+        Dispatcher::new(tasks.clone(), db.clone(), outbox.clone()).with_options(DispatcherOptions::default());
     let running = tokio::spawn(async move { dispatcher.run_until(std::future::pending()).await });
     if role == "writer" {
         let rows: usize = env("BENCH_ROWS_EACH").parse().unwrap();
@@ -103,7 +104,8 @@ async fn fleet_member(role: &str) {
         for i in 0..rows {
             let order = Order { order_id: writer * 1_000_000 + i as i64, customer: format!("w{writer}") };
             let txn = db.begin().await.unwrap();
-            let sea_gcp::tasks::Enqueued::Outboxed { id } = tasks.enqueue_in::<Ship, _>(&txn, &outbox, &order).await.unwrap()
+            let sea_gcp::tasks::Enqueued::Outboxed { id } =
+                tasks.enqueue_in::<Ship, _>(&txn, &outbox, &order).await.unwrap()
             else {
                 panic!("not outboxed")
             };
@@ -111,6 +113,9 @@ async fn fleet_member(role: &str) {
             lines.push_str(&format!("{id} {}\n", unix_micros()));
         }
         std::fs::write(env("BENCH_OUT"), lines).unwrap();
+        // Let the last wake's round finish, then exit (the dispatcher processes poll for the rest).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        return;
     }
     let _ = running.await;
 }
@@ -179,26 +184,29 @@ async fn fleet(rows: usize) {
     let run_twice = (fake.created_count() as usize).saturating_sub(held.len());
     // Commit -> create call: the fake's createTime of each task (read back through its REST API).
     let client = CloudTasksClient::unauthenticated(fake.url());
-    let mut latencies: Vec<i64> = futures_util::StreamExt::collect::<Vec<_>>(futures_util::StreamExt::buffer_unordered(
-        futures_util::stream::iter(committed.iter().map(|(id, at)| {
-            let client = client.clone();
-            let path = format!("{queue}/tasks/{id}");
-            async move {
-                let info = client.get_task(&path).await.ok().flatten()?;
-                let created = chrono::DateTime::parse_from_rfc3339(info.create_time.as_deref()?).ok()?;
-                Some(created.timestamp_micros() - at)
-            }
-        })),
-        64,
-    ))
-    .await
-    .into_iter()
-    .flatten()
-    .collect();
+    let mut latencies: Vec<i64> =
+        futures_util::StreamExt::collect::<Vec<_>>(futures_util::StreamExt::buffer_unordered(
+            futures_util::stream::iter(committed.iter().map(|(id, at)| {
+                let client = client.clone();
+                let path = format!("{queue}/tasks/{id}");
+                async move {
+                    let info = client.get_task(&path).await.ok().flatten()?;
+                    let created = chrono::DateTime::parse_from_rfc3339(info.create_time.as_deref()?).ok()?;
+                    Some(created.timestamp_micros() - at)
+                }
+            })),
+            64,
+        ))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     latencies.sort_unstable();
     let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)));
     let calls = fake.created_count() + fake.refused_duplicates();
-    println!("fleet: {DISPATCHERS} dispatcher processes + {WRITERS} writer processes (each with its own dispatcher), one PostgreSQL outbox");
+    println!(
+        "fleet: {DISPATCHERS} dispatcher processes + {WRITERS} writer processes (each with its own dispatcher), one PostgreSQL outbox"
+    );
     println!("tasks committed: {}, written in {:.1} s", committed.len(), written.as_secs_f64());
     println!(
         "create calls: {calls} = {:.3} x tasks ({} refused as duplicates)",

@@ -331,9 +331,7 @@ impl Error {
         let remote = |retryable: bool| if retryable { ErrorKind::Transient } else { ErrorKind::Failed };
         match self.cause() {
             Error::NotFound { .. } => ErrorKind::NotFound,
-            Error::Precondition { .. } | Error::NotModified { .. } | Error::DuplicateTask { .. } => {
-                ErrorKind::Conflict
-            }
+            Error::Precondition { .. } | Error::NotModified { .. } | Error::DuplicateTask { .. } => ErrorKind::Conflict,
             Error::TicketReplayed { .. } => ErrorKind::Conflict,
             Error::InvalidName { .. }
             | Error::InvalidRange { .. }

@@ -65,7 +65,9 @@ async fn enqueue_refuses_what_cloud_tasks_always_refuses_before_the_commit() {
     // Direct enqueue: refused before any API call.
     let calls = h.fake.api_calls();
     assert!(is_invalid(h.tasks.enqueue::<Record>(&big).await.unwrap_err(), "size").contains("1000000"));
-    assert!(is_invalid(h.tasks.enqueue_later::<Record>(&small, too_late).await.unwrap_err(), "time").contains("30 days"));
+    assert!(
+        is_invalid(h.tasks.enqueue_later::<Record>(&small, too_late).await.unwrap_err(), "time").contains("30 days")
+    );
     let e = short_deadline.tasks.enqueue::<Record>(&small).await.unwrap_err();
     assert!(is_invalid(e, "deadline").contains("15 s to 30 min"));
     let e = long_deadline.tasks.enqueue::<Record>(&small).await.unwrap_err();
@@ -155,9 +157,7 @@ async fn refused_rows_fail_once_are_reported_once_and_can_be_retried_or_discarde
         let orphan = format!("orphan-{backend}");
         let missing = format!("missing-{backend}");
         raw_row(db, &table, &orphan, "pending", None).await;
-        db.execute_unprepared(&format!("UPDATE {table} SET queue = '{missing}' WHERE id = '{orphan}'"))
-            .await
-            .unwrap();
+        db.execute_unprepared(&format!("UPDATE {table} SET queue = '{missing}' WHERE id = '{orphan}'")).await.unwrap();
         for round in 1..=2 {
             let report = dispatcher(&h, db, &outbox).run_once().await.unwrap();
             assert_eq!((report.failed, report.gave_up), (1, 0), "{backend} round {round}");
