@@ -5,6 +5,12 @@
 //!
 //! Usage: bench_tasks [ROWS] [LATENCY_MS] [CONCURRENCY]   (defaults 20000, 50, 512)
 //! Env:   BENCH_DB_URL (default a fresh SQLite file); BENCH_TXNS (default 2000 transactions per variant).
+//!
+//! `bench_tasks fleet [ROWS]` (default 20000, BENCH_DB_URL a PostgreSQL URL): many instances on one
+//! outbox. This process serves the Cloud Tasks fake and starts 4 dispatcher processes and 4 writer
+//! processes (each writer, like an app instance, also runs a dispatcher); the writers commit ROWS
+//! one-row transactions in all, recording when each committed. It reports create calls per task, lost
+//! tasks, tasks created twice, and the median and 90th percentile from a commit to the create call.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +21,7 @@ use sea_gcp::tasks::{
 };
 use sea_gcp::testing::cloud_tasks::{FakeCloudTasks, QueueConfig};
 use sea_gcp::testing::oidc::TestIssuer;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, TransactionTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -53,9 +59,179 @@ async fn connect(url: &str) -> DatabaseConnection {
     db
 }
 
+fn settings(fake_url: &str) -> TasksSettings {
+    TasksSettings::builder()
+        .with_default_queue("bench")
+        .with_tasks_domain("http://127.0.0.1:9")
+        .with_project_id("bench-project")
+        .with_invoker_service_account("invoker@bench-project.iam.gserviceaccount.com")
+        .with_cloud_tasks_endpoint(fake_url)
+        .build()
+        .unwrap()
+}
+
+fn fleet_tasks(fake_url: &str) -> Tasks {
+    let registry = Registry::builder().task(Ship).build().unwrap();
+    Tasks::new(settings(fake_url), registry, CloudTasksClient::unauthenticated(fake_url)).unwrap()
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is set by `bench_tasks fleet`"))
+}
+
+fn unix_micros() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64
+}
+
+/// Commit and have this process's dispatcher send the rows at once.
+async fn commit(tasks: &Tasks, txn: DatabaseTransaction) {
+    tasks.commit_and_send(txn).await.unwrap()
+}
+
+/// A fleet member: `dispatcher` runs a dispatcher until killed; `writer` also commits BENCH_ROWS_EACH
+/// one-row transactions and writes `id commit_unix_us` lines to BENCH_OUT.
+async fn fleet_member(role: &str) {
+    let db = connect(&env("BENCH_DB_URL")).await;
+    let tasks = fleet_tasks(&env("BENCH_FAKE_URL"));
+    let outbox = TaskOutbox::new(env("BENCH_TABLE"));
+    let dispatcher =
+        Dispatcher::new(tasks.clone(), db.clone(), outbox.clone()).with_options(DispatcherOptions::default());
+    let running = tokio::spawn(async move { dispatcher.run_until(std::future::pending()).await });
+    if role == "writer" {
+        let rows: usize = env("BENCH_ROWS_EACH").parse().unwrap();
+        let writer: i64 = env("BENCH_WRITER").parse().unwrap();
+        let mut lines = String::new();
+        for i in 0..rows {
+            let order = Order { order_id: writer * 1_000_000 + i as i64, customer: format!("w{writer}") };
+            let txn = db.begin().await.unwrap();
+            let sea_gcp::tasks::Enqueued::Outboxed { id } =
+                tasks.enqueue_in::<Ship, _>(&txn, &outbox, &order).await.unwrap()
+            else {
+                panic!("not outboxed")
+            };
+            commit(&tasks, txn).await;
+            lines.push_str(&format!("{id} {}\n", unix_micros()));
+        }
+        std::fs::write(env("BENCH_OUT"), lines).unwrap();
+        // Let the last wake's round finish, then exit (the dispatcher processes poll for the rest).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        return;
+    }
+    let _ = running.await;
+}
+
+/// The fleet benchmark's orchestrator (see the module docs).
+async fn fleet(rows: usize) {
+    const DISPATCHERS: usize = 4;
+    const WRITERS: usize = 4;
+    let url = std::env::var("BENCH_DB_URL").expect("BENCH_DB_URL: the PostgreSQL database the fleet shares");
+    let db = connect(&url).await;
+    let fake = FakeCloudTasks::start(Arc::new(TestIssuer::generate("bench"))).await;
+    let tasks = fleet_tasks(&fake.url());
+    let queue = tasks.settings().queue_path("bench");
+    fake.create_queue(&queue, QueueConfig::default().with_paused(true));
+    let table = format!("bench_fleet_outbox_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let outbox = TaskOutbox::new(&table);
+    outbox.create(&db).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let spawn = |role: &str, writer: usize| {
+        std::process::Command::new(&exe)
+            .env("BENCH_ROLE", role)
+            .env("BENCH_DB_URL", &url)
+            .env("BENCH_FAKE_URL", fake.url())
+            .env("BENCH_TABLE", &table)
+            .env("BENCH_ROWS_EACH", (rows / WRITERS).to_string())
+            .env("BENCH_WRITER", writer.to_string())
+            .env("BENCH_OUT", dir.path().join(format!("writer-{writer}")))
+            .spawn()
+            .unwrap()
+    };
+    let mut children: Vec<std::process::Child> = (0..DISPATCHERS).map(|i| spawn("dispatcher", i)).collect();
+    let started = Instant::now();
+    let mut writers: Vec<std::process::Child> = (0..WRITERS).map(|i| spawn("writer", i)).collect();
+    let total = rows / WRITERS * WRITERS;
+    // Every writer done, then every committed task created (or two minutes without progress).
+    for w in &mut writers {
+        assert!(w.wait().unwrap().success(), "a writer failed");
+    }
+    let written = started.elapsed();
+    let (mut last, mut since) = (0, Instant::now());
+    while fake.tasks(&queue).len() < total && since.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = fake.tasks(&queue).len();
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // late duplicate creates, if any, are counted too
+    for c in &mut children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let held = fake.tasks(&queue);
+    let mut committed = std::collections::HashMap::new();
+    for w in 0..WRITERS {
+        for line in std::fs::read_to_string(dir.path().join(format!("writer-{w}"))).unwrap().lines() {
+            let (id, at) = line.split_once(' ').unwrap();
+            committed.insert(id.to_string(), at.parse::<i64>().unwrap());
+        }
+    }
+    let held_ids: std::collections::HashSet<&str> = held.iter().map(|t| t.id.as_str()).collect();
+    let lost = committed.keys().filter(|id| !held_ids.contains(id.as_str())).count();
+    // The fake keys tasks by id and refuses a second create of one: a task created twice would be a
+    // second id for one committed row, or a create counted beyond the tasks held.
+    let run_twice = (fake.created_count() as usize).saturating_sub(held.len());
+    // Commit -> create call: the fake's createTime of each task (read back through its REST API).
+    let client = CloudTasksClient::unauthenticated(fake.url());
+    let mut latencies: Vec<i64> =
+        futures_util::StreamExt::collect::<Vec<_>>(futures_util::StreamExt::buffer_unordered(
+            futures_util::stream::iter(committed.iter().map(|(id, at)| {
+                let client = client.clone();
+                let path = format!("{queue}/tasks/{id}");
+                async move {
+                    let info = client.get_task(&path).await.ok().flatten()?;
+                    let created = chrono::DateTime::parse_from_rfc3339(info.create_time.as_deref()?).ok()?;
+                    Some(created.timestamp_micros() - at)
+                }
+            })),
+            64,
+        ))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)));
+    let calls = fake.created_count() + fake.refused_duplicates();
+    println!(
+        "fleet: {DISPATCHERS} dispatcher processes + {WRITERS} writer processes (each with its own dispatcher), one PostgreSQL outbox"
+    );
+    println!("tasks committed: {}, written in {:.1} s", committed.len(), written.as_secs_f64());
+    println!(
+        "create calls: {calls} = {:.3} x tasks ({} refused as duplicates)",
+        calls as f64 / committed.len().max(1) as f64,
+        fake.refused_duplicates()
+    );
+    println!("lost: {lost}, created twice: {run_twice}");
+    println!(
+        "commit -> create call: median {:.1} ms, p90 {:.1} ms (of {} tasks)",
+        pct(0.5).copied().unwrap_or(-1) as f64 / 1e3,
+        pct(0.9).copied().unwrap_or(-1) as f64 / 1e3,
+        latencies.len()
+    );
+    outbox.drop(&db).await.unwrap();
+}
+
 #[tokio::main]
 async fn main() {
+    if let Ok(role) = std::env::var("BENCH_ROLE") {
+        return fleet_member(&role).await;
+    }
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("fleet") {
+        return fleet(args.get(2).and_then(|a| a.parse().ok()).unwrap_or(20_000)).await;
+    }
     let rows: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let latency_ms: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(50);
     let concurrency: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(512);
@@ -70,14 +246,7 @@ async fn main() {
 
     let issuer = Arc::new(TestIssuer::generate("bench"));
     let fake = FakeCloudTasks::start(issuer).await;
-    let settings = TasksSettings::builder()
-        .with_default_queue("bench")
-        .with_tasks_domain("http://127.0.0.1:9")
-        .with_project_id("bench-project")
-        .with_invoker_service_account("invoker@bench-project.iam.gserviceaccount.com")
-        .with_cloud_tasks_endpoint(fake.url())
-        .build()
-        .unwrap();
+    let settings = settings(&fake.url());
     let queue = settings.queue_path("bench");
     // Paused: the fake holds the tasks (the benchmark measures the outbox, not the worker).
     fake.create_queue(&queue, QueueConfig::default().with_paused(true));

@@ -6,8 +6,30 @@
 #
 # Usage: scripts/bench-tasks.sh [--write] [ROWS] [LATENCY_MS] [CONCURRENCY]   (defaults 20000 50 512)
 # Env:   SEA_GCP_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test; skipped if unreachable)
+#        scripts/bench-tasks.sh --fleet [ROWS]   (default 20000; BASE=main)
+#        4 dispatcher and 4 writer processes on one PostgreSQL outbox (`bench_tasks fleet`), run with the
+#        library at BASE ("before": this example built against it, its post-commit wake replaced by a
+#        plain commit, as BASE has none) and with this checkout ("after"), one after the other.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if [ "${1:-}" = "--fleet" ]; then
+    ROWS="${2:-20000}"; BASE="${BASE:-main}"
+    PG="${SEA_GCP_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+    TARGET="${CARGO_TARGET_DIR:-$(pwd)/target}"
+    TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
+    mkdir "$TMP/base"
+    git archive "$BASE" | tar -x -m -C "$TMP/base"   # -m: fresh mtimes, so cargo rebuilds from these sources
+    sed 's/tasks.commit_and_send(txn).await.unwrap()/{ let _ = tasks; txn.commit().await.unwrap() }/' \
+        examples/bench_tasks.rs > "$TMP/base/examples/bench_tasks.rs"
+    (cd "$TMP/base" && CARGO_TARGET_DIR="$TARGET" cargo build -q --release --features tasks,testing --example bench_tasks)
+    cp "$TARGET/release/examples/bench_tasks" "$TMP/before"
+    touch src/lib.rs   # this checkout's sources are newer than the BASE build in a shared target dir
+    cargo build -q --release --features tasks,testing --example bench_tasks
+    cp "$TARGET/release/examples/bench_tasks" "$TMP/after"
+    echo "### before ($BASE)"; echo '```'; BENCH_DB_URL="$PG" "$TMP/before" fleet "$ROWS"; echo '```'
+    echo "### after"; echo '```'; BENCH_DB_URL="$PG" "$TMP/after" fleet "$ROWS"; echo '```'
+    exit 0
+fi
 WRITE=0
 if [ "${1:-}" = "--write" ]; then WRITE=1; shift; fi
 ROWS="${1:-20000}"; LATENCY="${2:-50}"; CONC="${3:-512}"

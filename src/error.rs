@@ -197,6 +197,17 @@ pub enum Error {
         retried: bool,
     },
 
+    /// A task was refused at enqueue, before anything was written or sent: Cloud Tasks would refuse it
+    /// on every attempt (a task over 1 MB, a dispatch deadline outside 15 s..30 min, a schedule time
+    /// more than 30 days ahead). The message says which limit and what to do.
+    #[error("task `{task}` cannot be enqueued: {message}")]
+    InvalidTask {
+        /// The registered task's name.
+        task: String,
+        /// Which limit the task breaks and what to do instead.
+        message: String,
+    },
+
     /// A task run in-process (eager execution) failed.
     #[error("task `{task}` failed: {message}")]
     TaskFailed {
@@ -241,6 +252,34 @@ pub enum Error {
     },
 }
 
+/// The kind of an [`Error`] ([`Error::kind`]): the one place that says which failures may succeed on a
+/// retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The object, row or resource does not exist.
+    NotFound,
+    /// A precondition or uniqueness rule refused the request (412, 409, a duplicate task, a replayed
+    /// ticket): the same request fails again.
+    Conflict,
+    /// The input was refused before or by the service (bad argument, name, range, value): the same
+    /// request fails again; change the input.
+    Refused,
+    /// A setting is wrong or missing: fix the configuration.
+    Config,
+    /// A transient failure (HTTP 408, 429, 5xx, a connection error): the same request may succeed later.
+    Transient,
+    /// Any other failure that a retry of the same request does not fix.
+    Failed,
+}
+
+impl ErrorKind {
+    /// True for [`ErrorKind::Transient`].
+    pub fn is_retryable(self) -> bool {
+        self == ErrorKind::Transient
+    }
+}
+
 /// The steps of a blob save that can fail after its checks passed (see [`Error::SaveStep`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -280,9 +319,40 @@ impl Error {
         matches!(self.cause(), Error::Precondition { .. })
     }
 
-    /// True when the same request may succeed if retried (429, 5xx, connection errors).
+    /// True when the same request may succeed if retried (429, 5xx, connection errors): the
+    /// [`ErrorKind`] is [`ErrorKind::Transient`].
     pub fn is_retryable(&self) -> bool {
-        matches!(self.cause(), Error::Backend { retryable: true, .. } | Error::Service { retryable: true, .. })
+        self.kind().is_retryable()
+    }
+
+    /// What kind of failure this is (looking through [`Error::SaveStep`]). Every variant is classified
+    /// here, in one exhaustive match: a new variant must say whether it is retryable.
+    pub fn kind(&self) -> ErrorKind {
+        let remote = |retryable: bool| if retryable { ErrorKind::Transient } else { ErrorKind::Failed };
+        match self.cause() {
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::Precondition { .. } | Error::NotModified { .. } | Error::DuplicateTask { .. } => ErrorKind::Conflict,
+            Error::TicketReplayed { .. } => ErrorKind::Conflict,
+            Error::InvalidName { .. }
+            | Error::InvalidRange { .. }
+            | Error::InvalidArgument(_)
+            | Error::Validation { .. }
+            | Error::InvalidTask { .. }
+            | Error::NotSupported { .. } => ErrorKind::Refused,
+            Error::Config { .. } | Error::NotOnCloudRun { .. } => ErrorKind::Config,
+            Error::Backend { retryable, .. } | Error::PubSub { retryable, .. } | Error::Service { retryable, .. } => {
+                remote(*retryable)
+            }
+            Error::Signing { .. }
+            | Error::CorruptColumn { .. }
+            | Error::Metadata { .. }
+            | Error::TaskFailed { .. }
+            | Error::Io(_) => ErrorKind::Failed,
+            #[cfg(feature = "orm")]
+            Error::Database(_) => ErrorKind::Failed,
+            // `cause()` never returns a wrapper.
+            Error::SaveStep { source, .. } => source.kind(),
+        }
     }
 
     /// The error under any [`Error::SaveStep`] wrapper (the error itself otherwise).
@@ -370,5 +440,24 @@ mod tests {
         let gone = Error::NotFound { store: "media".into(), name: "a".into() }.at_step(SaveStep::Copy, "docs.file");
         assert!(gone.is_not_found());
         assert!(std::error::Error::source(&gone).is_some(), "the cause is the error's source");
+    }
+
+    #[test]
+    fn retryability_is_one_rule_for_every_remote_error() {
+        let pubsub = |retryable| Error::PubSub { status: Some(503), retryable, message: "unavailable".into() };
+        assert!(pubsub(true).is_retryable(), "a retryable Pub/Sub failure is retryable");
+        assert!(!pubsub(false).is_retryable());
+        assert_eq!(pubsub(true).kind(), ErrorKind::Transient);
+        let service = |retryable| Error::Service {
+            service: "cloudtasks",
+            status: Some(503),
+            code: "UNAVAILABLE".into(),
+            message: "try later".into(),
+            retryable,
+        };
+        assert!(service(true).is_retryable() && !service(false).is_retryable());
+        assert!(pubsub(true).at_step(SaveStep::Commit, "t").is_retryable(), "seen through a save step");
+        assert_eq!(Error::InvalidArgument("x".into()).kind(), ErrorKind::Refused);
+        assert!(!Error::InvalidArgument("x".into()).is_retryable());
     }
 }

@@ -97,7 +97,7 @@ pub use blobs::{BlobForm, FileInput};
 #[cfg(feature = "orm")]
 pub use blobs::{Blobs, BlobsBuilder};
 pub use config::{Settings, StoreConfig};
-pub use error::{BoxError, Error, Result, SaveStep};
+pub use error::{BoxError, Error, ErrorKind, Result, SaveStep};
 /// The `http` crate, whose [`Method`](http::Method) the signing and storage options use.
 pub use http;
 pub use secret::Secret;

@@ -80,7 +80,9 @@ async fn suite(h: &Harness, db: &DatabaseConnection, backend: &str) {
     // 4. Stopped between dispatch and mark-sent: the re-send is refused as a duplicate and counted sent.
     let before_mark = format!("{backend}-killed-before-mark");
     let id = enqueue_committed(h, db, &outbox, &orders, &before_mark).await;
-    let first = dispatcher(h, db, &outbox);
+    // Its claim lease is zero: the rows of a claimer that died are taken over once its lease ran out.
+    let first = Dispatcher::new(h.tasks.clone(), db.clone(), outbox.clone())
+        .with_options(DispatcherOptions::default().with_claim_lease(Duration::ZERO));
     let batch = first.send_due().await.unwrap();
     assert_eq!(batch.created, vec![id.clone()], "{backend}");
     drop((first, batch)); // died before `mark`
@@ -184,4 +186,32 @@ async fn a_failed_send_stays_pending_and_is_retried() {
     fake_missing.create_queue(&h.queue_path(), Default::default());
     let report = d.run_once().await.unwrap();
     assert_eq!(report.created, 1);
+}
+
+/// django-gcp hashes `json.dumps(kwargs)`; with `django_gcp_compat` a deduplicated task gets the id
+/// django-gcp gives the same payload (checked against CPython's output), so a task enqueued by both
+/// during a migration is refused as a duplicate; by default the id is the canonical-JSON one.
+#[tokio::test]
+async fn django_gcp_compat_ids_match_django_gcp() {
+    let payload = json!({"a": 1, "b": "café"});
+    // CPython: hashlib.sha256(json.dumps({"a": 1, "b": "café"}).encode()).hexdigest()[:8]
+    let python = "e550fea5--dedup--shop";
+    let h = start("", |b| b.with_resource_affix("shop").with_django_gcp_compat(true)).await;
+    let sea_gcp::tasks::Enqueued::Sent(info) = h.tasks.enqueue::<Dedup>(&payload).await.unwrap() else {
+        panic!("not sent")
+    };
+    assert_eq!(info.id(), python);
+    let err = h.tasks.enqueue::<Dedup>(&payload).await.unwrap_err();
+    assert!(err.is_duplicate_task(), "{err:?}");
+    let db = &databases().await[0].conn;
+    let outbox = TaskOutbox::new(unique("task_outbox"));
+    outbox.create(db).await.unwrap();
+    let Enqueued::Outboxed { id } = h.tasks.enqueue_in::<Dedup, _>(db, &outbox, &payload).await.unwrap() else {
+        panic!("not outboxed")
+    };
+    assert_eq!(id, python);
+    let default = start("", |b| b.with_resource_affix("shop")).await;
+    let Enqueued::Sent(info) = default.tasks.enqueue::<Dedup>(&payload).await.unwrap() else { panic!("not sent") };
+    assert_ne!(info.id(), python, "the default hashes canonical JSON");
+    assert_eq!(info.id(), sea_gcp::tasks::task_id(&payload, "dedup", "--", Some("shop")).unwrap());
 }

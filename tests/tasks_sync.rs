@@ -302,3 +302,39 @@ async fn sync_manages_the_push_subscriptions_of_subscriber_tasks_on_the_emulator
     assert!(err.to_string().contains("GCP_TASKS_RESOURCE_AFFIX"), "{err}");
     assert!(pubsub.get_subscription("someone-elses").await.unwrap().is_some());
 }
+
+/// After a migration from django-gcp its job `{affix}--{slug}` is still there: by default sync reports
+/// it (it would fire beside ours); with `django_gcp_compat` sync adopts it by name, and cleanup sees
+/// django-gcp's naming.
+#[tokio::test]
+async fn jobs_named_the_django_gcp_way_are_reported_or_adopted() {
+    let (h, scheduler, client) = setup(true).await;
+    let registry = &Manifest::from(h.tasks.registry());
+    client.create_job(&other_job(&h, "shop-test--nightly")).await.unwrap();
+    client.create_job(&other_job(&h, "shop-test--retired")).await.unwrap();
+    let notes = |p: &sea_gcp::tasks::sync::SyncPlan| -> Vec<String> {
+        p.changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::OtherNaming(n) => Some(n.rsplit('/').next().unwrap().to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    let p = plan(&client, &h.settings, registry, true).await.unwrap();
+    assert_eq!(notes(&p), vec!["shop-test--nightly".to_string(), "shop-test--retired".to_string()], "{p:?}");
+    assert!(!p.changes.iter().any(|c| matches!(c, Change::Delete(_))), "never deleted: {p:?}");
+    assert!(p.changes.iter().any(|c| c.to_string().contains("GCP_TASKS_DJANGO_GCP_COMPAT")));
+    apply(&client, &p).await.unwrap();
+    assert_eq!(scheduler.jobs().len(), 3, "ours created beside them, theirs left");
+
+    // The same application in django-gcp compatibility: `{affix}--{task}` is ours, and cleanup deletes
+    // the retired one; our suffix-named job is now the other naming and is reported.
+    let mut compat = h.settings.clone();
+    compat.django_gcp_compat = true;
+    assert_eq!(compat.job_id("nightly"), "shop-test--nightly");
+    let p = plan(&client, &compat, registry, true).await.unwrap();
+    assert!(p.changes.iter().any(|c| matches!(c, Change::Unchanged(j) if j.id() == "shop-test--nightly")), "{p:?}");
+    assert!(p.changes.iter().any(|c| matches!(c, Change::Delete(n) if n.ends_with("/shop-test--retired"))), "{p:?}");
+    assert_eq!(notes(&p), vec!["nightly--shop-test".to_string()]);
+}

@@ -16,6 +16,7 @@ mod post_policy;
 mod repair;
 mod sign_url;
 mod sync_static;
+mod tasks_outbox;
 mod tasks_sync;
 
 use std::io::Write;
@@ -53,7 +54,8 @@ pub enum Command {
     Cleanup(cleanup::CleanupArgs),
     /// Backfill a blob column from a path column (metadata from bucket listings), then optionally swap them.
     MigrateColumn(migrate_column::MigrateColumnArgs),
-    /// Background tasks: `tasks sync` creates the Scheduler jobs of periodic tasks.
+    /// Background tasks: `tasks sync` creates the Scheduler jobs of periodic tasks; `tasks outbox` lists,
+    /// retries or discards failed outbox entries.
     Tasks(tasks_sync::TasksArgs),
 }
 

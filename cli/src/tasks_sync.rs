@@ -29,6 +29,8 @@ pub enum TasksCommand {
     /// Create or update the Scheduler jobs of periodic tasks and the push subscriptions of subscriber
     /// tasks; --cleanup deletes stale ones with our affix.
     Sync(TasksSyncArgs),
+    /// The task outbox's failed entries: list, retry or discard them.
+    Outbox(crate::tasks_outbox::OutboxArgs),
 }
 
 impl TasksArgs {
@@ -36,6 +38,7 @@ impl TasksArgs {
     pub async fn run(self, out: &mut dyn Write) -> Result<()> {
         match self.command {
             TasksCommand::Sync(args) => args.run(out).await,
+            TasksCommand::Outbox(args) => args.run(out).await,
         }
     }
 }

@@ -79,6 +79,8 @@ pub(crate) struct Inner {
     pub settings: TasksSettings,
     pub registry: Registry,
     pub client: CloudTasksClient,
+    /// Wakes this process's dispatchers (built from this `Tasks`) after a commit.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// The application's handle on its tasks: settings, registry and the Cloud Tasks client. Cheap to clone.
@@ -107,7 +109,7 @@ impl Tasks {
         if settings.disable_execute {
             tracing::warn!("GCP_TASKS_DISABLE_EXECUTE: no task will be enqueued or run");
         }
-        Ok(Self { inner: Arc::new(Inner { settings, registry, client }) })
+        Ok(Self { inner: Arc::new(Inner { settings, registry, client, wake: Arc::default() }) })
     }
 
     /// The settings.
@@ -123,6 +125,23 @@ impl Tasks {
     /// The Cloud Tasks client.
     pub fn client(&self) -> &CloudTasksClient {
         &self.inner.client
+    }
+
+    /// Tell this process's [`Dispatcher`](super::Dispatcher) (one built from this `Tasks`, running
+    /// [`run_until`](super::Dispatcher::run_until)) that outbox rows were committed: it claims and sends
+    /// them at once instead of at its next poll. Call it after committing a transaction that used
+    /// [`enqueue_in`](Self::enqueue_in), or use [`commit_and_send`](Self::commit_and_send).
+    pub fn wake_dispatcher(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Commit `txn` and, once it committed, [`wake_dispatcher`](Self::wake_dispatcher), so that the
+    /// tasks it enqueued are sent right away by this process (the poll of any dispatcher is the
+    /// fallback).
+    pub async fn commit_and_send(&self, txn: sea_orm::DatabaseTransaction) -> Result<()> {
+        txn.commit().await?;
+        self.wake_dispatcher();
+        Ok(())
     }
 
     /// Enqueue `T` with `payload` to run now.
@@ -172,7 +191,8 @@ impl Tasks {
         let queue = options.queue.unwrap_or_else(|| settings.default_queue.clone());
         let affix = settings.resource_affix.as_deref();
         let id = if options.deduplicate {
-            Some(dedup::task_id(payload, T::NAME, &settings.delimiter, affix)?)
+            let id_of = if settings.django_gcp_compat { dedup::django_gcp_task_id } else { dedup::task_id };
+            Some(id_of(payload, T::NAME, &settings.delimiter, affix)?)
         } else if for_outbox {
             let mut id = format!("{}{}{}", T::NAME, settings.delimiter, uuid::Uuid::new_v4().simple());
             if let Some(affix) = affix {
@@ -185,14 +205,10 @@ impl Tasks {
         };
         let body = serde_json::to_vec(payload)
             .map_err(|e| Error::InvalidArgument(format!("task `{}` payload does not serialize: {e}", T::NAME)))?;
-        Ok(Prepared {
-            task: T::NAME,
-            queue,
-            id,
-            body,
-            schedule_time: when.schedule_time()?,
-            dispatch_deadline: options.dispatch_deadline.or(settings.dispatch_deadline),
-        })
+        let schedule_time = when.schedule_time()?;
+        let dispatch_deadline = options.dispatch_deadline.or(settings.dispatch_deadline);
+        super::limits::check(T::NAME, &settings.task_url(T::NAME), body.len(), schedule_time, dispatch_deadline)?;
+        Ok(Prepared { task: T::NAME, queue, id, body, schedule_time, dispatch_deadline })
     }
 
     /// The Cloud Tasks request for a prepared task.

@@ -5,7 +5,11 @@
 //! ```ignore
 //! impl MigratorTrait for Migrator {
 //!     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-//!         vec![Box::new(sea_gcp::tasks::migration::CreateTaskOutbox::default()), /* yours */]
+//!         vec![
+//!             Box::new(sea_gcp::tasks::migration::CreateTaskOutbox::default()),
+//!             Box::new(sea_gcp::tasks::migration::UpgradeTaskOutbox::default()),
+//!             /* yours */
+//!         ]
 //!     }
 //! }
 //! ```
@@ -47,14 +51,49 @@ impl MigrationTrait for CreateTaskOutbox {
     }
 }
 
-/// A migrator holding only [`CreateTaskOutbox`], for applications that do not use sea-orm-migration.
+/// Adds the `failed_at` and `claimed_until` columns to an outbox created by an earlier version
+/// ([`TaskOutbox::upgrade`]; existing rows read as not failed, not claimed). Does nothing on a table
+/// that has them. `down` leaves them (dropping a column loses the failed rows' dates).
+#[derive(Debug, Clone, Default)]
+pub struct UpgradeTaskOutbox {
+    outbox: TaskOutbox,
+}
+
+impl UpgradeTaskOutbox {
+    /// The upgrade of an outbox with a non-default table name.
+    pub fn with_table(table: impl Into<String>) -> Self {
+        Self { outbox: TaskOutbox::new(table) }
+    }
+}
+
+impl MigrationName for UpgradeTaskOutbox {
+    fn name(&self) -> &str {
+        "m20261201_000001_sea_gcp_task_outbox_failed_and_claim"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for UpgradeTaskOutbox {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        self.outbox.upgrade(manager.get_connection()).await.map_err(|e| match e {
+            crate::Error::Database(e) => e,
+            other => DbErr::Custom(other.to_string()),
+        })
+    }
+
+    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+        Ok(())
+    }
+}
+
+/// A migrator holding only [`CreateTaskOutbox`] and [`UpgradeTaskOutbox`], for applications that do not use sea-orm-migration.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TaskOutboxMigrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for TaskOutboxMigrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateTaskOutbox::default())]
+        vec![Box::new(CreateTaskOutbox::default()), Box::new(UpgradeTaskOutbox::default())]
     }
 
     fn migration_table_name() -> sea_orm::DynIden {

@@ -38,6 +38,7 @@ pub mod cron;
 mod dedup;
 mod dispatcher;
 mod enqueue;
+pub mod limits;
 pub mod migration;
 mod outbox;
 mod publish;
@@ -51,7 +52,7 @@ mod task;
 
 pub use client::{CloudTasksClient, NewTask, RetryOptions, TaskInfo};
 pub use context::TaskContext;
-pub use dedup::{MAX_TASK_ID_LEN, canonical_json, task_id, valid_task_id};
+pub use dedup::{MAX_TASK_ID_LEN, canonical_json, django_gcp_json, django_gcp_task_id, task_id, valid_task_id};
 pub use dispatcher::{DispatchReport, Dispatcher, DispatcherOptions, SentBatch};
 pub use enqueue::{Enqueued, Tasks, When};
 pub use outbox::{DEFAULT_TASK_OUTBOX, EntryState, OutboxEntry, TaskOutbox};

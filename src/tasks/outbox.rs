@@ -5,6 +5,15 @@
 //! and marks them `sent`. Each row carries the Cloud Tasks task id it is created with: sending a row
 //! twice (after a crash between the send and the mark) is refused by Cloud Tasks as a duplicate, which
 //! the dispatcher counts as sent, so the task runs once.
+//!
+//! A row Cloud Tasks refuses for good (400 `INVALID_ARGUMENT`), or that failed
+//! [`DispatcherOptions::max_attempts`](super::DispatcherOptions::max_attempts) times, moves to
+//! [`EntryState::Failed`] with its last error; it stays there until [`TaskOutbox::retry`] puts it back
+//! or [`TaskOutbox::discard`] deletes it (`sea-gcp tasks outbox list|retry|discard`).
+//!
+//! Tables created before the `failed` state and the claim lease are upgraded by [`TaskOutbox::upgrade`]
+//! (run by [`TaskOutbox::create`] and by the migration): it adds `failed_at` (NULL) and `claimed_until`
+//! (0, not claimed), which are right for every existing row.
 
 use sea_orm::sea_query::{
     Alias, ColumnDef, Expr, ExprTrait, Index, IndexCreateStatement, Order, Query, Table, TableCreateStatement,
@@ -25,6 +34,9 @@ pub enum EntryState {
     Pending,
     /// Cloud Tasks holds (or held) the task.
     Sent,
+    /// Given up: Cloud Tasks refused it for good, or it failed the dispatcher's maximum number of
+    /// attempts. `last_error` says why. Not sent again until [`TaskOutbox::retry`].
+    Failed,
 }
 
 impl EntryState {
@@ -32,6 +44,7 @@ impl EntryState {
         match self {
             EntryState::Pending => "pending",
             EntryState::Sent => "sent",
+            EntryState::Failed => "failed",
         }
     }
 }
@@ -64,9 +77,13 @@ pub struct OutboxEntry {
     pub next_attempt_at: i64,
     /// When it was marked sent, Unix ms.
     pub sent_at: Option<i64>,
+    /// When it moved to [`EntryState::Failed`], Unix ms.
+    pub failed_at: Option<i64>,
+    /// A dispatcher holds it until this time (Unix ms; 0 or past: nobody does).
+    pub claimed_until: i64,
 }
 
-const COLUMNS: [&str; 12] = [
+const COLUMNS: [&str; 14] = [
     "id",
     "task",
     "queue",
@@ -79,7 +96,12 @@ const COLUMNS: [&str; 12] = [
     "created_at",
     "next_attempt_at",
     "sent_at",
+    "failed_at",
+    "claimed_until",
 ];
+
+/// Columns added after the first version of the table, with how [`TaskOutbox::upgrade`] adds them.
+const ADDED_COLUMNS: [&str; 2] = ["failed_at", "claimed_until"];
 
 fn col(name: &str) -> Alias {
     Alias::new(name)
@@ -129,7 +151,45 @@ impl TaskOutbox {
             .col(ColumnDef::new(col("created_at")).big_integer().not_null())
             .col(ColumnDef::new(col("next_attempt_at")).big_integer().not_null())
             .col(ColumnDef::new(col("sent_at")).big_integer().null())
+            .col(Self::added_column("failed_at"))
+            .col(Self::added_column("claimed_until"))
             .to_owned()
+    }
+
+    fn added_column(name: &str) -> ColumnDef {
+        match name {
+            "failed_at" => ColumnDef::new(col("failed_at")).big_integer().null().to_owned(),
+            _ => ColumnDef::new(col("claimed_until")).big_integer().not_null().default(0).to_owned(),
+        }
+    }
+
+    /// Add the columns a table created by an earlier version lacks (`failed_at`, `claimed_until`), with
+    /// defaults right for its rows: not failed, not claimed. Does nothing on an up-to-date table.
+    pub async fn upgrade<C: ConnectionTrait>(&self, db: &C) -> Result<()> {
+        for name in ADDED_COLUMNS {
+            if !self.has_column(db, name).await? {
+                let alter = Table::alter().table(self.t()).add_column(Self::added_column(name)).to_owned();
+                db.execute(&alter).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn has_column<C: ConnectionTrait>(&self, db: &C, name: &str) -> Result<bool> {
+        let backend = db.get_database_backend();
+        let sql = match backend {
+            sea_orm::DbBackend::Postgres => {
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() \
+                 AND table_name = $1 AND column_name = $2"
+            }
+            sea_orm::DbBackend::MySql => {
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? \
+                 AND column_name = ?"
+            }
+            _ => "SELECT 1 FROM pragma_table_info(?) WHERE name = ?",
+        };
+        let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, [self.table.clone().into(), name.into()]);
+        Ok(db.query_one_raw(stmt).await?.is_some())
     }
 
     /// The index the dispatcher scans by (`state`, `next_attempt_at`).
@@ -143,9 +203,12 @@ impl TaskOutbox {
             .to_owned()
     }
 
-    /// Create the table and index if missing (what the migration runs).
+    /// Create the table and index if missing, and [`upgrade`](Self::upgrade) an existing table (what the
+    /// migrations run).
     pub async fn create<C: ConnectionTrait>(&self, db: &C) -> Result<()> {
-        crate::schema::create_table_and_index(db, &self.create_table_statement(), &self.create_index_statement()).await
+        crate::schema::create_table_and_index(db, &self.create_table_statement(), &self.create_index_statement())
+            .await?;
+        self.upgrade(db).await
     }
 
     /// Drop the table if it exists.
@@ -168,6 +231,8 @@ impl TaskOutbox {
             now.into(),
             now.into(),
             Option::<i64>::None.into(),
+            Option::<i64>::None.into(),
+            0i64.into(),
         ];
         let stmt = Query::insert()
             .into_table(self.t())
@@ -194,6 +259,73 @@ impl TaskOutbox {
             .limit(limit)
             .to_owned();
         db.query_all(&stmt).await?.iter().map(read_entry).collect()
+    }
+
+    /// Claim up to `limit` pending rows due by `now_ms` that no dispatcher holds, for `lease_ms`: each
+    /// due row goes to one caller. PostgreSQL and MySQL/MariaDB pick the rows with
+    /// `FOR UPDATE SKIP LOCKED`, so concurrent claimers take disjoint rows without waiting on each
+    /// other; SQLite (one writer at a time) claims with one conditional `UPDATE`. A claim is a lease
+    /// (`claimed_until`): the rows of a claimer that died are claimed again once it runs out.
+    pub async fn claim(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u64,
+    ) -> Result<Vec<OutboxEntry>> {
+        use sea_orm::{DbBackend, Statement, TransactionTrait};
+        let backend = db.get_database_backend();
+        let table = match backend {
+            DbBackend::MySql => format!("`{}`", self.table.replace('`', "``")),
+            _ => format!("\"{}\"", self.table.replace('"', "\"\"")),
+        };
+        let columns = COLUMNS.join(", ");
+        let until = now_ms.saturating_add(std::cmp::max(lease_ms, 0));
+        let limit = std::cmp::min(limit, i64::MAX as u64) as i64;
+        let due = "state = 'pending' AND next_attempt_at <= {now} AND claimed_until <= {now}";
+        match backend {
+            DbBackend::Postgres => {
+                let sql = format!(
+                    "UPDATE {table} SET claimed_until = $1 WHERE id IN (SELECT id FROM {table} WHERE {} ORDER BY \
+                     next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {columns}",
+                    due.replace("{now}", "$2")
+                );
+                let stmt = Statement::from_sql_and_values(backend, sql, [until.into(), now_ms.into(), limit.into()]);
+                db.query_all_raw(stmt).await?.iter().map(read_entry).collect()
+            }
+            DbBackend::MySql => {
+                let txn = db.begin().await?;
+                let sql = format!(
+                    "SELECT {columns} FROM {table} WHERE {} ORDER BY next_attempt_at LIMIT ? FOR UPDATE SKIP LOCKED",
+                    due.replace("{now}", "?")
+                );
+                let stmt = Statement::from_sql_and_values(backend, sql, [now_ms.into(), now_ms.into(), limit.into()]);
+                let mut rows: Vec<OutboxEntry> =
+                    txn.query_all_raw(stmt).await?.iter().map(read_entry).collect::<Result<_>>()?;
+                for chunk in rows.chunks(1000) {
+                    let update = Query::update()
+                        .table(self.t())
+                        .value(col("claimed_until"), until)
+                        .and_where(Expr::col(col("id")).is_in(chunk.iter().map(|r| r.id.clone())))
+                        .to_owned();
+                    txn.execute(&update).await?;
+                }
+                txn.commit().await?;
+                rows.iter_mut().for_each(|r| r.claimed_until = until);
+                Ok(rows)
+            }
+            _ => {
+                let sql = format!(
+                    "UPDATE {table} SET claimed_until = ? WHERE id IN (SELECT id FROM {table} WHERE {} ORDER BY \
+                     next_attempt_at LIMIT ?) AND {} RETURNING {columns}",
+                    due.replace("{now}", "?"),
+                    due.replace("{now}", "?")
+                );
+                let values = [until.into(), now_ms.into(), now_ms.into(), limit.into(), now_ms.into(), now_ms.into()];
+                let stmt = Statement::from_sql_and_values(backend, sql, values);
+                db.query_all_raw(stmt).await?.iter().map(read_entry).collect()
+            }
+        }
     }
 
     /// One row by id.
@@ -235,10 +367,85 @@ impl TaskOutbox {
             .value(col("attempts"), Expr::col(col("attempts")).add(1))
             .value(col("last_error"), error.chars().take(2000).collect::<String>())
             .value(col("next_attempt_at"), next_attempt_at)
+            .value(col("claimed_until"), 0i64)
             .and_where(Expr::col(col("id")).eq(id))
             .to_owned();
         db.execute(&stmt).await?;
         Ok(())
+    }
+
+    /// Move a pending row to [`EntryState::Failed`] with `error` (its attempt counted). True when this
+    /// call moved it (false when it was not pending any more: another dispatcher got there first).
+    pub async fn mark_failed<C: ConnectionTrait>(&self, db: &C, id: &str, error: &str) -> Result<bool> {
+        let stmt = Query::update()
+            .table(self.t())
+            .value(col("state"), EntryState::Failed.as_str())
+            .value(col("attempts"), Expr::col(col("attempts")).add(1))
+            .value(col("last_error"), error.chars().take(2000).collect::<String>())
+            .value(col("failed_at"), chrono::Utc::now().timestamp_millis())
+            .value(col("claimed_until"), 0i64)
+            .and_where(Expr::col(col("id")).eq(id))
+            .and_where(Expr::col(col("state")).eq(EntryState::Pending.as_str()))
+            .to_owned();
+        Ok(db.execute(&stmt).await?.rows_affected() == 1)
+    }
+
+    /// Up to `limit` rows in `state`, the oldest first.
+    pub async fn list<C: ConnectionTrait>(&self, db: &C, state: EntryState, limit: u64) -> Result<Vec<OutboxEntry>> {
+        let stmt = Query::select()
+            .columns(COLUMNS.iter().map(|c| col(c)))
+            .from(self.t())
+            .and_where(Expr::col(col("state")).eq(state.as_str()))
+            .order_by(col("created_at"), Order::Asc)
+            .order_by(col("id"), Order::Asc)
+            .limit(limit)
+            .to_owned();
+        db.query_all(&stmt).await?.iter().map(read_entry).collect()
+    }
+
+    /// Put failed rows `ids` back to pending, due now, with their attempt count reset (their last error
+    /// is kept until the next attempt). Rows that are not failed are left alone. Returns the rows moved.
+    pub async fn retry<C: ConnectionTrait>(&self, db: &C, ids: &[String]) -> Result<u64> {
+        let mut total = 0;
+        for chunk in ids.chunks(1000) {
+            let stmt = Query::update()
+                .table(self.t())
+                .value(col("state"), EntryState::Pending.as_str())
+                .value(col("attempts"), 0i32)
+                .value(col("next_attempt_at"), chrono::Utc::now().timestamp_millis())
+                .value(col("failed_at"), Option::<i64>::None)
+                .value(col("claimed_until"), 0i64)
+                .and_where(Expr::col(col("id")).is_in(chunk.iter().cloned()))
+                .and_where(Expr::col(col("state")).eq(EntryState::Failed.as_str()))
+                .to_owned();
+            total += db.execute(&stmt).await?.rows_affected();
+        }
+        Ok(total)
+    }
+
+    /// Delete failed rows `ids` (their tasks never run). Rows that are not failed are left alone.
+    /// Returns the rows deleted.
+    pub async fn discard<C: ConnectionTrait>(&self, db: &C, ids: &[String]) -> Result<u64> {
+        let mut total = 0;
+        for chunk in ids.chunks(1000) {
+            let stmt = Query::delete()
+                .from_table(self.t())
+                .and_where(Expr::col(col("id")).is_in(chunk.iter().cloned()))
+                .and_where(Expr::col(col("state")).eq(EntryState::Failed.as_str()))
+                .to_owned();
+            total += db.execute(&stmt).await?.rows_affected();
+        }
+        Ok(total)
+    }
+
+    /// Rows in `state`.
+    pub async fn count<C: ConnectionTrait>(&self, db: &C, state: EntryState) -> Result<u64> {
+        let stmt = Query::select()
+            .expr(Expr::col(col("id")).count())
+            .from(self.t())
+            .and_where(Expr::col(col("state")).eq(state.as_str()))
+            .to_owned();
+        Ok(db.query_one(&stmt).await?.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) as u64)
     }
 
     /// Delete rows sent before `before_ms` (after Cloud Tasks' de-duplication window they serve nothing).
@@ -253,19 +460,7 @@ impl TaskOutbox {
 
     /// Rows by state: (pending, sent).
     pub async fn census<C: ConnectionTrait>(&self, db: &C) -> Result<(u64, u64)> {
-        let count = |state: EntryState| {
-            Query::select()
-                .expr(Expr::col(col("id")).count())
-                .from(self.t())
-                .and_where(Expr::col(col("state")).eq(state.as_str()))
-                .to_owned()
-        };
-        let read = |row: Option<sea_orm::QueryResult>| -> Result<u64> {
-            Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) as u64)
-        };
-        let pending = read(db.query_one(&count(EntryState::Pending)).await?)?;
-        let sent = read(db.query_one(&count(EntryState::Sent)).await?)?;
-        Ok((pending, sent))
+        Ok((self.count(db, EntryState::Pending).await?, self.count(db, EntryState::Sent).await?))
     }
 }
 
@@ -274,6 +469,7 @@ fn read_entry(row: &sea_orm::QueryResult) -> Result<OutboxEntry> {
     let state = match state.as_str() {
         "pending" => EntryState::Pending,
         "sent" => EntryState::Sent,
+        "failed" => EntryState::Failed,
         other => return Err(Error::Database(DbErr::Custom(format!("unknown task outbox state `{other}`")))),
     };
     Ok(OutboxEntry {
@@ -289,6 +485,8 @@ fn read_entry(row: &sea_orm::QueryResult) -> Result<OutboxEntry> {
         created_at: row.try_get("", "created_at")?,
         next_attempt_at: row.try_get("", "next_attempt_at")?,
         sent_at: row.try_get("", "sent_at")?,
+        failed_at: row.try_get("", "failed_at")?,
+        claimed_until: row.try_get("", "claimed_until")?,
     })
 }
 

@@ -14,6 +14,7 @@
 //! | [`invoker_service_account`](TasksSettings::invoker_service_account) | `GCP_TASKS_INVOKER_SERVICE_ACCOUNT` | required unless eager or disabled |
 //! | [`cloud_tasks_endpoint`](TasksSettings::cloud_tasks_endpoint) | `GCP_TASKS_EMULATOR_TARGET` | `https://cloudtasks.googleapis.com` |
 //! | [`scheduler_endpoint`](TasksSettings::scheduler_endpoint) | `GCP_SCHEDULER_EMULATOR_TARGET` | `https://cloudscheduler.googleapis.com` |
+//! | [`django_gcp_compat`](TasksSettings::django_gcp_compat) | `GCP_TASKS_DJANGO_GCP_COMPAT` | false |
 //!
 //! django-gcp documents `GCP_PROJECT_ID` but never reads it; here it is read, and [`resolve_project_id`]
 //! asks the metadata server when neither variable is set (on Cloud Run, GKE, GCE).
@@ -64,6 +65,11 @@ pub struct TasksSettings {
     pub scheduler_endpoint: String,
     /// Cloud Tasks' dispatch deadline for tasks that set none (Cloud Tasks' default: 10 minutes).
     pub dispatch_deadline: Option<Duration>,
+    /// Name things the way django-gcp does (`GCP_TASKS_DJANGO_GCP_COMPAT`, default false), for an
+    /// application taking over from a django-gcp one: deduplication ids hash the payload as Python's
+    /// `json.dumps` writes it ([`django_gcp_json`](super::django_gcp_json)), and Scheduler jobs are
+    /// named `{affix}{delimiter}{task}` instead of `{task}{delimiter}{affix}`.
+    pub django_gcp_compat: bool,
 }
 
 impl Default for TasksSettings {
@@ -82,6 +88,7 @@ impl Default for TasksSettings {
             cloud_tasks_endpoint: CLOUD_TASKS_ENDPOINT.into(),
             scheduler_endpoint: SCHEDULER_ENDPOINT.into(),
             dispatch_deadline: None,
+            django_gcp_compat: false,
         }
     }
 }
@@ -146,6 +153,9 @@ impl TasksSettings {
         }
         s.project_id = get("GCP_PROJECT_ID").or_else(|| get("GOOGLE_CLOUD_PROJECT"));
         s.invoker_service_account = get("GCP_TASKS_INVOKER_SERVICE_ACCOUNT");
+        if let Some(v) = get("GCP_TASKS_DJANGO_GCP_COMPAT") {
+            s.django_gcp_compat = parse_bool("GCP_TASKS_DJANGO_GCP_COMPAT", &v)?;
+        }
         if let Some(v) = get("GCP_TASKS_EMULATOR_TARGET") {
             s.cloud_tasks_endpoint = v;
         }
@@ -281,6 +291,38 @@ impl TasksSettings {
         }
     }
 
+    /// The Scheduler job id of the periodic task `task`: `{task}{delimiter}{affix}`, or django-gcp's
+    /// `{affix}{delimiter}{task}` with [`django_gcp_compat`](Self::django_gcp_compat) (the task alone
+    /// without an affix).
+    pub fn job_id(&self, task: &str) -> String {
+        match &self.resource_affix {
+            Some(affix) if self.django_gcp_compat => format!("{affix}{}{task}", self.delimiter),
+            _ => self.affixed(task),
+        }
+    }
+
+    /// True when the Scheduler job id `id` carries the affix where [`job_id`](Self::job_id) puts it:
+    /// a job `sync --cleanup` may delete. Always false without an affix.
+    pub fn job_carries_affix(&self, id: &str) -> bool {
+        match &self.resource_affix {
+            Some(affix) if self.django_gcp_compat => id.starts_with(&format!("{affix}{}", self.delimiter)),
+            _ => self.carries_affix(id),
+        }
+    }
+
+    /// True when the Scheduler job id `id` carries the affix where the other naming puts it (a prefix by
+    /// default, a suffix with [`django_gcp_compat`](Self::django_gcp_compat)): a job of the same
+    /// application named the other way, which `sync` reports and never deletes.
+    pub fn job_carries_affix_elsewhere(&self, id: &str) -> bool {
+        let Some(affix) = &self.resource_affix else { return false };
+        let other = if self.django_gcp_compat {
+            id.ends_with(&format!("{}{affix}", self.delimiter))
+        } else {
+            id.starts_with(&format!("{affix}{}", self.delimiter))
+        };
+        other && !self.job_carries_affix(id)
+    }
+
     /// Fill [`project_id`](Self::project_id) from the metadata server when it is unset (`GCE_METADATA_HOST`
     /// overrides the host), then validate again.
     pub async fn resolve_project_id(mut self) -> Result<Self> {
@@ -344,6 +386,11 @@ impl TasksSettingsBuilder {
     /// Set [`TasksSettings::resource_affix`].
     pub fn with_resource_affix(mut self, affix: impl Into<String>) -> Self {
         self.settings.resource_affix = Some(affix.into());
+        self
+    }
+    /// Set [`TasksSettings::django_gcp_compat`].
+    pub fn with_django_gcp_compat(mut self, yes: bool) -> Self {
+        self.settings.django_gcp_compat = yes;
         self
     }
     /// Set [`TasksSettings::region`].

@@ -24,6 +24,10 @@ pub enum Change {
     Unchanged(Job),
     /// Delete the job (cleanup: it carries our affix and no task claims it).
     Delete(String),
+    /// Reported, never changed: a job carrying the affix where the other naming puts it (a prefix,
+    /// django-gcp's `{affix}{delimiter}{task}`, unless `django_gcp_compat` is set), so it fires beside
+    /// ours and cleanup cannot see it. Delete it, or set `GCP_TASKS_DJANGO_GCP_COMPAT` to adopt it.
+    OtherNaming(String),
 }
 
 impl fmt::Display for Change {
@@ -35,6 +39,13 @@ impl fmt::Display for Change {
             Change::Delete(name) => {
                 write!(f, "delete    scheduler job {}", name.rsplit('/').next().unwrap_or_default())
             }
+            Change::OtherNaming(name) => write!(
+                f,
+                "note      scheduler job {} carries the affix in the other naming's place (django-gcp puts it \
+                 first, sea-gcp last; GCP_TASKS_DJANGO_GCP_COMPAT chooses): it is not managed here and still \
+                 fires; delete it (gcloud scheduler jobs delete) or switch the naming",
+                name.rsplit('/').next().unwrap_or_default()
+            ),
         }
     }
 }
@@ -50,7 +61,7 @@ pub struct SyncPlan {
 impl SyncPlan {
     /// True when applying changes nothing.
     pub fn is_noop(&self) -> bool {
-        self.changes.iter().all(|c| matches!(c, Change::Unchanged(_)))
+        self.changes.iter().all(|c| matches!(c, Change::Unchanged(_) | Change::OtherNaming(_)))
     }
 }
 
@@ -148,7 +159,7 @@ impl Manifest {
     }
 }
 
-/// The job of each periodic task in `manifest` (ids `{task}{delimiter}{affix}`), checked.
+/// The job of each periodic task in `manifest` (ids from [`TasksSettings::job_id`]), checked.
 pub fn desired_jobs(manifest: &Manifest, settings: &TasksSettings) -> Result<Vec<Job>> {
     let parent =
         format!("projects/{}/locations/{}", settings.project_id.as_deref().unwrap_or_default(), settings.region);
@@ -161,7 +172,7 @@ pub fn desired_jobs(manifest: &Manifest, settings: &TasksSettings) -> Result<Vec
         let mut headers = std::collections::BTreeMap::new();
         headers.insert("Content-Type".to_string(), "application/json".to_string());
         jobs.push(Job {
-            name: format!("{parent}/jobs/{}", settings.affixed(task)),
+            name: format!("{parent}/jobs/{}", settings.job_id(task)),
             description: schedule.description.clone(),
             schedule: schedule.cron.clone(),
             time_zone: schedule.time_zone.clone(),
@@ -176,7 +187,8 @@ pub fn desired_jobs(manifest: &Manifest, settings: &TasksSettings) -> Result<Vec
 }
 
 /// Compare the wanted jobs with Scheduler's. With `cleanup`, jobs carrying the affix that no task claims
-/// are deleted; without an affix, cleanup is refused (nothing tells our jobs from others').
+/// are deleted; without an affix, cleanup is refused (nothing tells our jobs from others'). With an
+/// affix, jobs carrying it in the other naming's place are reported ([`Change::OtherNaming`]).
 pub async fn plan(
     client: &SchedulerClient,
     settings: &TasksSettings,
@@ -200,12 +212,17 @@ pub async fn plan(
             }
         });
     }
-    if cleanup {
+    if settings.resource_affix.is_some() {
         let parent =
             format!("projects/{}/locations/{}", settings.project_id.as_deref().unwrap_or_default(), settings.region);
         for job in client.list_jobs(&parent, 100).await? {
-            if settings.carries_affix(job.id()) && !wanted.iter().any(|w| w.name == job.name) {
+            if wanted.iter().any(|w| w.name == job.name) {
+                continue;
+            }
+            if cleanup && settings.job_carries_affix(job.id()) {
                 changes.push(Change::Delete(job.name));
+            } else if settings.job_carries_affix_elsewhere(job.id()) {
+                changes.push(Change::OtherNaming(job.name));
             }
         }
     }
@@ -222,7 +239,7 @@ pub async fn apply(client: &SchedulerClient, plan: &SyncPlan) -> Result<()> {
             Change::Update(job, mask) => {
                 client.patch_job(job, mask).await?;
             }
-            Change::Unchanged(_) => {}
+            Change::Unchanged(_) | Change::OtherNaming(_) => {}
             Change::Delete(name) => {
                 client.delete_job(name).await?;
             }
