@@ -41,7 +41,7 @@ failed=0
 for t in "${targets[@]}"; do
     read -r status secs <"$logs/$t.status"
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$t.log" | tail -1)
-    crashes=$(find "fuzz/artifacts/$t" -type f 2>/dev/null | wc -l)
+    crashes=$( { find "fuzz/artifacts/$t" -type f 2>/dev/null || true; } | wc -l)
     cargo +nightly fuzz cmin -O "$t" >/dev/null 2>&1 || true
     corpus=$(find "fuzz/corpus/$t" -type f | wc -l)
     printf '%-16s %14s %8s %8s %10s\n' "$t" "${execs:-?}" "$secs" "$crashes" "$corpus"

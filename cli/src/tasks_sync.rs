@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use sea_gcp::pubsub::PubSubClient;
-use sea_gcp::tasks::sync::{Manifest, apply, plan};
-use sea_gcp::tasks::sync_subscriptions::{apply_subscriptions, plan_subscriptions};
+use sea_gcp::tasks::sync::{Manifest, apply, desired_jobs, plan};
+use sea_gcp::tasks::sync_subscriptions::{apply_subscriptions, desired_subscriptions, plan_subscriptions};
 use sea_gcp::tasks::{SchedulerClient, TasksSettings};
 use sea_gcp::{Error, Result};
 
@@ -46,12 +46,17 @@ impl TasksArgs {
 /// Flags of `sea-gcp tasks sync`.
 #[derive(Debug, Args)]
 pub struct TasksSyncArgs {
-    /// The task manifest (JSON) the application writes: `Manifest::from(&registry)`.
+    /// The task manifest (JSON) the application writes from its task registry.
     #[arg(long, value_name = "FILE", env = "SEA_GCP_TASK_MANIFEST")]
     pub manifest: PathBuf,
-    /// Print the plan only.
-    #[arg(long)]
+    /// Print the jobs and subscriptions the manifest asks for, and change nothing. Calls no Google API
+    /// and needs no credentials (use --plan to compare with what exists).
+    #[arg(long, conflicts_with_all = ["plan", "cleanup"])]
     pub dry_run: bool,
+    /// Compare with the jobs and subscriptions that exist (read-only calls) and print what a sync would
+    /// change, without changing it.
+    #[arg(long)]
+    pub plan: bool,
     /// Also delete jobs whose names carry GCP_TASKS_RESOURCE_AFFIX and that no task claims.
     #[arg(long)]
     pub cleanup: bool,
@@ -68,11 +73,32 @@ impl TasksSyncArgs {
             vars.retain(|(k, _)| k != "GCP_TASKS_DOMAIN");
             vars.push(("GCP_TASKS_DOMAIN".into(), domain.clone()));
         }
-        let settings = TasksSettings::from_vars(vars)?;
+        let settings = TasksSettings::for_sync_from_vars(vars)?;
         let text = std::fs::read_to_string(&self.manifest).map_err(|e| {
             Error::config(None, format!("cannot read the task manifest {}: {e}", self.manifest.display()))
         })?;
         let manifest = Manifest::from_json(&text)?;
+        if self.dry_run {
+            for job in desired_jobs(&manifest, &settings)? {
+                writeln!(
+                    out,
+                    "want      scheduler job {} ({} {}) -> {}",
+                    job.id(),
+                    job.schedule,
+                    job.time_zone,
+                    job.uri
+                )?;
+            }
+            for subscription in desired_subscriptions(&manifest, &settings) {
+                writeln!(
+                    out,
+                    "want      push subscription {} (topic {}) -> {}",
+                    subscription.name, subscription.topic, subscription.push_endpoint
+                )?;
+            }
+            writeln!(out, "dry run: nothing read or changed (--plan compares with what exists)")?;
+            return Ok(());
+        }
         let client = if is_loopback(&settings.scheduler_endpoint) {
             SchedulerClient::unauthenticated(&settings.scheduler_endpoint)
         } else {
@@ -93,8 +119,8 @@ impl TasksSyncArgs {
             }
             Some((pubsub, planned))
         };
-        if self.dry_run {
-            writeln!(out, "dry run: nothing changed")?;
+        if self.plan {
+            writeln!(out, "plan only: nothing changed")?;
             return Ok(());
         }
         apply(&client, &planned).await?;

@@ -63,14 +63,42 @@ async fn tasks_sync_plans_applies_is_idempotent_and_cleans_up_only_our_jobs() {
         r#"{"task": "hourly", "cron": "0 * * * *", "time_zone": "UTC", "attempt_deadline_seconds": 60, "body": {}}"#;
     write(&format!("{nightly}, {hourly}"));
 
-    let (ok, out, err) = sync(&["--dry-run"], &url, &manifest, Some("shop"));
+    // --dry-run reads no API and needs neither credentials nor a queue name: the Scheduler endpoint here
+    // is a closed port, and the queue variable is unset.
+    let out = Command::new(env!("CARGO_BIN_EXE_sea-gcp"))
+        .args(["tasks", "sync", "--dry-run", "--manifest"])
+        .arg(&manifest)
+        .env("GCP_PROJECT_ID", "dry-run-project")
+        .env("GCP_TASKS_DOMAIN", "https://worker.example.com")
+        .env("GCP_TASKS_INVOKER_SERVICE_ACCOUNT", "invoker@test-project.iam.gserviceaccount.com")
+        .env("GCP_SCHEDULER_EMULATOR_TARGET", "http://127.0.0.1:9")
+        .env("GCP_TASKS_RESOURCE_AFFIX", "shop")
+        .env("PUBSUB_EMULATOR_HOST", "127.0.0.1:9")
+        .env_remove("GCP_TASKS_DEFAULT_QUEUE_NAME")
+        .output()
+        .unwrap();
+    let (dry, err) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{err}");
+    assert!(
+        dry.contains(
+            "want      scheduler job nightly--shop (0 3 * * * Europe/Paris) -> https://worker.example.com/tasks/nightly"
+        ) && dry.contains("want      scheduler job hourly--shop")
+            && dry.contains("dry run: nothing read or changed"),
+        "{dry}"
+    );
+    assert!(!pubsub || dry.contains("want      push subscription"), "{dry}");
+    for api_name in ["::", "Manifest", "registry", "TasksSettings"] {
+        assert!(!err.contains(api_name) && !dry.contains(api_name), "no API names for CLI users: {dry}{err}");
+    }
+
+    let (ok, out, err) = sync(&["--plan"], &url, &manifest, Some("shop"));
     assert!(ok, "{err}");
     assert!(
         out.contains("create    scheduler job nightly--shop") && out.contains("create    scheduler job hourly--shop"),
         "{out}"
     );
     assert!(!pubsub || out.contains("create    subscription on-order--shop (topic orders)"), "{out}");
-    assert!(out.contains("dry run: nothing changed") && scheduler.jobs().is_empty(), "{out}");
+    assert!(out.contains("plan only: nothing changed") && scheduler.jobs().is_empty(), "{out}");
 
     let (ok, out, err) = sync(&[], &url, &manifest, Some("shop"));
     assert!(ok && out.contains("applied"), "{out}{err}");

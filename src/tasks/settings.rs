@@ -128,6 +128,29 @@ impl TasksSettings {
 
     /// Like [`from_env`](Self::from_env), from the given variables.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let s = Self::read_vars(vars)?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// The settings `sea-gcp tasks sync` needs, from the given variables: everything
+    /// [`from_vars`](Self::from_vars) checks but the default queue, which Scheduler jobs and push
+    /// subscriptions never name (a queue set anyway is still checked).
+    pub fn for_sync_from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let mut s = Self::read_vars(vars)?;
+        let placeholder = s.default_queue.trim().is_empty();
+        if placeholder {
+            s.default_queue = "unused-by-sync".into();
+        }
+        s.validate()?;
+        if placeholder {
+            s.default_queue.clear();
+        }
+        Ok(s)
+    }
+
+    /// The variables as settings, unchecked.
+    fn read_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
         let vars: std::collections::HashMap<String, String> = vars.into_iter().collect();
         let get = |k: &str| vars.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let mut s = TasksSettings::default();
@@ -162,7 +185,6 @@ impl TasksSettings {
         if let Some(v) = get("GCP_SCHEDULER_EMULATOR_TARGET") {
             s.scheduler_endpoint = v;
         }
-        s.validate()?;
         Ok(s)
     }
 
@@ -235,8 +257,8 @@ impl TasksSettings {
         if self.sends() {
             if self.project_id.as_deref().is_none_or(|p| p.trim().is_empty()) {
                 return Err(config(
-                    "no project id: set GCP_PROJECT_ID (or GOOGLE_CLOUD_PROJECT), or call \
-                     TasksSettings::resolve_project_id on Cloud Run to ask the metadata server",
+                    "no project id: set GCP_PROJECT_ID (or GOOGLE_CLOUD_PROJECT) to the Google Cloud project of \
+                     the queue and the jobs",
                 ));
             }
             if self.invoker_service_account.as_deref().is_none_or(|a| !a.contains('@')) {
