@@ -11,6 +11,8 @@
 //! processes (each writer, like an app instance, also runs a dispatcher); the writers commit ROWS
 //! one-row transactions in all, recording when each committed. It reports create calls per task, lost
 //! tasks, tasks created twice, and the median and 90th percentile from a commit to the create call.
+//! `BENCH_RATE` paces the writers to that many tasks per second for the whole fleet (steady traffic);
+//! unset, they commit as fast as they can and the latency includes the backlog they build.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,8 +102,16 @@ async fn fleet_member(role: &str) {
     if role == "writer" {
         let rows: usize = env("BENCH_ROWS_EACH").parse().unwrap();
         let writer: i64 = env("BENCH_WRITER").parse().unwrap();
+        // BENCH_RATE (tasks/s for the whole fleet, 0 = as fast as the writers can commit): each writer
+        // commits on a fixed schedule, as an app serving steady traffic does.
+        let rate: f64 = std::env::var("BENCH_RATE").ok().and_then(|r| r.parse().ok()).unwrap_or(0.0);
+        let writers = env("BENCH_WRITERS").parse::<f64>().unwrap();
+        let start = tokio::time::Instant::now();
         let mut lines = String::new();
         for i in 0..rows {
+            if rate > 0.0 {
+                tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 * writers / rate)).await;
+            }
             let order = Order { order_id: writer * 1_000_000 + i as i64, customer: format!("w{writer}") };
             let txn = db.begin().await.unwrap();
             let sea_gcp::tasks::Enqueued::Outboxed { id } =
@@ -143,6 +153,7 @@ async fn fleet(rows: usize) {
             .env("BENCH_TABLE", &table)
             .env("BENCH_ROWS_EACH", (rows / WRITERS).to_string())
             .env("BENCH_WRITER", writer.to_string())
+            .env("BENCH_WRITERS", WRITERS.to_string())
             .env("BENCH_OUT", dir.path().join(format!("writer-{writer}")))
             .spawn()
             .unwrap()
@@ -207,7 +218,13 @@ async fn fleet(rows: usize) {
     println!(
         "fleet: {DISPATCHERS} dispatcher processes + {WRITERS} writer processes (each with its own dispatcher), one PostgreSQL outbox"
     );
-    println!("tasks committed: {}, written in {:.1} s", committed.len(), written.as_secs_f64());
+    let rate = std::env::var("BENCH_RATE").ok().filter(|r| r != "0");
+    println!(
+        "tasks committed: {}, written in {:.1} s ({})",
+        committed.len(),
+        written.as_secs_f64(),
+        rate.map_or("writers as fast as they can commit".to_string(), |r| format!("writers paced at {r} tasks/s"))
+    );
     println!(
         "create calls: {calls} = {:.3} x tasks ({} refused as duplicates)",
         calls as f64 / committed.len().max(1) as f64,

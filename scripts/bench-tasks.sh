@@ -6,7 +6,7 @@
 #
 # Usage: scripts/bench-tasks.sh [--write] [ROWS] [LATENCY_MS] [CONCURRENCY]   (defaults 20000 50 512)
 # Env:   SEA_GCP_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test; skipped if unreachable)
-#        scripts/bench-tasks.sh --fleet [ROWS]   (default 20000; BASE=main)
+#        scripts/bench-tasks.sh --fleet [ROWS]   (default 20000; BASE=main; BENCH_RATE=N paces the writers)
 #        4 dispatcher and 4 writer processes on one PostgreSQL outbox (`bench_tasks fleet`), run with the
 #        library at BASE ("before": this example built against it, its post-commit wake replaced by a
 #        plain commit, as BASE has none) and with this checkout ("after"), one after the other.

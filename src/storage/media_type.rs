@@ -137,7 +137,13 @@ impl MediaType {
                 charset = Some(value.to_ascii_lowercase());
             }
         }
-        Ok(Self { kind: kind.to_ascii_lowercase(), subtype: subtype.to_ascii_lowercase(), charset })
+        let parsed = Self { kind: kind.to_ascii_lowercase(), subtype: subtype.to_ascii_lowercase(), charset };
+        // The normalised form is what gets stored and parsed again: it must fit the limit too (it can be
+        // longer than the input: `a/b;charset=x` prints as `a/b; charset=x`).
+        if parsed.to_string().len() > MAX_MEDIA_TYPE_LEN {
+            return Err(err("longer than 255 bytes once normalised"));
+        }
+        Ok(parsed)
     }
 
     /// The top-level type (`image`), lowercase.
@@ -227,6 +233,17 @@ mod tests {
         assert_eq!(ok("image/png; a=\"b, text/html\""), "image/png");
         assert_eq!(ok("text/plain;"), "text/plain");
         assert_eq!(ok("application/vnd.api+json"), "application/vnd.api+json");
+    }
+
+    #[test]
+    fn the_normalised_form_fits_the_limit() {
+        // 255 bytes as given, 256 once `;charset=u` is printed as `; charset=u`.
+        let long = format!("a/{};charset=u", "b".repeat(255 - "a/;charset=u".len()));
+        assert_eq!(long.len(), 255);
+        assert!(MediaType::parse(&long).is_err());
+        let fits = format!("a/{};charset=u", "b".repeat(254 - "a/;charset=u".len()));
+        let parsed = MediaType::parse(&fits).unwrap();
+        assert_eq!(MediaType::parse(&parsed.to_string()).unwrap(), parsed);
     }
 
     #[test]
