@@ -52,7 +52,7 @@ impl SignerArgs {
 
     /// True when no signing flag was given, so the signer comes from the environment (a key file in
     /// `GOOGLE_APPLICATION_CREDENTIALS`, else IAM signBlob as the metadata server's account).
-    fn from_environment(&self) -> bool {
+    fn signer_from_environment(&self) -> bool {
         self.private_key_file.is_none() && self.hmac_access_id.is_none() && self.impersonate_service_account.is_none()
     }
 
@@ -68,7 +68,7 @@ impl SignerArgs {
             Err(e) => Err(e),
         };
         match result {
-            Err(Error::Signing { message, source }) if self.from_environment() => Err(Error::Signing {
+            Err(Error::Signing { message, source }) if self.signer_from_environment() => Err(Error::Signing {
                 message: format!(
                     "no signing credentials found ({message}); pass --private-key-file KEY.json (a service-account \
                      key), --hmac-access-id ID with --hmac-secret SECRET, or --impersonate-service-account EMAIL"
