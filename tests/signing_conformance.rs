@@ -198,6 +198,7 @@ fn hmac_batches_equal_one_by_one_signing_on_any_thread_count() {
     for threads in [1, 2, 4] {
         let batch = sign_urls_parallel_with(&hmac, &requests, now, threads).unwrap();
         assert_eq!(batch.to_vec(), one_by_one, "{threads} thread(s)");
+        assert_eq!(batch, one_by_one.iter().collect(), "equal to the same URLs in one buffer");
         assert_eq!(batch.get(requests.len()), None);
         assert!(!format!("{batch:?}").contains("X-Goog-Signature"), "Debug shows no URL");
     }

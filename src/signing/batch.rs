@@ -55,7 +55,7 @@ pub(crate) fn threads_for(algorithm: SigningAlgorithm, len: usize, max_threads: 
 /// previous batch freed is reused whole. Read them with [`get`](Self::get), indexing (`urls[i]`) or
 /// [`iter`](Self::iter). Unlike [`SignedUrl`], a batch keeps no canonical request or string to sign:
 /// sign one URL with [`sign_url`](super::sign_url) to see them.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct SignedUrls {
     /// Runs of `run_len` URLs each (the last may be shorter).
     runs: Vec<Run>,
@@ -64,7 +64,7 @@ pub struct SignedUrls {
 }
 
 /// Consecutive URLs written into one buffer, and where each ends.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 struct Run {
     text: String,
     ends: Vec<usize>,
@@ -76,6 +76,15 @@ impl Run {
         &self.text[start..self.ends[i]]
     }
 }
+
+/// Equal when they hold the same URLs in the same order, however the threads shared the work.
+impl PartialEq for SignedUrls {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for SignedUrls {}
 
 /// A batch's URLs carry signatures: Debug shows how many there are, not the URLs.
 impl std::fmt::Debug for SignedUrls {
