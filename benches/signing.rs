@@ -160,7 +160,7 @@ fn main() {
         black_box(sign_urls_parallel_with(&hmac, &big, now, threads).unwrap());
     });
     // Around the one-thread threshold: below it a batch stays on one thread, above it uses all cores.
-    for n in [256usize, 1024, 2048] {
+    for n in [128usize, 256, 1024, 2048] {
         let batch = &big[..n];
         measure(&format!("hmac_batch{n}_one_thread"), n as u64, true, || {
             black_box(sign_urls_parallel_with(&hmac, batch, now, 1).unwrap());
@@ -168,6 +168,48 @@ fn main() {
         measure(&format!("hmac_batch{n}_all_cores"), n as u64, false, || {
             black_box(sign_urls_parallel_with(&hmac, batch, now, threads).unwrap());
         });
+    }
+
+    // Batches against one-by-one signing, interleaved: the machine's speed drifts during a run (other
+    // tenants of the host), so each round measures one-by-one signing right before the batch, the
+    // ratios are taken per round, and the median of the rounds is printed.
+    let rounds = if smoke_test() { 1 } else { 5 };
+    let slice = Duration::from_secs_f64((seconds() / 3.0).max(0.05));
+    let timed = |per_call: u64, f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        let mut ops = 0u64;
+        while start.elapsed() < slice {
+            f();
+            ops += per_call;
+        }
+        ops as f64 / start.elapsed().as_secs_f64()
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for n in [128usize, 256, 1024, 2048, 4096] {
+        let batch = &big[..n];
+        let (mut all, mut single) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let mut i = 0usize;
+            let one = timed(1, &mut || {
+                i = (i + 1) % requests.len();
+                black_box(sign_url_blocking(&hmac, &requests[i], now).unwrap());
+            });
+            all.push(
+                timed(n as u64, &mut || {
+                    black_box(sign_urls_parallel_with(&hmac, batch, now, threads).unwrap());
+                }) / one,
+            );
+            single.push(
+                timed(n as u64, &mut || {
+                    black_box(sign_urls_parallel_with(&hmac, batch, now, 1).unwrap());
+                }) / one,
+            );
+        }
+        println!("RESULT hmac_batch{n}_vs_one_by_one {:.3}", median(all));
+        println!("RESULT hmac_batch{n}_one_thread_vs_one_by_one {:.3}", median(single));
     }
 
     // The same URL for the same object again (cache hit), one core.

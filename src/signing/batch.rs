@@ -28,8 +28,9 @@ fn min_per_thread(algorithm: SigningAlgorithm) -> usize {
     match algorithm {
         // ~0.27 ms per signature: worth a thread from two URLs on.
         SigningAlgorithm::Rsa => 2,
-        // ~1.5 µs per URL: a thread pays off for a few hundred.
-        SigningAlgorithm::Hmac => 256,
+        // ~1.2 µs per URL: a thread pays off from about a hundred (starting and joining one costs tens
+        // of microseconds).
+        SigningAlgorithm::Hmac => 128,
     }
 }
 
@@ -50,27 +51,30 @@ pub(crate) fn threads_for(algorithm: SigningAlgorithm, len: usize, max_threads: 
 
 /// The URLs of a batch, in the order of its requests.
 ///
-/// They are held in a few large buffers (one per share of work a thread took) rather than one
-/// allocation per URL: a page of thousands of URLs costs a handful of allocations, and memory a
-/// previous batch freed is reused whole. Read them with [`get`](Self::get), indexing (`urls[i]`) or
+/// They are held in one large buffer per thread that signed them rather than one allocation per URL:
+/// a page of thousands of URLs costs a handful of allocations, and the allocator reuses the memory a
+/// previous batch freed as a whole instead of handing thousands of small blocks back to the system. Read them with [`get`](Self::get), indexing (`urls[i]`) or
 /// [`iter`](Self::iter). Unlike [`SignedUrl`], a batch keeps no canonical request or string to sign:
 /// sign one URL with [`sign_url`](super::sign_url) to see them.
 #[derive(Clone, Default)]
 pub struct SignedUrls {
-    /// Runs of `run_len` URLs each (the last may be shorter).
-    runs: Vec<Run>,
-    run_len: usize,
+    /// One buffer per thread that signed.
+    buffers: Vec<Buffer>,
+    /// For each chunk of `chunk_len` requests, in request order: its buffer and the position of its
+    /// first URL there (the last chunk may be shorter).
+    chunks: Vec<(usize, usize)>,
+    chunk_len: usize,
     len: usize,
 }
 
-/// Consecutive URLs written into one buffer, and where each ends.
+/// URLs written one after the other, and where each ends.
 #[derive(Clone, Default)]
-struct Run {
+struct Buffer {
     text: String,
     ends: Vec<usize>,
 }
 
-impl Run {
+impl Buffer {
     fn url(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.text[start..self.ends[i]]
@@ -94,9 +98,15 @@ impl std::fmt::Debug for SignedUrls {
 }
 
 impl SignedUrls {
-    fn from_runs(runs: Vec<Run>, run_len: usize) -> Self {
-        let len = runs.iter().map(|r| r.ends.len()).sum();
-        Self { runs, run_len: run_len.max(1), len }
+    /// One buffer holding every URL in order.
+    fn single(buffer: Buffer) -> Self {
+        let len = buffer.ends.len();
+        Self { buffers: vec![buffer], chunks: vec![(0, 0)], chunk_len: len.max(1), len }
+    }
+
+    fn url(&self, i: usize) -> &str {
+        let (buffer, first) = self.chunks[i / self.chunk_len];
+        self.buffers[buffer].url(first + i % self.chunk_len)
     }
 
     /// How many URLs the batch holds (as many as it had requests).
@@ -111,12 +121,12 @@ impl SignedUrls {
 
     /// The URL of the `i`-th request, if there is one.
     pub fn get(&self, i: usize) -> Option<&str> {
-        (i < self.len).then(|| self.runs[i / self.run_len].url(i % self.run_len))
+        (i < self.len).then(|| self.url(i))
     }
 
     /// The URLs in request order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        (0..self.len).map(|i| self.runs[i / self.run_len].url(i % self.run_len))
+        (0..self.len).map(|i| self.url(i))
     }
 
     /// The URLs as owned strings (one allocation each).
@@ -136,13 +146,12 @@ impl std::ops::Index<usize> for SignedUrls {
 
 impl<S: Into<String>> FromIterator<S> for SignedUrls {
     fn from_iter<I: IntoIterator<Item = S>>(urls: I) -> Self {
-        let mut run = Run::default();
+        let mut buffer = Buffer::default();
         for url in urls {
-            run.text.push_str(&url.into());
-            run.ends.push(run.text.len());
+            buffer.text.push_str(&url.into());
+            buffer.ends.push(buffer.text.len());
         }
-        let len = run.ends.len();
-        Self::from_runs(vec![run], len)
+        Self::single(buffer)
     }
 }
 
@@ -155,9 +164,12 @@ pub fn sign_urls_parallel(signer: &dyn Signer, requests: &[V4Request]) -> Result
 }
 
 /// One thread's reusable state: the canonical request and string to sign are rewritten for every URL,
-/// the signature goes into one buffer, and the scope's signer is kept while the scope stays the same
-/// (a batch shares one signing time, so it normally never changes).
+/// the signature goes into one buffer, the URLs into another, and the scope's signer is kept while the
+/// scope stays the same (a batch shares one signing time, so it normally never changes).
 struct Worker<'s> {
+    /// The URLs this thread signed, and how many it expects to sign (to size the buffer once).
+    out: Buffer,
+    expected: usize,
     signer: &'s dyn Signer,
     credential_id: &'s str,
     now: DateTime<Utc>,
@@ -168,8 +180,10 @@ struct Worker<'s> {
 }
 
 impl<'s> Worker<'s> {
-    fn new(signer: &'s dyn Signer, credential_id: &'s str, now: DateTime<Utc>) -> Self {
+    fn new(signer: &'s dyn Signer, credential_id: &'s str, now: DateTime<Utc>, expected: usize) -> Self {
         Self {
+            out: Buffer { text: String::new(), ends: Vec::with_capacity(expected) },
+            expected,
             signer,
             credential_id,
             now,
@@ -180,10 +194,10 @@ impl<'s> Worker<'s> {
         }
     }
 
-    /// Sign `requests` into one run.
-    fn run(&mut self, requests: &[V4Request]) -> Result<Run> {
-        let mut run = Run { text: String::new(), ends: Vec::with_capacity(requests.len()) };
-        for (i, request) in requests.iter().enumerate() {
+    /// Sign `requests`, appending their URLs to this thread's buffer; returns where the first one is.
+    fn run(&mut self, requests: &[V4Request]) -> Result<usize> {
+        let first = self.out.ends.len();
+        for request in requests {
             let scope = prepare_into(
                 request,
                 self.signer.algorithm(),
@@ -191,7 +205,7 @@ impl<'s> Worker<'s> {
                 self.now,
                 &mut self.canonical_request,
                 &mut self.string_to_sign,
-                &mut run.text,
+                &mut self.out.text,
             )?;
             let scope = &self.string_to_sign[scope];
             if self.scoped.as_ref().is_none_or(|(held, _)| held != scope) {
@@ -200,14 +214,14 @@ impl<'s> Worker<'s> {
             }
             let (_, sign) = self.scoped.as_mut().expect("set above");
             sign(self.string_to_sign.as_bytes(), &mut self.signature)?;
-            push_signature(&mut run.text, &self.signature);
-            run.ends.push(run.text.len());
-            if i == 0 {
-                // The rest are about as long as the first: one allocation for the whole run.
-                run.text.reserve((run.text.len() + 16) * (requests.len() - 1));
+            push_signature(&mut self.out.text, &self.signature);
+            self.out.ends.push(self.out.text.len());
+            if self.out.ends.len() == 1 {
+                // The rest are about as long as the first: one allocation for the whole share.
+                self.out.text.reserve((self.out.text.len() + 16) * self.expected.saturating_sub(1));
             }
         }
-        Ok(run)
+        Ok(first)
     }
 }
 
@@ -218,7 +232,7 @@ fn not_local(signer: &dyn Signer) -> Error {
 /// [`sign_urls_parallel`] with an explicit signing time and at most `max_threads` threads (for benchmarks
 /// and tests).
 ///
-/// Small batches stay on the calling thread (below 2 RSA or 256 HMAC URLs per thread). Larger ones are
+/// Small batches stay on the calling thread (below 2 RSA or 128 HMAC URLs per thread). Larger ones are
 /// cut into chunks (1 RSA URL, 64 HMAC URLs) that the calling thread and the workers take from one queue,
 /// so a worker that starts late or is descheduled never holds the batch up: the batch takes at most
 /// about as long as on one thread, plus the cost of starting the workers.
@@ -232,13 +246,14 @@ pub fn sign_urls_parallel_with(
     let algorithm = signer.algorithm();
     let threads = threads_for(algorithm, requests.len(), max_threads);
     if threads == 1 {
-        let run = Worker::new(signer, credential_id, now).run(requests)?;
-        return Ok(SignedUrls::from_runs(vec![run], requests.len()));
+        let mut worker = Worker::new(signer, credential_id, now, requests.len());
+        worker.run(requests)?;
+        return Ok(SignedUrls::single(worker.out));
     }
     let chunk = chunk_len(algorithm);
     let queue = Mutex::new(requests.chunks(chunk).enumerate());
     let work = || {
-        let mut worker = Worker::new(signer, credential_id, now);
+        let mut worker = Worker::new(signer, credential_id, now, requests.len() / threads + chunk);
         let mut done = Vec::new();
         loop {
             // The guard is dropped at the end of this statement: signing runs unlocked.
@@ -246,19 +261,29 @@ pub fn sign_urls_parallel_with(
             let Some((index, part)) = next else { break };
             done.push((index, worker.run(part)));
         }
-        done
+        (done, worker.out)
     };
-    let mut runs: Vec<(usize, Result<Run>)> = std::thread::scope(|scope| {
+    let shares = std::thread::scope(|scope| {
         let workers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-        let mut runs = work();
+        let mut shares = vec![work()];
         for worker in workers {
-            runs.extend(worker.join().map_err(|_| Error::signing("a URL-signing worker thread panicked"))?);
+            shares.push(worker.join().map_err(|_| Error::signing("a URL-signing worker thread panicked"))?);
         }
-        Ok::<_, Error>(runs)
+        Ok::<_, Error>(shares)
     })?;
-    runs.sort_unstable_by_key(|(index, _)| *index);
-    let runs = runs.into_iter().map(|(_, run)| run).collect::<Result<Vec<_>>>()?;
-    Ok(SignedUrls::from_runs(runs, chunk))
+    let mut chunks: Vec<Option<Result<(usize, usize)>>> = (0..requests.len().div_ceil(chunk)).map(|_| None).collect();
+    let mut buffers = Vec::with_capacity(shares.len());
+    for (buffer, (done, out)) in shares.into_iter().enumerate() {
+        for (index, first) in done {
+            chunks[index] = Some(first.map(|first| (buffer, first)));
+        }
+        buffers.push(out);
+    }
+    let chunks = chunks
+        .into_iter()
+        .map(|c| c.unwrap_or_else(|| Err(Error::signing("a share of the batch was left unsigned"))))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(SignedUrls { buffers, chunks, chunk_len: chunk, len: requests.len() })
 }
 
 /// Sign `requests` without blocking the async runtime: on all cores for in-memory keys, with up to 16
@@ -289,9 +314,9 @@ mod tests {
 
     #[test]
     fn small_batches_stay_on_one_thread() {
+        assert_eq!(threads_for(SigningAlgorithm::Hmac, 127, 2), 1);
         assert_eq!(threads_for(SigningAlgorithm::Hmac, 255, 2), 1);
-        assert_eq!(threads_for(SigningAlgorithm::Hmac, 511, 2), 1);
-        assert_eq!(threads_for(SigningAlgorithm::Hmac, 512, 2), 2);
+        assert_eq!(threads_for(SigningAlgorithm::Hmac, 256, 2), 2);
         assert_eq!(threads_for(SigningAlgorithm::Hmac, 100_000, 2), 2);
         assert_eq!(threads_for(SigningAlgorithm::Rsa, 1, 8), 1);
         assert_eq!(threads_for(SigningAlgorithm::Rsa, 4, 8), 2);
