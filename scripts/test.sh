@@ -202,6 +202,11 @@ if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then
 fi
 command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
 note "$(cargo --version)"
+# Temporary files (rustdoc links every doctest binary there) go beside the target folder, on the disk the
+# build already uses, not on a /tmp that may be small.
+export TMPDIR="$WORK/tmp"
+mkdir -p "$TMPDIR"
+note "free space: $(df -h --output=avail "$ROOT" | tail -1 | tr -d ' ') in $ROOT"
 
 start_emulator
 start_pubsub_emulator

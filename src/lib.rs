@@ -53,6 +53,8 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(all(feature = "orm", feature = "axum"))]
+pub mod app;
 #[cfg(feature = "oidc")]
 pub mod auth;
 #[cfg(feature = "orm")]
@@ -67,12 +69,16 @@ pub mod field;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(any(feature = "tasks", all(feature = "testing", feature = "oidc")))]
+pub mod local;
 #[cfg(feature = "logging")]
 pub mod logging;
 #[cfg(feature = "metadata")]
 pub mod metadata;
 #[cfg(feature = "orm")]
 pub mod migrate;
+#[cfg(feature = "orm")]
+pub mod migrations;
 pub mod naming;
 #[cfg(feature = "orm")]
 pub mod promote;
@@ -92,6 +98,8 @@ pub mod testing;
 #[cfg(feature = "axum")]
 pub mod upload;
 
+#[cfg(all(feature = "orm", feature = "axum"))]
+pub use app::Gcp;
 #[cfg(feature = "axum")]
 pub use blobs::{BlobForm, FileInput};
 #[cfg(feature = "orm")]
@@ -100,5 +108,7 @@ pub use config::{Settings, StoreConfig};
 pub use error::{BoxError, Error, ErrorKind, Result, SaveStep};
 /// The `http` crate, whose [`Method`](http::Method) the signing and storage options use.
 pub use http;
+#[cfg(feature = "orm")]
+pub use migrations::{create_tables, migrations};
 pub use secret::Secret;
 pub use storage::{ObjectMeta, Store};

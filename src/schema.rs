@@ -26,3 +26,12 @@ pub(crate) async fn drop_table<C: ConnectionTrait>(db: &C, name: &str) -> Result
     db.execute(&Table::drop().table(Alias::new(name)).if_exists().to_owned()).await?;
     Ok(())
 }
+
+/// A crate error as a migration's error: database errors as they are, anything else as text.
+#[cfg(feature = "orm")]
+pub(crate) fn into_db_err(error: crate::Error) -> sea_orm::DbErr {
+    match error {
+        crate::Error::Database(e) => e,
+        other => sea_orm::DbErr::Custom(other.to_string()),
+    }
+}

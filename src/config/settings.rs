@@ -29,6 +29,8 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::StoreConfig;
+use super::load::{Document, Origin, is_secret_key};
+use super::sections::{EventSettings, LogSettings, TaskSettings, UploadSettings};
 use crate::{Error, Result};
 
 /// The environment variable prefix for store options.
@@ -43,22 +45,52 @@ pub fn canonical_store_key(key: &str) -> String {
     }
 }
 
-/// The named stores of an application.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The application's settings: its named stores and the sections of each subsystem, with where every
+/// value came from. See the [module docs](self).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Settings {
     stores: BTreeMap<String, StoreConfig>,
+    /// The Google Cloud project (`GCP_PROJECT_ID`, then `GOOGLE_CLOUD_PROJECT`; on Cloud Run the
+    /// metadata server answers when neither is set).
+    pub project_id: Option<String>,
+    /// The URL at which the application is reached (`BASE_URL`), e.g. `https://shop.example.com`:
+    /// the default audience of push tokens and origin of task URLs.
+    pub base_url: Option<String>,
+    /// The path under which the app handle mounts its routes (default `/gcp`).
+    pub prefix: String,
+    /// `[uploads]`.
+    pub uploads: UploadSettings,
+    /// `[events]`.
+    pub events: EventSettings,
+    /// `[tasks]`.
+    pub tasks: TaskSettings,
+    /// `[logging]`.
+    pub logging: LogSettings,
+    origins: BTreeMap<String, Origin>,
+    resolved: Map<String, Value>,
 }
 
-/// One store's options before they are checked: TOML tables and environment variables both become this.
-type Table = Map<String, Value>;
-
-#[cfg(feature = "toml")]
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileShape {
-    #[serde(default)]
-    stores: BTreeMap<String, toml::Table>,
+impl std::fmt::Debug for Settings {
+    /// The typed sections only: the raw document, which holds secrets as text, is left out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("stores", &self.stores)
+            .field("project_id", &self.project_id)
+            .field("base_url", &self.base_url)
+            .field("prefix", &self.prefix)
+            .field("uploads", &self.uploads)
+            .field("events", &self.events)
+            .field("tasks", &self.tasks)
+            .field("logging", &self.logging)
+            .finish()
+    }
 }
+
+/// The default of [`Settings::prefix`].
+pub const DEFAULT_PREFIX: &str = "/gcp";
+
+/// The settings file [`Settings::load`] reads when `SEA_GCP_SETTINGS` names none.
+pub const DEFAULT_FILE: &str = "sea-gcp.toml";
 
 impl Settings {
     /// A builder.
@@ -66,78 +98,117 @@ impl Settings {
         SettingsBuilder::default()
     }
 
-    /// Parse TOML text (see the module docs), then apply `SEA_GCP__*` environment overrides.
+    /// The settings of this process: the file named by `SEA_GCP_SETTINGS`, else `sea-gcp.toml` in the
+    /// working directory when there is one, then the environment (django-gcp's names, then
+    /// `SEA_GCP__*`). A file named by `SEA_GCP_SETTINGS` must exist.
+    pub fn load() -> Result<Self> {
+        Self::load_from(std::env::vars())
+    }
+
+    /// Like [`load`](Self::load), with the given environment.
+    pub fn load_from(env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let named = env.iter().find(|(k, _)| k == "SEA_GCP_SETTINGS").map(|(_, v)| v.clone());
+        let path = match named {
+            Some(path) => Some(std::path::PathBuf::from(path)),
+            None => Some(std::path::PathBuf::from(DEFAULT_FILE)).filter(|p| p.is_file()),
+        };
+        let mut doc = Document::default();
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                Error::config(
+                    None,
+                    format!("cannot read settings file {} ({e}); SEA_GCP_SETTINGS names it", path.display()),
+                )
+            })?;
+            doc.apply_file(parse_toml(&text)?, &Origin::File(path.display().to_string()))?;
+        }
+        doc.apply_env(env)?;
+        Self::from_document(doc)
+    }
+
+    /// Parse TOML text (see the module docs), then apply the process environment.
     #[cfg(feature = "toml")]
     pub fn from_toml_str(text: &str) -> Result<Self> {
         Self::from_toml_and_env(text, std::env::vars())
     }
 
-    /// Read a TOML file, then apply `SEA_GCP__*` environment overrides.
+    /// Read a TOML file, then apply the process environment.
     #[cfg(feature = "toml")]
     pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::config(None, format!("cannot read settings file {}: {e}", path.display())))?;
-        Self::from_toml_str(&text)
+        let mut doc = Document::default();
+        doc.apply_file(parse_toml(&text)?, &Origin::File(path.display().to_string()))?;
+        doc.apply_env(std::env::vars())?;
+        Self::from_document(doc)
     }
 
-    /// Only environment variables (`SEA_GCP__<STORE>__<OPTION>`).
+    /// Only environment variables (django-gcp's names and `SEA_GCP__*`).
     pub fn from_env() -> Result<Self> {
         Self::from_env_vars(std::env::vars())
     }
 
     /// Only the given environment (testable form of [`Settings::from_env`]).
     pub fn from_env_vars(env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
-        Self::from_tables(BTreeMap::new(), env)
+        let mut doc = Document::default();
+        doc.apply_env(env)?;
+        Self::from_document(doc)
     }
 
     /// TOML text plus the given environment (testable form of [`Settings::from_toml_str`]).
     #[cfg(feature = "toml")]
     pub fn from_toml_and_env(text: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
-        let shape: FileShape =
-            toml::from_str(text).map_err(|e| Error::config(None, format!("settings TOML is invalid: {e}")))?;
-        let mut tables: BTreeMap<String, Table> = BTreeMap::new();
-        for (key, table) in shape.stores {
-            let canonical = canonical_store_key(&key);
-            let Value::Object(table) = toml_to_json(toml::Value::Table(table)) else { unreachable!("a table") };
-            if tables.insert(canonical.clone(), table).is_some() {
-                return Err(Error::config(
-                    Some(canonical),
-                    format!("defined twice (`{key}` is an alias); keep one table"),
-                ));
-            }
-        }
-        Self::from_tables(tables, env)
+        let mut doc = Document::default();
+        doc.apply_file(parse_toml(text)?, &Origin::File("(text)".into()))?;
+        doc.apply_env(env)?;
+        Self::from_document(doc)
     }
 
-    /// Apply the `SEA_GCP__*` variables of `env` over `tables`, then check every store.
-    fn from_tables(
-        mut tables: BTreeMap<String, Table>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self> {
-        for (var, value) in env {
-            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
-                continue;
-            };
-            let mut parts = rest.split("__");
-            let (Some(store), Some(first)) = (parts.next(), parts.next()) else {
-                return Err(Error::config(
-                    None,
-                    format!("environment variable {var} should look like {ENV_PREFIX}<STORE>__<OPTION>"),
-                ));
-            };
-            let path: Vec<String> = std::iter::once(first).chain(parts).map(|p| p.to_ascii_lowercase()).collect();
-            let table = tables.entry(canonical_store_key(store)).or_default();
-            set_path(table, &path, parse_env_value(&value));
+    /// Check every section and store of the merged document.
+    fn from_document(doc: Document) -> Result<Self> {
+        let Document { root, origins } = doc;
+        let section = |name: &str| root.get(name).cloned().unwrap_or_else(|| Value::Object(Map::new()));
+        fn typed<T: serde::de::DeserializeOwned>(name: &str, value: Value) -> Result<T> {
+            serde_json::from_value(value).map_err(|e| Error::config(None, format!("[{name}]: {e}")))
         }
+        let text = |name: &str| -> Result<Option<String>> {
+            match root.get(name) {
+                None => Ok(None),
+                Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+                Some(other) => Err(Error::config(None, format!("`{name}` must be text, not {other}"))),
+            }
+        };
         let mut stores = BTreeMap::new();
-        for (key, table) in tables {
-            let config: StoreConfig = serde_json::from_value(Value::Object(table))
-                .map_err(|e| Error::config(Some(key.clone()), format!("{e}")))?;
-            config.validate(&key)?;
-            stores.insert(key, config);
+        if let Some(Value::Object(tables)) = root.get("stores") {
+            for (key, table) in tables {
+                let config: StoreConfig = serde_json::from_value(table.clone())
+                    .map_err(|e| Error::config(Some(key.clone()), format!("{e}")))?;
+                config.validate(key)?;
+                stores.insert(key.clone(), config);
+            }
         }
-        Ok(Settings { stores })
+        let prefix = normalize_prefix(text("prefix")?.as_deref().unwrap_or(DEFAULT_PREFIX))?;
+        let base_url = text("base_url")?.map(|u| u.trim_end_matches('/').to_string());
+        if let Some(url) = &base_url {
+            url::Url::parse(url).map_err(|e| {
+                Error::config(None, format!("base_url {url:?} is not a URL ({e}); write it as https://host[:port]"))
+            })?;
+        }
+        Ok(Settings {
+            stores,
+            project_id: text("project_id")?,
+            base_url,
+            prefix,
+            uploads: typed("uploads", section("uploads"))?,
+            events: typed("events", section("events"))?,
+            tasks: typed("tasks", section("tasks"))?,
+            logging: typed("logging", section("logging"))?,
+            origins,
+            resolved: root,
+        })
     }
 
     /// The configuration of store `key` (aliases accepted).
@@ -160,6 +231,55 @@ impl Settings {
     pub fn store_keys(&self) -> impl Iterator<Item = &str> {
         self.stores.keys().map(String::as_str)
     }
+
+    /// Where the value at `path` (`tasks.queue`, `stores.media.bucket_name`) came from; None for a
+    /// default.
+    pub fn origin(&self, path: &str) -> Option<&Origin> {
+        self.origins.get(path)
+    }
+
+    /// Every value that was set, one `path = value  # origin` line each, secrets shown as `***`: what
+    /// `sea-gcp settings` prints.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for (path, origin) in &self.origins {
+            let mut node = Some(&Value::Object(self.resolved.clone()));
+            for part in path.split('.') {
+                node = node.and_then(|n| n.get(part));
+            }
+            let shown = match node {
+                _ if path.split('.').any(is_secret_key) => "\"***\"".to_string(),
+                Some(v) => v.to_string(),
+                None => "null".into(),
+            };
+            out.push_str(&format!("{path} = {shown}  # {origin}\n"));
+        }
+        out
+    }
+}
+
+fn normalize_prefix(prefix: &str) -> Result<String> {
+    let trimmed = prefix.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    if !trimmed.starts_with('/') || trimmed.contains(['?', '#', ' ']) {
+        return Err(Error::config(None, format!("prefix {prefix:?} must be a path such as /gcp (or empty)")));
+    }
+    Ok(trimmed.to_string())
+}
+
+#[cfg(feature = "toml")]
+fn parse_toml(text: &str) -> Result<Map<String, Value>> {
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| Error::config(None, format!("settings TOML is invalid: {e}")))?;
+    let Value::Object(map) = toml_to_json(toml::Value::Table(table)) else { unreachable!("a table") };
+    Ok(map)
+}
+
+#[cfg(not(feature = "toml"))]
+fn parse_toml(_text: &str) -> Result<Map<String, Value>> {
+    Err(Error::config(None, "reading a settings file needs sea-gcp's `toml` feature"))
 }
 
 pub(crate) fn parse_env_value(value: &str) -> Value {
@@ -184,24 +304,6 @@ fn toml_to_json(value: toml::Value) -> Value {
     }
 }
 
-fn set_path(table: &mut Table, path: &[String], value: Value) {
-    match path {
-        [] => {}
-        [last] => {
-            table.insert(last.clone(), value);
-        }
-        [first, rest @ ..] => {
-            let entry = table.entry(first.clone()).or_insert_with(|| Value::Object(Map::new()));
-            if !entry.is_object() {
-                *entry = Value::Object(Map::new());
-            }
-            if let Value::Object(t) = entry {
-                set_path(t, rest, value);
-            }
-        }
-    }
-}
-
 /// Builds [`Settings`] in code.
 #[derive(Debug, Default)]
 pub struct SettingsBuilder {
@@ -220,7 +322,7 @@ impl SettingsBuilder {
         for (key, config) in &self.stores {
             config.validate(key)?;
         }
-        Ok(Settings { stores: self.stores })
+        Ok(Settings { stores: self.stores, prefix: DEFAULT_PREFIX.into(), ..Settings::default() })
     }
 }
 

@@ -97,7 +97,8 @@ pub struct StoreConfig {
     pub backend: BackendConfig,
     /// Directory of a `local` store.
     pub root: Option<PathBuf>,
-    /// Public base URL of the routes serving a `local` store (e.g. `http://localhost:8000/storage/media`).
+    /// Public base URL of the routes serving a `local` store (e.g. `http://localhost:8000/storage/media`, or
+    /// the path alone, `/storage/media`, on the app's own origin).
     pub base_url: Option<String>,
     /// Bucket name (GCS). Required for the GCS backend.
     pub bucket_name: String,
@@ -214,6 +215,14 @@ impl StoreConfig {
             ("base_url", &self.base_url),
         ] {
             if let Some(u) = url {
+                // A local store's routes may be named by their path alone, on the app's own origin.
+                let local_path = what == "base_url"
+                    && self.backend == BackendConfig::Local
+                    && u.starts_with('/')
+                    && !u.starts_with("//");
+                if local_path {
+                    continue;
+                }
                 match url::Url::parse(u) {
                     Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
                     _ => {

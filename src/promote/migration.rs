@@ -42,8 +42,8 @@ impl MigrationName for CreateOutbox {
 #[async_trait::async_trait]
 impl MigrationTrait for CreateOutbox {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.create_table(self.outbox.create_table_statement()).await?;
-        manager.create_index(self.outbox.create_index_statement().if_not_exists().to_owned()).await
+        // Tolerates an index that exists on MySQL too (no `CREATE INDEX IF NOT EXISTS` there).
+        self.outbox.create(manager.get_connection()).await.map_err(crate::schema::into_db_err)
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -74,8 +74,7 @@ impl MigrationName for CreateUsedTickets {
 #[async_trait::async_trait]
 impl MigrationTrait for CreateUsedTickets {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.create_table(self.table.create_table_statement()).await?;
-        manager.create_index(self.table.create_index_statement().if_not_exists().to_owned()).await
+        self.table.create(manager.get_connection()).await.map_err(crate::schema::into_db_err)
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

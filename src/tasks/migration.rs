@@ -42,8 +42,8 @@ impl MigrationName for CreateTaskOutbox {
 #[async_trait::async_trait]
 impl MigrationTrait for CreateTaskOutbox {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.create_table(self.outbox.create_table_statement()).await?;
-        manager.create_index(self.outbox.create_index_statement().if_not_exists().to_owned()).await
+        // Tolerates an index that exists on MySQL too (no `CREATE INDEX IF NOT EXISTS` there).
+        self.outbox.create(manager.get_connection()).await.map_err(crate::schema::into_db_err)
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -75,10 +75,7 @@ impl MigrationName for UpgradeTaskOutbox {
 #[async_trait::async_trait]
 impl MigrationTrait for UpgradeTaskOutbox {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        self.outbox.upgrade(manager.get_connection()).await.map_err(|e| match e {
-            crate::Error::Database(e) => e,
-            other => DbErr::Custom(other.to_string()),
-        })
+        self.outbox.upgrade(manager.get_connection()).await.map_err(crate::schema::into_db_err)
     }
 
     async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {

@@ -3,24 +3,12 @@
 //!
 //! - [`metadata_server`]: a local fake of the GCE / Cloud Run metadata server.
 //! - `oidc` (with feature `oidc`): a fake JWKS endpoint, ID-token minting and a token-adding proxy.
+//! - `cloud_tasks`, `scheduler` (with feature `tasks`): local Cloud Tasks and Cloud Scheduler. The same
+//!   services back the app handle's local mode ([`crate::local`]).
 
-#[cfg(feature = "tasks")]
-pub mod cloud_tasks;
 #[cfg(feature = "metadata")]
 pub mod metadata_server;
 #[cfg(feature = "oidc")]
-pub mod oidc;
+pub use crate::local::oidc;
 #[cfg(feature = "tasks")]
-pub mod scheduler;
-
-/// A Google API error answer (`{"error": {"code", "message", "status"}}`), as the fakes send them.
-#[cfg(feature = "tasks")]
-pub(crate) fn google_error(
-    status: axum::http::StatusCode,
-    code: &str,
-    message: impl Into<String>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse as _;
-    let body = serde_json::json!({"error": {"code": status.as_u16(), "message": message.into(), "status": code}});
-    (status, axum::Json(body)).into_response()
-}
+pub use crate::local::{cloud_tasks, scheduler};

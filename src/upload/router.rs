@@ -162,6 +162,11 @@ impl UploadRouter {
         UploadVerifier::new(self.signer.clone(), self.fields.clone())
     }
 
+    /// True once who may upload was chosen ([`UploadRouter::authorize`] or [`UploadRouter::allow_all`]).
+    pub(crate) fn is_open(&self) -> bool {
+        self.authorize.is_some()
+    }
+
     /// The routes: `POST {base}`, `GET {base}/widget.js`, `GET {base}/widget.css`.
     ///
     /// # Panics

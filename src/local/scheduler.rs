@@ -162,6 +162,12 @@ impl FakeScheduler {
         self.shared.calls.lock().unwrap().clone()
     }
 
+    /// Run job `name` (`projects/P/locations/L/jobs/J`) as its schedule does: what the clock calls.
+    pub(crate) fn fire(&self, name: &str) {
+        let id = name.rsplit('/').next().unwrap_or_default();
+        let _ = run(&self.shared, name, id);
+    }
+
     /// Wait for `n` dispatches (or `timeout`).
     pub async fn wait_for_dispatches(&self, n: usize, timeout: Duration) -> usize {
         let deadline = std::time::Instant::now() + timeout;

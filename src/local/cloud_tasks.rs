@@ -8,7 +8,7 @@
 //! - a malformed project, location or queue id, a task name outside the queue or with an id outside
 //!   `[A-Za-z0-9_-]{1,500}`, a missing or non-HTTP(S) URL, a body that is not base64, a `scheduleTime` that
 //!   is not RFC 3339 or more than 30 days ahead, a `dispatchDeadline` outside 15 s..30 min, a task over
-//!   100 KB: 400 `INVALID_ARGUMENT`;
+//!   1 MB (Cloud Tasks' limit for HTTP tasks): 400 `INVALID_ARGUMENT`;
 //! - a task id the queue holds, or held within the tombstone window (default 1 hour) after it ran or was
 //!   deleted: 409 `ALREADY_EXISTS`.
 //!
@@ -42,8 +42,8 @@ use tokio::task::JoinHandle;
 use super::google_error;
 use super::oidc::TestIssuer;
 
-/// Largest task Cloud Tasks accepts here (URL, headers and body).
-pub const MAX_TASK_BYTES: usize = 100 * 1024;
+/// Largest task Cloud Tasks accepts (URL, headers and body): 1 MB for HTTP targets.
+pub const MAX_TASK_BYTES: usize = 1_000_000;
 
 /// A queue's retry and rate configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
