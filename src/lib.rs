@@ -106,9 +106,13 @@ pub use blobs::{BlobForm, FileInput};
 pub use blobs::{Blobs, BlobsBuilder};
 pub use config::{Settings, StoreConfig};
 pub use error::{BoxError, Error, ErrorKind, Result, SaveStep};
+#[cfg(feature = "orm")]
+pub use field::{BlobFieldSpec, BlobValue};
 /// The `http` crate, whose [`Method`](http::Method) the signing and storage options use.
 pub use http;
 #[cfg(feature = "orm")]
 pub use migrations::{create_tables, migrations};
 pub use secret::Secret;
 pub use storage::{ObjectMeta, Store};
+#[cfg(feature = "axum")]
+pub use upload::{Grant, Refusal};

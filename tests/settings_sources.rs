@@ -203,3 +203,20 @@ fn load_reads_the_named_file_or_says_which_is_missing() {
     let err = Settings::load_from(env(&[("SEA_GCP_SETTINGS", missing.to_str().unwrap())])).unwrap_err();
     assert!(err.to_string().contains("nope.toml") && err.to_string().contains("SEA_GCP_SETTINGS"), "{err}");
 }
+
+#[test]
+fn the_description_lists_every_setting_with_its_origin() {
+    let mut s = Settings::from_toml_and_env("[tasks]\nqueue = \"q\"\n", env(&[("GCP_PROJECT_ID", "p-9")])).unwrap();
+    s.base_url = Some("http://127.0.0.1:8000".into());
+    let text = s.describe();
+    for line in [
+        "tasks.queue = \"q\"  # file (text)",
+        "project_id = \"p-9\"  # env GCP_PROJECT_ID",
+        "base_url = \"http://127.0.0.1:8000\"  # code",
+        "tasks.region = \"europe-west1\"  # default",
+        "prefix = \"/gcp\"  # default",
+        "events.authenticate = true  # default",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
+}

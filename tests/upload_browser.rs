@@ -54,13 +54,13 @@ fn free_port() -> u16 {
 fn build_example() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--example", "server", "--quiet"])
+        .args(["build", "--example", "app", "--quiet"])
         .current_dir(root)
         .status()
-        .expect("run cargo build --example server");
-    assert!(status.success(), "cargo build --example server failed");
+        .expect("run cargo build --example app");
+    assert!(status.success(), "cargo build --example app failed");
     let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
-    target.join("debug").join("examples").join("server")
+    target.join("debug").join("examples").join("app")
 }
 
 fn start_server(binary: &Path, dir: &Path, extra_env: &[(&str, String)]) -> (Server, String) {
@@ -158,7 +158,7 @@ fn direct_uploads_in_headless_chromium() {
     let (server, base) = start_server(&binary, dir.path(), &[]);
     run_browser(&base, &chromium, &dir.path().join("work"), true);
     drop(server);
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join(".tmp/example-media/tmp/sessions"))
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join(".sea-gcp/media/tmp/sessions"))
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "finished resumable sessions leave no partial files: {leftovers:?}");
@@ -210,7 +210,7 @@ async fn rows(http: &reqwest::Client, base: &str) -> usize {
 async fn ticket_for(http: &reqwest::Client, base: &str, s: &Session, bytes: &[u8]) -> String {
     let body = serde_json::json!({"field": "documents.file", "filename": "a.txt", "size": bytes.len(), "content_type": "text/plain"});
     let r = http
-        .post(format!("{base}/uploads"))
+        .post(format!("{base}/gcp/uploads"))
         .header("cookie", &s.cookie)
         .header("origin", base)
         .json(&body)
@@ -257,6 +257,19 @@ fn the_example_refuses_cross_site_requests_and_foreign_tickets() {
             .unwrap();
         assert_eq!(r.status(), 303, "the genuine post is saved");
         assert_eq!(rows(&http, &base).await, 1);
+        // The receipt task enqueued in the save's transaction ran once, pushed by the local Cloud Tasks
+        // to the worker route with a token the worker verified.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let receipts = loop {
+            let html = http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+            let n = html.matches("receipt sent for document").count();
+            if n > 0 || Instant::now() > deadline {
+                break html;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(receipts.matches("receipt sent for document").count(), 1, "{receipts}");
+        assert!(receipts.contains("pushed by local-invoker@local-project.iam.gserviceaccount.com"), "{receipts}");
         let html = http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
         let id = html.split("<tr data-id=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_string();
 
@@ -295,7 +308,7 @@ fn the_example_refuses_cross_site_requests_and_foreign_tickets() {
 
         // A cross-site `text/plain` ticket request (no preflight in a browser).
         let r = http
-            .post(format!("{base}/uploads"))
+            .post(format!("{base}/gcp/uploads"))
             .header("cookie", &alice.cookie)
             .header("origin", "http://evil.example")
             .header("content-type", "text/plain")
@@ -306,7 +319,7 @@ fn the_example_refuses_cross_site_requests_and_foreign_tickets() {
         assert_eq!(r.status(), 403, "cross-site text/plain ticket request: the caller is refused first");
         // The same from this site is refused for its content type.
         let r = http
-            .post(format!("{base}/uploads"))
+            .post(format!("{base}/gcp/uploads"))
             .header("cookie", &alice.cookie)
             .header("origin", &base)
             .header("content-type", "text/plain")
@@ -318,13 +331,13 @@ fn the_example_refuses_cross_site_requests_and_foreign_tickets() {
         // Without a session, a field name that does not exist gets the same answer as one that does.
         for field in ["documents.file", "documents.no_such_field"] {
             let body = serde_json::json!({"field": field, "filename": "x.txt", "size": 1});
-            let r = http.post(format!("{base}/uploads")).header("origin", &base).json(&body).send().await.unwrap();
+            let r = http.post(format!("{base}/gcp/uploads")).header("origin", &base).json(&body).send().await.unwrap();
             assert_eq!(r.status(), 401, "anonymous ticket request for {field}");
         }
         // JSON from another origin, and JSON without a session.
         let body = serde_json::json!({"field": "documents.file", "filename": "x.txt", "size": 1});
         let r = http
-            .post(format!("{base}/uploads"))
+            .post(format!("{base}/gcp/uploads"))
             .header("cookie", &alice.cookie)
             .header("origin", "http://evil.example")
             .json(&body)
@@ -332,7 +345,7 @@ fn the_example_refuses_cross_site_requests_and_foreign_tickets() {
             .await
             .unwrap();
         assert_eq!(r.status(), 403, "cross-origin JSON ticket request");
-        let r = http.post(format!("{base}/uploads")).header("origin", &base).json(&body).send().await.unwrap();
+        let r = http.post(format!("{base}/gcp/uploads")).header("origin", &base).json(&body).send().await.unwrap();
         assert_eq!(r.status(), 401, "ticket request without a session");
 
         // Alice's ticket (leaked) posted by Bob with Bob's own session and token.

@@ -1,5 +1,6 @@
 //! [`GcpBuilder`]: registration of blob fields, event handlers and tasks, then one `build`.
 
+use std::any::{Any, TypeId};
 use std::sync::Arc;
 
 use sea_orm::{ActiveModelBehavior, ActiveModelTrait, DatabaseConnection, EntityTrait, IntoActiveModel};
@@ -12,12 +13,20 @@ use crate::{Error, Result, Secret};
 
 type Customize = Box<dyn FnOnce(BlobsBuilder) -> BlobsBuilder + Send>;
 
+/// The blob fields registered one by one, per entity, until `build` registers each entity once.
+struct EntitySpecs<E: EntityTrait>(Vec<crate::field::BlobFieldSpec<E>>);
+
+/// Registers one entity's [`EntitySpecs`] (type-erased) on the blob registry.
+type RegisterFields = fn(Box<dyn Any + Send>, BlobsBuilder) -> BlobsBuilder;
+
 /// Builds a [`Gcp`]; see the [module docs](super). Nothing here calls the network: tokens, keys and the
 /// project id are fetched when first needed.
 pub struct GcpBuilder {
     settings: Settings,
     db: DatabaseConnection,
     blobs: Vec<Customize>,
+    fields: Vec<(TypeId, RegisterFields, Box<dyn Any + Send>)>,
+    create_tables: bool,
     #[cfg(feature = "events")]
     events: Vec<(String, bool, Arc<dyn crate::events::EventHandler>)>,
     #[cfg(feature = "tasks")]
@@ -41,6 +50,8 @@ impl GcpBuilder {
             settings,
             db,
             blobs: Vec::new(),
+            fields: Vec::new(),
+            create_tables: false,
             #[cfg(feature = "events")]
             events: Vec::new(),
             #[cfg(feature = "tasks")]
@@ -59,6 +70,59 @@ impl GcpBuilder {
         E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
     {
         self.blobs.push(Box::new(move |b| b.entity::<E>(fields)));
+        self
+    }
+
+    /// Add a blob field: `.blob_field(document::Column::File, "media")`, a column of type `BlobValue`
+    /// (or `Option<BlobValue>`, which may be cleared) whose files go to the store `media`. Fields of one
+    /// entity may be added one by one. Limits and the accept list: [`blob_field_with`](Self::blob_field_with).
+    pub fn blob_field<C, E>(self, column: C, store: impl Into<String>) -> Self
+    where
+        C: sea_orm::ColumnTrait<EntityName = E>,
+        E: EntityTrait<Column = C>,
+        E::Model: IntoActiveModel<E::ActiveModel> + Sync,
+        E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
+    {
+        self.blob_field_with(column, store, |f| f)
+    }
+
+    /// [`blob_field`](Self::blob_field) with options:
+    /// `.blob_field_with(document::Column::File, "media", |f| f.max_size(20 << 20).accept(["application/pdf"]))`.
+    pub fn blob_field_with<C, E>(
+        mut self,
+        column: C,
+        store: impl Into<String>,
+        options: impl FnOnce(crate::field::BlobFieldSpec<E>) -> crate::field::BlobFieldSpec<E>,
+    ) -> Self
+    where
+        C: sea_orm::ColumnTrait<EntityName = E>,
+        E: EntityTrait<Column = C>,
+        E::Model: IntoActiveModel<E::ActiveModel> + Sync,
+        E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
+    {
+        let spec = options(crate::field::BlobFieldSpec::new(column, store));
+        let id = TypeId::of::<E>();
+        if let Some((_, _, held)) = self.fields.iter_mut().find(|(t, _, _)| *t == id)
+            && let Some(specs) = held.downcast_mut::<EntitySpecs<E>>()
+        {
+            specs.0.push(spec);
+            return self;
+        }
+        fn register<E>(held: Box<dyn Any + Send>, blobs: BlobsBuilder) -> BlobsBuilder
+        where
+            E: EntityTrait,
+            E::Model: IntoActiveModel<E::ActiveModel> + Sync,
+            E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
+        {
+            let specs = held.downcast::<EntitySpecs<E>>().map(|s| s.0).unwrap_or_default();
+            blobs.entity::<E>(move |mut fields| {
+                for spec in specs {
+                    fields = fields.field(spec);
+                }
+                fields
+            })
+        }
+        self.fields.push((id, register::<E>, Box::new(EntitySpecs::<E>(vec![spec]))));
         self
     }
 
@@ -98,7 +162,8 @@ impl GcpBuilder {
         self
     }
 
-    /// Register an on-demand task.
+    /// Register a task: on-demand, and periodic as well when it declares a
+    /// [`SCHEDULE`](crate::tasks::Task::SCHEDULE) (`const SCHEDULE: Option<&str> = Some("0 3 * * *")`).
     #[cfg(feature = "tasks")]
     pub fn task<T: crate::tasks::Task>(mut self, task: T) -> Self {
         self.tasks = self.tasks.task(task);
@@ -124,11 +189,21 @@ impl GcpBuilder {
         self
     }
 
+    /// Create or upgrade sea-gcp's tables when building ([`create_tables`](crate::create_tables); safe
+    /// at every start). Without it, add [`migrations`](crate::migrations) to your migrator.
+    pub fn create_tables(mut self) -> Self {
+        self.create_tables = true;
+        self
+    }
+
     /// Open the stores, check every registration against the settings and build the handle. In local
     /// task mode this starts the local Cloud Tasks and Scheduler on loopback ports.
     pub async fn build(self) -> Result<Gcp> {
         let settings = self.settings;
         let prefix = settings.prefix.clone();
+        if self.create_tables {
+            crate::create_tables(&self.db).await?;
+        }
         let secret = match &settings.uploads.secret {
             Some(secret) if secret.len() >= 32 => secret.clone(),
             Some(secret) => {
@@ -178,7 +253,10 @@ impl GcpBuilder {
         if anonymous {
             blobs = blobs.allow_all();
         }
-        let entities = !self.blobs.is_empty();
+        let entities = !self.blobs.is_empty() || !self.fields.is_empty();
+        for (_, register, held) in self.fields {
+            blobs = register(held, blobs);
+        }
         for customize in self.blobs {
             blobs = customize(blobs);
         }

@@ -103,6 +103,12 @@ impl Gcp {
         GcpBuilder::new(settings, db)
     }
 
+    /// A builder from this process's settings ([`Settings::load`]: `sea-gcp.toml`, django-gcp's
+    /// variables, `SEA_GCP__*`) and the application's database.
+    pub fn load(db: DatabaseConnection) -> crate::Result<GcpBuilder> {
+        Ok(GcpBuilder::new(Settings::load()?, db))
+    }
+
     /// The settings the handle was built from.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
@@ -118,6 +124,17 @@ impl Gcp {
         &self.inner.blobs
     }
 
+    /// Begin a transaction for a request's writes (on SQLite `BEGIN IMMEDIATE`, so a save that reads
+    /// then writes a row holds the lock from the start instead of failing to upgrade it).
+    pub async fn begin(&self) -> crate::Result<sea_orm::DatabaseTransaction> {
+        use sea_orm::TransactionTrait as _;
+        let options = sea_orm::TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        Ok(self.inner.db.begin_with_options(options).await?)
+    }
+
     /// Commit `txn`, then send the tasks it enqueued ([`enqueue_in`](Self::enqueue_in)) from this process
     /// at once; the dispatcher's poll, on any instance, is the fallback.
     pub async fn commit(&self, txn: sea_orm::DatabaseTransaction) -> crate::Result<()> {
@@ -126,6 +143,20 @@ impl Gcp {
             return tasks.commit_and_send(txn).await;
         }
         Ok(txn.commit().await?)
+    }
+
+    /// Commit a blob save made in the caller's transaction ([`Blobs::begin_insert`]), with the tasks
+    /// enqueued in it, then send those tasks at once and finish the save's after-commit work.
+    pub async fn commit_save<E: sea_orm::EntityTrait>(
+        &self,
+        save: crate::promote::PendingSave<E>,
+    ) -> crate::Result<crate::promote::Saved<E::Model>> {
+        let saved = save.commit().await?;
+        #[cfg(feature = "tasks")]
+        if let Some(tasks) = self.tasks() {
+            tasks.wake_dispatcher();
+        }
+        Ok(saved)
     }
 
     /// Every route of the enabled subsystems, under [`Settings::prefix`] (default `/gcp`): upload tickets

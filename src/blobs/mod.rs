@@ -487,6 +487,40 @@ impl Blobs {
         self.saver::<E>()?.insert(model, changes).await
     }
 
+    /// Insert `model` with `changes` in a transaction that stays open, so that other writes (an
+    /// enqueued task, an audit row) commit with it: write them in [`PendingSave::txn`], then
+    /// [`PendingSave::commit`] (or [`Gcp::commit_save`](crate::Gcp::commit_save), which also sends
+    /// the tasks at once). See [`BlobSaver::begin_insert`].
+    ///
+    /// [`PendingSave::txn`]: crate::promote::PendingSave::txn
+    /// [`PendingSave::commit`]: crate::promote::PendingSave::commit
+    pub async fn begin_insert<E>(
+        &self,
+        model: E::ActiveModel,
+        changes: BlobChanges<E>,
+    ) -> Result<crate::promote::PendingSave<E>>
+    where
+        E: EntityTrait,
+        E::Model: IntoActiveModel<E::ActiveModel> + Sync,
+        E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
+    {
+        self.saver::<E>()?.begin_insert(model, changes).await
+    }
+
+    /// Update `model` with `changes` in a transaction that stays open (see [`Blobs::begin_insert`]).
+    pub async fn begin_update<E>(
+        &self,
+        model: E::ActiveModel,
+        changes: BlobChanges<E>,
+    ) -> Result<crate::promote::PendingSave<E>>
+    where
+        E: EntityTrait,
+        E::Model: IntoActiveModel<E::ActiveModel> + Sync,
+        E::ActiveModel: ActiveModelTrait<Entity = E> + ActiveModelBehavior + Send,
+    {
+        self.saver::<E>()?.begin_update(model, changes).await
+    }
+
     /// Update `model` with `changes` (see [`BlobSaver::update`]).
     pub async fn update<E>(&self, model: E::ActiveModel, changes: BlobChanges<E>) -> Result<Saved<E::Model>>
     where

@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Secret;
 
 /// `[uploads]`: direct browser uploads.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct UploadSettings {
@@ -25,7 +25,7 @@ pub struct UploadSettings {
 }
 
 /// `[events]`: Pub/Sub and Eventarc push endpoints.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct EventSettings {
@@ -44,7 +44,7 @@ impl Default for EventSettings {
 }
 
 /// `[tasks]`: Cloud Tasks, Cloud Scheduler and subscriber tasks (django-gcp's `GCP_TASKS_*`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct TaskSettings {
@@ -102,7 +102,7 @@ impl Default for TaskSettings {
 }
 
 /// `[logging]`: Cloud Logging and Error Reporting.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct LogSettings {
@@ -119,7 +119,14 @@ pub struct LogSettings {
 mod optional_duration {
     use std::time::Duration;
 
-    use serde::Deserializer;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => crate::config::duration_serde::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         crate::config::duration_serde::deserialize(d).map(Some)

@@ -238,24 +238,95 @@ impl Settings {
         self.origins.get(path)
     }
 
-    /// Every value that was set, one `path = value  # origin` line each, secrets shown as `***`: what
-    /// `sea-gcp settings` prints.
+    /// Every setting, one `path = value  # origin` line each (`file PATH`, `env NAME`, `code` for a
+    /// value changed after loading, or `default`), secrets shown as `***`: what `sea-gcp settings`
+    /// prints.
     pub fn describe(&self) -> String {
+        let mut view = Map::new();
+        view.insert("project_id".into(), serde_json::to_value(&self.project_id).unwrap_or_default());
+        view.insert("base_url".into(), serde_json::to_value(&self.base_url).unwrap_or_default());
+        view.insert("prefix".into(), Value::String(self.prefix.clone()));
+        view.insert("stores".into(), serde_json::to_value(&self.stores).unwrap_or_default());
+        view.insert("uploads".into(), serde_json::to_value(&self.uploads).unwrap_or_default());
+        view.insert("events".into(), serde_json::to_value(&self.events).unwrap_or_default());
+        view.insert("tasks".into(), serde_json::to_value(&self.tasks).unwrap_or_default());
+        view.insert("logging".into(), serde_json::to_value(&self.logging).unwrap_or_default());
+        let mut lines = Vec::new();
+        describe_leaves("", &Value::Object(view), &mut lines);
         let mut out = String::new();
-        for (path, origin) in &self.origins {
-            let mut node = Some(&Value::Object(self.resolved.clone()));
-            for part in path.split('.') {
-                node = node.and_then(|n| n.get(part));
-            }
-            let shown = match node {
-                _ if path.split('.').any(is_secret_key) => "\"***\"".to_string(),
-                Some(v) => v.to_string(),
-                None => "null".into(),
+        for (path, value) in lines {
+            let loaded = lookup(&self.resolved, &path);
+            let origin = match self.origins.get(&path) {
+                Some(origin) if loaded.is_some_and(|v| same_value(v, &value)) => origin.to_string(),
+                Some(_) => "code".to_string(),
+                None if loaded.is_none() && !value.is_null() && !is_default(&path, &value) => "code".to_string(),
+                None => "default".to_string(),
+            };
+            let shown = if path.split('.').any(is_secret_key) && !value.is_null() {
+                "\"***\"".to_string()
+            } else {
+                value.to_string()
             };
             out.push_str(&format!("{path} = {shown}  # {origin}\n"));
         }
         out
     }
+}
+
+/// The leaves of `value` with their dotted paths (empty tables and lists are leaves).
+fn describe_leaves(path: &str, value: &Value, out: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                let child = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                describe_leaves(&child, v, out);
+            }
+        }
+        _ => out.push((path.to_string(), value.clone())),
+    }
+}
+
+fn lookup<'a>(root: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut node = root.get(parts.next()?)?;
+    for part in parts {
+        node = node.get(part)?;
+    }
+    Some(node)
+}
+
+/// Loaded text and typed value agree (`"90"` read for a duration of 90 s, `"15m"` for 900).
+fn same_value(loaded: &Value, typed: &Value) -> bool {
+    match (loaded, typed) {
+        (a, b) if a == b => true,
+        (Value::String(a), Value::String(b)) => a.trim().trim_end_matches('/') == b.trim().trim_end_matches('/'),
+        // Text read into a number, flag or duration: the typed value came from it.
+        (Value::String(_), _) | (_, Value::String(_)) => true,
+        _ => false,
+    }
+}
+
+/// True when `value` is what an untouched [`Settings`] holds at `path`.
+fn is_default(path: &str, value: &Value) -> bool {
+    if value.is_null() {
+        return true;
+    }
+    if let Some(rest) = path.strip_prefix("stores.") {
+        let field = rest.split_once('.').map(|(_, f)| f).unwrap_or_default();
+        let Ok(Value::Object(store)) = serde_json::to_value(StoreConfig::default()) else { return false };
+        return lookup(&store, field).is_some_and(|d| d == value);
+    }
+    let defaults = Settings { prefix: DEFAULT_PREFIX.into(), ..Settings::default() };
+    let view = serde_json::json!({
+        "prefix": defaults.prefix,
+        "stores": {},
+        "uploads": defaults.uploads,
+        "events": defaults.events,
+        "tasks": defaults.tasks,
+        "logging": defaults.logging,
+    });
+    let Value::Object(map) = view else { return false };
+    lookup(&map, path).is_some_and(|d| d == value)
 }
 
 fn normalize_prefix(prefix: &str) -> Result<String> {

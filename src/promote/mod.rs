@@ -9,5 +9,5 @@ pub mod used_tickets;
 
 pub use outbox::{Intent, IntentState, ObjectRef, Outbox};
 pub use replay::{ReplayReport, replay, replay_outbox};
-pub use saver::{AppliedSave, BlobDelete, BlobSave, BlobSaver, CommitReport, FailedSave, RowOp, Saved};
+pub use saver::{AppliedSave, BlobDelete, BlobSave, BlobSaver, CommitReport, FailedSave, PendingSave, RowOp, Saved};
 pub use used_tickets::UsedTicketTable;

@@ -155,13 +155,19 @@ impl std::fmt::Debug for RegistryBuilder {
 }
 
 impl RegistryBuilder {
-    /// Register an on-demand task.
+    /// Register a task: on-demand, and periodic as well when it declares a
+    /// [`SCHEDULE`](super::Task::SCHEDULE).
     pub fn task<T: Task>(mut self, task: T) -> Self {
-        self.tasks.push(Arc::new(Erased { task, kind: |_: &T| TaskKind::OnDemand }));
+        let kind = |_: &T| match T::SCHEDULE {
+            Some(declared) => TaskKind::Periodic(Schedule::declared(declared)),
+            None => TaskKind::OnDemand,
+        };
+        self.tasks.push(Arc::new(Erased { task, kind }));
         self
     }
 
-    /// Register a periodic task (also enqueueable on demand).
+    /// Register a periodic task with the [`Schedule`] of its [`PeriodicTask`] impl (also enqueueable on
+    /// demand).
     pub fn periodic<T: PeriodicTask>(mut self, task: T) -> Self {
         self.tasks.push(Arc::new(Erased { task, kind: |t: &T| TaskKind::Periodic(t.schedule()) }));
         self

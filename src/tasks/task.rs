@@ -41,6 +41,12 @@ pub trait Task: Send + Sync + 'static {
     /// What `run` returns (answered as JSON with 200).
     type Output: Serialize + Send + 'static;
 
+    /// A schedule makes the task periodic as well as on-demand: unix-cron, in UTC unless prefixed with
+    /// a time zone the way cron does (`"CRON_TZ=Europe/London 0 3 * * *"`). Cloud Scheduler runs it (the
+    /// app's `sea-gcp tasks sync` creates the job; the local scheduler fires it in local mode). For an
+    /// attempt deadline or a body, implement [`PeriodicTask`] and register with `periodic` instead.
+    const SCHEDULE: Option<&'static str> = None;
+
     /// Queue, deduplication and dispatch deadline (default: the default queue, not deduplicated).
     fn options(&self) -> TaskOptions {
         TaskOptions::default()
@@ -109,6 +115,15 @@ impl Schedule {
             description: None,
         }
     }
+    /// A [`Task::SCHEDULE`]: unix-cron, optionally prefixed `CRON_TZ=<IANA zone> `.
+    pub fn declared(text: &str) -> Self {
+        let text = text.trim();
+        match text.strip_prefix("CRON_TZ=").and_then(|rest| rest.split_once(char::is_whitespace)) {
+            Some((zone, cron)) => Self::cron(cron.trim()).with_time_zone(zone),
+            None => Self::cron(text),
+        }
+    }
+
     /// Set [`Schedule::time_zone`].
     pub fn with_time_zone(mut self, tz: impl Into<String>) -> Self {
         self.time_zone = tz.into();

@@ -283,7 +283,7 @@ async function oversize(page, file, limit) {
   await sleep(300);
   const path = await page.eval("location.pathname");
   check(path === "/documents/new", "oversize: the form was not submitted");
-  const answer = await page.eval(`fetch('/uploads', {method: 'POST', headers: {'content-type': 'application/json'},
+  const answer = await page.eval(`fetch('/gcp/uploads', {method: 'POST', headers: {'content-type': 'application/json'},
     body: JSON.stringify({field: 'documents.file', filename: 'big.bin', size: ${limit + 1}, content_type: ''})})
     .then(async (r) => [r.status, (await r.json()).error])`);
   check(answer[0] === 413 && answer[1] === "too_large", `oversize: the server repeats the check (${answer})`);

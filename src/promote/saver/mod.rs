@@ -46,6 +46,7 @@ mod abort;
 mod apply;
 mod apply_delete;
 mod commit;
+mod in_txn;
 mod one_call;
 mod prepare;
 mod promote_one;
@@ -59,6 +60,7 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{DatabaseConnection, EntityTrait};
 
+pub use in_txn::PendingSave;
 pub use state::{AppliedSave, BlobDelete, BlobSave, FailedSave};
 
 use super::outbox::Outbox;
@@ -209,7 +211,7 @@ impl<E: EntityTrait> BlobSaver<E> {
         &self.inner.db
     }
 
-    fn table() -> &'static str {
+    pub(crate) fn table() -> &'static str {
         E::default().table_name()
     }
 

@@ -1,15 +1,19 @@
-//! The sea-gcp example: an axum app with documents that have a required and an optional blob field,
-//! uploaded straight from the browser.
+//! The sea-gcp example: one app using every subsystem the way the README shows. Documents with a
+//! required and an optional file uploaded straight from the browser, a receipt task enqueued in the
+//! same transaction as the save, a nightly report on a cron schedule, and Pub/Sub pushes of storage
+//! notifications, all through one [`Gcp`] handle.
 //!
 //! ```sh
-//! cargo run --example server          # then open the printed address
+//! cargo run --example app          # then open the printed address
+//! cargo run --example app -- sea-gcp settings   # what the app resolved, and from where
 //! ```
 //!
-//! Defaults: SQLite file `sea-gcp-example.db` (`DATABASE_URL` overrides), a local store under
-//! `./.tmp/example-media` served by the crate's own signed routes, port 8000 on 127.0.0.1 (`PORT`).
-//! Google Cloud Storage instead: `SEA_GCP__MEDIA__BACKEND=gcs SEA_GCP__MEDIA__BUCKET_NAME=my-bucket`
-//! (credentials from Application Default Credentials, or `STORAGE_EMULATOR_HOST` for an emulator); the
-//! bucket needs the CORS rule of `docs/direct-uploads.md` for `http://127.0.0.1:8000`.
+//! On its embedded defaults it needs no cloud: SQLite file `sea-gcp-example.db` (`DATABASE_URL`
+//! overrides), a local media store under `.sea-gcp/media` served by the crate's signed routes, and local
+//! tasks: a local Cloud Tasks and Scheduler push to the app's own `/gcp/tasks/*` route with tokens the
+//! worker verifies, as Google's would be. Port 8000 on 127.0.0.1 (`PORT`). Every setting comes from
+//! `sea-gcp.toml`, `SEA_GCP__*` or django-gcp's names: `GCP_PROJECT_ID=my-project BASE_URL=https://...
+//! SEA_GCP__MEDIA__BUCKET_NAME=my-bucket SEA_GCP__MEDIA__BACKEND=gcs` runs it against Google Cloud.
 //!
 //! Knobs for tests and demos: `SEA_GCP_EXAMPLE_MAX_SIZE` (bytes, the `file` field's limit, default
 //! 100 MiB), `SEA_GCP_EXAMPLE_RESUMABLE_THRESHOLD` (default 8 MiB), `SEA_GCP_EXAMPLE_CHUNK_SIZE`
@@ -17,18 +21,17 @@
 //! in `./.tmp/example-secret`).
 //!
 //! What to copy for your own app: every form carries a CSRF token tied to the session cookie and every
-//! POST checks `Origin` (a cross-site form cannot delete or change documents); `POST /uploads` takes
-//! only `application/json` (the library refuses anything else), and the authorisation hook binds each
-//! ticket to the session, so a leaked ticket cannot be attached from another session. A real app binds
-//! the signed-in user's id instead of the session id. The same form sent twice (a double click on
+//! POST checks `Origin` (a cross-site form cannot delete or change documents); `POST /gcp/uploads`
+//! takes only `application/json` (the library refuses anything else), and the authorisation hook binds
+//! each ticket to the session, so a leaked ticket cannot be attached from another session. A real app
+//! binds the signed-in user's id instead of the session id. The same form sent twice (a double click on
 //! Save) saves once: the widget sends one submission at a time, and a second one is answered with
 //! the first one's result (`ticket_replayed` leads to the list, "already saved").
 
-#[path = "server/pages.rs"]
+#[path = "app/pages.rs"]
 mod pages;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -38,15 +41,17 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use hmac::{Hmac, Mac};
 use sea_gcp::blobs::BlobFormRejection;
-use sea_gcp::config::{BackendConfig, SigningConfig};
-use sea_gcp::field::BlobFieldSpec;
-use sea_gcp::storage::local::LocalStore;
+use sea_gcp::events::{Event, HandlerError};
+use sea_gcp::tasks::{Task, TaskContext};
 use sea_gcp::upload::{Grant, Refusal};
-use sea_gcp::{BlobForm, Blobs, Settings, Store, StoreConfig};
-use sea_orm::{ActiveValue, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryOrder, Schema};
-use serde::Deserialize;
+use sea_gcp::{BlobForm, Blobs, BoxError, Gcp, Settings};
+use sea_orm::{
+    ActiveValue, ConnectionTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait, QueryOrder, QuerySelect,
+    Schema,
+};
+use serde::{Deserialize, Serialize};
 
-/// The example's table: a title, a required file and an optional attachment.
+/// The example's documents: a title, a required file and an optional attachment.
 pub mod document {
     use sea_gcp::field::BlobValue;
     use sea_orm::entity::prelude::*;
@@ -75,6 +80,86 @@ pub mod document {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// What the background work did, shown under the list.
+pub mod activity {
+    use sea_orm::entity::prelude::*;
+
+    /// A row of `activity`.
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "activity")]
+    pub struct Model {
+        /// Primary key.
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        /// When (RFC 3339).
+        pub at: String,
+        /// What happened.
+        pub text: String,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Record one line of activity.
+async fn record(db: &DatabaseConnection, text: String) -> Result<(), BoxError> {
+    let row = activity::ActiveModel {
+        at: ActiveValue::Set(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        text: ActiveValue::Set(text),
+        ..Default::default()
+    };
+    activity::Entity::insert(row).exec(db).await?;
+    Ok(())
+}
+
+/// The receipt of a saved document.
+#[derive(Debug, Serialize, Deserialize)]
+struct Receipt {
+    document: i32,
+    title: String,
+}
+
+/// Sends the receipt of a saved document; enqueued in the save's own transaction.
+struct SendReceipt(DatabaseConnection);
+
+#[async_trait::async_trait]
+impl Task for SendReceipt {
+    const NAME: &'static str = "send-receipt";
+    type Payload = Receipt;
+    type Output = ();
+    async fn run(&self, receipt: Receipt, ctx: TaskContext) -> Result<(), BoxError> {
+        let by = ctx.caller.map(|c| c.email).unwrap_or_default();
+        record(&self.0, format!("receipt sent for document {} ({}), pushed by {by}", receipt.document, receipt.title))
+            .await
+    }
+}
+
+/// Counts the documents every night at 03:00, London time.
+struct NightlyReport(DatabaseConnection);
+
+#[async_trait::async_trait]
+impl Task for NightlyReport {
+    const NAME: &'static str = "nightly-report";
+    const SCHEDULE: Option<&'static str> = Some("CRON_TZ=Europe/London 0 3 * * *");
+    type Payload = serde_json::Value;
+    type Output = ();
+    async fn run(&self, _: serde_json::Value, _: TaskContext) -> Result<(), BoxError> {
+        let count = document::Entity::find().count(&self.0).await?;
+        record(&self.0, format!("nightly report: {count} documents")).await
+    }
+}
+
+/// Storage notifications pushed by Pub/Sub (`POST /gcp/events/storage/{bucket}`).
+async fn storage_event(db: DatabaseConnection, event: Event) -> Result<(), HandlerError> {
+    let change = event.storage().map_err(|e| HandlerError::drop_event(e.to_string()))?;
+    record(&db, format!("storage: {:?} {}/{}", change.kind, change.bucket, change.name))
+        .await
+        .map_err(HandlerError::failed)
+}
+
 const MIB: u64 = 1024 * 1024;
 
 /// The app's state; [`BlobForm`] finds the registry in it through `FromRef`.
@@ -82,6 +167,8 @@ const MIB: u64 = 1024 * 1024;
 struct App {
     /// Signs CSRF tokens (HMAC of the session id).
     csrf_key: sea_gcp::Secret,
+    /// sea-gcp: the database, stores, blob fields, tasks.
+    gcp: Gcp,
     db: DatabaseConnection,
     /// Stores, blob fields, uploads and saving.
     blobs: Blobs,
@@ -205,13 +292,9 @@ fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
 }
 
-/// The secret signing tickets and local URLs: `SEA_GCP_SECRET_KEY`, else one kept in `.tmp/`.
-fn secret() -> std::io::Result<String> {
-    if let Ok(s) = std::env::var(sea_gcp::storage::local::SECRET_ENV)
-        && !s.is_empty()
-    {
-        return Ok(s);
-    }
+/// A secret kept in `.tmp/` across restarts, for when the settings give none (signed URLs and tickets
+/// then survive a restart of the example).
+fn kept_secret() -> std::io::Result<String> {
     let path = std::path::Path::new(".tmp/example-secret");
     if let Ok(s) = std::fs::read_to_string(path)
         && s.trim().len() >= 32
@@ -224,57 +307,69 @@ fn secret() -> std::io::Result<String> {
     Ok(s)
 }
 
-/// The media store: GCS (or memory) when configured by environment, else a local directory whose
-/// signed URLs the registry serves.
-async fn media_store(settings: &Settings, secret: &str) -> sea_gcp::Result<(Arc<dyn Store>, Option<Arc<LocalStore>>)> {
-    let mut config =
-        settings.store_config("media").cloned().unwrap_or_else(|_| StoreConfig::local("./.tmp/example-media"));
-    if config.backend != BackendConfig::Local {
-        return Ok((sea_gcp::storage::open("media", config).await?, None));
-    }
-    config.root.get_or_insert_with(|| "./.tmp/example-media".into());
-    // The local store signs its URLs with an HMAC secret from its signing settings.
-    config.signing = SigningConfig::Hmac { access_id: "local".into(), secret: secret.into() };
-    let local = Arc::new(LocalStore::new("media", config).await?.with_url_secret(secret));
-    Ok((local.clone(), Some(local)))
-}
-
+/// Start-up errors are printed with their message (which says what to set), not in debug form.
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
         )
+        .with_writer(std::io::stderr) // stdout is for management commands' output
         .init();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), BoxError> {
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8000);
-    let secret = secret()?;
-    let (store, local) = media_store(&Settings::from_env()?, &secret).await?;
+    let mut settings = Settings::load()?;
+    settings.base_url.get_or_insert_with(|| format!("http://127.0.0.1:{port}"));
+    if settings.uploads.secret.is_none() {
+        settings.uploads.secret = Some(kept_secret()?.into());
+    }
+    let csrf_key = sea_gcp::Secret::new(format!("csrf:{}", settings.uploads.secret.as_ref().unwrap().expose()));
 
     let db_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://sea-gcp-example.db?mode=rwc".into());
-    let db = Database::connect(&db_url).await?;
-    let schema = Schema::new(db.get_database_backend());
-    db.execute(schema.create_table_from_entity(document::Entity).if_not_exists()).await?;
+    let db = Database::connect(&db_url)
+        .await
+        .map_err(|e| format!("cannot open the database at {db_url} ({e}); set DATABASE_URL to a reachable one"))?;
 
-    // Transport tuning for tests and demos (the field limits live on the blob fields).
+    // Both fields, their limits and transport tuning (the knobs are for tests and demos).
+    let max_size = env_u64("SEA_GCP_EXAMPLE_MAX_SIZE", 100 * MIB);
     let (threshold, chunk) =
         (env_u64("SEA_GCP_EXAMPLE_RESUMABLE_THRESHOLD", 8 * MIB), env_u64("SEA_GCP_EXAMPLE_CHUNK_SIZE", 8 * MIB));
-    let max_size = env_u64("SEA_GCP_EXAMPLE_MAX_SIZE", 100 * MIB);
+    let accept = ["image/*", "application/pdf", "text/plain"];
+    let events_db = db.clone();
 
-    // The registry: the store, both fields and their limits, ticket signing, who may upload.
-    let file = BlobFieldSpec::new(document::Column::File, "media").max_size(max_size).delete_replaced();
-    let attachment = BlobFieldSpec::new(document::Column::Attachment, "media").max_size(10 * MIB).delete_replaced();
-    let attachment = attachment.accept(["image/*", "application/pdf", "text/plain"]);
-    let blobs = Blobs::builder(db.clone()).store(store.clone()).local_routes(local).secret(&secret);
-    let blobs = blobs
-        .authenticate_fn(authorize_upload)
-        .tune_uploads(move |f| f.resumable_threshold(threshold).chunk_size(chunk));
-    let blobs = blobs.entity(|e| e.field(file).field(attachment)).build()?;
-    blobs.create_tables().await?;
-    tracing::info!("outbox replayed: {}", blobs.repair().await?);
-    let uploads = blobs.router();
-    let backend = store.kind().as_str();
-    let app = App { csrf_key: sea_gcp::Secret::new(format!("csrf:{secret}")), db, blobs, backend };
+    let gcp = Gcp::builder(settings, db.clone())
+        .blob_field_with(document::Column::File, "media", |f| f.max_size(max_size).delete_replaced())
+        .blob_field_with(document::Column::Attachment, "media", |f| {
+            f.max_size(10 * MIB).delete_replaced().accept(accept)
+        })
+        .authenticate_uploads(authorize_upload)
+        .blobs(move |b| b.tune_uploads(move |f| f.resumable_threshold(threshold).chunk_size(chunk)))
+        .task(SendReceipt(db.clone()))
+        .task(NightlyReport(db.clone()))
+        .on_event("storage", move |event| storage_event(events_db.clone(), event))
+        .build()
+        .await?;
+    if gcp.manage().await? {
+        return Ok(()); // `cargo run --example app -- sea-gcp tasks sync`, `settings`, `migrate`, ...
+    }
+
+    sea_gcp::create_tables(&db).await?;
+    let schema = Schema::new(db.get_database_backend());
+    db.execute(schema.create_table_from_entity(document::Entity).if_not_exists()).await?;
+    db.execute(schema.create_table_from_entity(activity::Entity).if_not_exists()).await?;
+    let backend = gcp.blobs().store("media")?.kind().as_str();
+    let _ = pages::UPLOADS.set(format!("{}/uploads", gcp.settings().prefix));
+    let app = App { csrf_key, gcp: gcp.clone(), db, blobs: gcp.blobs().clone(), backend };
 
     let router = Router::new()
         .route("/", get(list))
@@ -285,7 +380,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/documents/{id}/delete", post(delete))
         .route("/documents/{id}/download/{column}", get(download))
         .with_state(app)
-        .merge(uploads);
+        .merge(gcp.router());
 
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = match tokio::net::TcpListener::bind(addr).await {
@@ -293,17 +388,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             return Err(format!(
                 "port {port} on 127.0.0.1 is already in use (another server, or an earlier run of this example); \
-                 stop it or choose another port with the PORT variable, e.g. `PORT={} cargo run --example server`",
+                 stop it or choose another port with the PORT variable, e.g. `PORT={} cargo run --example app`",
                 port.wrapping_add(1).max(1024)
             )
             .into());
         }
         Err(e) => return Err(format!("cannot listen on {addr}: {e}").into()),
     };
+    let background = gcp.spawn_background();
     println!("sea-gcp example ({backend} store, database {db_url})");
     println!("open http://{}/", listener.local_addr()?);
-    axum::serve(listener, router).await?;
+    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+    background.stop().await;
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what Cloud Run sends before it stops an instance).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
 }
 
 /// A 500 page: the details go to the log, the user gets a generic message.
@@ -327,9 +443,13 @@ struct ListQuery {
 async fn list(State(app): Shared, headers: HeaderMap, Query(query): Query<ListQuery>) -> Response {
     let (sid, cookie) = ensure_session(&headers);
     let notice = (query.saved == "again").then_some("This document was already saved.");
-    match document::Entity::find().order_by_asc(document::Column::Id).all(&app.db).await {
-        Ok(rows) => page(pages::list(&rows, app.backend, &csrf_token(&app.csrf_key, &sid), notice), cookie),
-        Err(e) => server_error(e),
+    let rows = document::Entity::find().order_by_asc(document::Column::Id).all(&app.db).await;
+    let log = activity::Entity::find().order_by_desc(activity::Column::Id).limit(10).all(&app.db).await;
+    match (rows, log) {
+        (Ok(rows), Ok(log)) => {
+            page(pages::list(&rows, &log, app.backend, &csrf_token(&app.csrf_key, &sid), notice), cookie)
+        }
+        (Err(e), _) | (_, Err(e)) => server_error(e),
     }
 }
 
@@ -395,7 +515,12 @@ async fn create(State(app): Shared, headers: HeaderMap, posted: Posted) -> Respo
     let saved = async {
         let form = posted?;
         let model = document::ActiveModel { title: ActiveValue::Set(title_of(&form)?), ..Default::default() };
-        app.blobs.insert(model, form.changes.clone()).await.map_err(|e| form.refused(&e))
+        // The row, its files and the receipt task commit together, or none of them does.
+        let refused = |e: sea_gcp::Error| form.refused(&e);
+        let save = app.blobs.begin_insert(model, form.changes.clone()).await.map_err(refused)?;
+        let receipt = Receipt { document: save.model().id, title: save.model().title.clone() };
+        app.gcp.enqueue_in(save.txn(), SendReceipt(app.db.clone()), &receipt).await.map_err(refused)?;
+        app.gcp.commit_save(save).await.map_err(refused)
     };
     match saved.await {
         Ok(_) => Redirect::to("/").into_response(),

@@ -1,10 +1,19 @@
 //! Server-rendered HTML of the example (plain strings, every value escaped).
 
+use std::sync::OnceLock;
+
 use sea_gcp::Blobs;
 use sea_gcp::blobs::BlobFormRejection;
 use sea_gcp::field::BlobValue;
 
-use super::document;
+use super::{activity, document};
+
+/// Where the upload routes are mounted (`{prefix}/uploads`), for the widget's script and stylesheet.
+pub static UPLOADS: OnceLock<String> = OnceLock::new();
+
+fn uploads() -> &'static str {
+    UPLOADS.get().map(String::as_str).unwrap_or("/gcp/uploads")
+}
 
 /// Escape text for HTML content and attribute values.
 pub fn esc(s: &str) -> String {
@@ -30,7 +39,7 @@ fn layout(title: &str, body: &str) -> String {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · sea-gcp example</title>
-<link rel="stylesheet" href="/uploads/widget.css">
+<link rel="stylesheet" href="{uploads}/widget.css">
 <style>
   body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 56rem; padding: 0 1rem; }}
   table {{ border-collapse: collapse; width: 100%; }}
@@ -41,7 +50,7 @@ fn layout(title: &str, body: &str) -> String {
   .error {{ color: #b3261e; font-weight: 600; }}
   .hint {{ color: #5f6368; font-size: 0.9em; }}
 </style>
-<script src="/uploads/widget.js" defer></script>
+<script src="{uploads}/widget.js" defer></script>
 </head>
 <body>
 <h1>{title}</h1>
@@ -49,7 +58,8 @@ fn layout(title: &str, body: &str) -> String {
 </body>
 </html>
 "#,
-        title = esc(title)
+        title = esc(title),
+        uploads = esc(uploads()),
     )
 }
 
@@ -85,7 +95,13 @@ fn csrf_input(token: &str) -> String {
 
 /// The list of documents (`csrf`: the session's token, for the delete forms; `notice`: a message to
 /// show above it).
-pub fn list(rows: &[document::Model], backend: &str, csrf: &str, notice: Option<&str>) -> String {
+pub fn list(
+    rows: &[document::Model],
+    log: &[activity::Model],
+    backend: &str,
+    csrf: &str,
+    notice: Option<&str>,
+) -> String {
     let mut body =
         notice.map(|n| format!("<p class=\"notice\" role=\"status\" id=\"notice\">{}</p>", esc(n))).unwrap_or_default();
     body += &format!(
@@ -111,6 +127,15 @@ pub fn list(rows: &[document::Model], backend: &str, csrf: &str, notice: Option<
         }
         body.push_str("</tbody></table>");
     }
+    // What the background work did: receipts sent by the task, the nightly report, pushed events.
+    body.push_str("<h2>Activity</h2><ul id=\"activity\">");
+    for entry in log {
+        body.push_str(&format!("<li>{} <span class=\"hint\">{}</span></li>", esc(&entry.text), esc(&entry.at)));
+    }
+    if log.is_empty() {
+        body.push_str("<li class=\"hint\">Nothing yet: save a document and its receipt task runs.</li>");
+    }
+    body.push_str("</ul>");
     layout("Documents", &body)
 }
 
