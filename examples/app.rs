@@ -47,7 +47,7 @@ use sea_gcp::upload::{Grant, Refusal};
 use sea_gcp::{BlobForm, Blobs, BoxError, Gcp, Settings};
 use sea_orm::{
     ActiveValue, ConnectionTrait, Database, DatabaseConnection, EntityTrait, PaginatorTrait, QueryOrder, QuerySelect,
-    Schema,
+    Schema, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -357,16 +357,19 @@ async fn run() -> Result<(), BoxError> {
         .task(SendReceipt(db.clone()))
         .task(NightlyReport(db.clone()))
         .on_event("storage", move |event| storage_event(events_db.clone(), event))
+        .create_tables()
         .build()
         .await?;
     if gcp.manage().await? {
         return Ok(()); // `cargo run --example app -- sea-gcp tasks sync`, `settings`, `migrate`, ...
     }
 
-    sea_gcp::create_tables(&db).await?;
+    // sea-gcp's tables (`create_tables()` on the builder), then the app's own, in one transaction.
     let schema = Schema::new(db.get_database_backend());
-    db.execute(schema.create_table_from_entity(document::Entity).if_not_exists()).await?;
-    db.execute(schema.create_table_from_entity(activity::Entity).if_not_exists()).await?;
+    let txn = db.begin().await?;
+    txn.execute(schema.create_table_from_entity(document::Entity).if_not_exists()).await?;
+    txn.execute(schema.create_table_from_entity(activity::Entity).if_not_exists()).await?;
+    txn.commit().await?;
     let backend = gcp.blobs().store("media")?.kind().as_str();
     let _ = pages::UPLOADS.set(format!("{}/uploads", gcp.settings().prefix));
     let app = App { csrf_key, gcp: gcp.clone(), db, blobs: gcp.blobs().clone(), backend };

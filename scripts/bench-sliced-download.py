@@ -2,7 +2,7 @@
 """Sliced parallel downloads (storage::download::download_to_file) against fake-gcs-server.
 
 One run, all figures side by side: a SIZE MiB object preloaded into a fresh emulator (-data), then
-1. behind examples/throttle_proxy.rs (loopback, each connection capped at RATE MiB/s, standing in for
+1. behind benches/drivers/throttle_proxy.rs (loopback, each connection capped at RATE MiB/s, standing in for
    one connection's throughput to GCS over the internet): one stream, 4 slices, and curl (one stream);
 2. straight to the emulator (loopback, CPU-bound): the plain streamed GET written to a file (the path
    before sliced downloads), download_to_file with default options (sliced above 150 MiB), one stream;

@@ -20,7 +20,7 @@ if [ "${1:-}" = "--fleet" ]; then
     mkdir "$TMP/base"
     git archive "$BASE" | tar -x -m -C "$TMP/base"   # -m: fresh mtimes, so cargo rebuilds from these sources
     sed 's/tasks.commit_and_send(txn).await.unwrap()/{ let _ = tasks; txn.commit().await.unwrap() }/' \
-        examples/bench_tasks.rs > "$TMP/base/examples/bench_tasks.rs"
+        benches/drivers/bench_tasks.rs > "$TMP/base/benches/drivers/bench_tasks.rs"
     (cd "$TMP/base" && CARGO_TARGET_DIR="$TARGET" cargo build -q --release --features tasks,testing --example bench_tasks)
     cp "$TARGET/release/examples/bench_tasks" "$TMP/before"
     touch src/lib.rs   # this checkout's sources are newer than the BASE build in a shared target dir
@@ -54,7 +54,7 @@ out, cores, arch, cpu = sys.argv[1:5]
 body = open(out).read()
 section = f"""## Tasks
 
-Task outbox dispatch against the in-process Cloud Tasks fake (`examples/bench_tasks.rs`, run by
+Task outbox dispatch against the in-process Cloud Tasks fake (`benches/drivers/bench_tasks.rs`, run by
 `scripts/bench-tasks.sh`): committed outbox rows sent with a simulated round trip on every create call,
 the dispatcher killed when 40 % of the tasks exist and a new one started; every row must end marked sent,
 the fake must hold every task (no loss) and none twice (no duplicate). Then the median duration of a

@@ -4,7 +4,7 @@
 One run: a fresh fake-gcs-server (memory backend) whose external URL is a logging proxy
 (scripts/trace-proxy.py), so the session URIs it hands out point back through the proxy and every chunk
 request is seen. The same SIZE MiB file is uploaded with CHUNK MiB chunks by sea-gcp
-(examples/transfer.rs, release) and by Python google-cloud-storage, one after the other, ROUNDS times
+(benches/drivers/transfer.rs, release) and by Python google-cloud-storage, one after the other, ROUNDS times
 each, alternating which goes first. For each client it prints the requests of one upload (headers that shape an upload,
 timings) and totals: client wall time, the emulator's CPU seconds during the upload (from /proc), and
 per-chunk times (request body sent, response headers received).

@@ -1,7 +1,11 @@
 //! # sea-gcp
 //!
-//! Google Cloud Storage for SeaORM and axum applications: what django-gcp gives Django.
+//! Google Cloud for SeaORM and axum applications: what django-gcp gives Django.
 //!
+//! - [`Gcp`] (features `orm` + `axum`): the application's one handle, built from [`Settings`] (one
+//!   source for every subsystem) and a database connection: every route under one prefix, every
+//!   background loop, management commands, and locally the whole production path ([`local`]).
+//! - [`migrations`] and [`create_tables`]: every table of the enabled features, as one list.
 //! - [`storage`]: one [`Store`] API over GCS, a local directory and memory, with django-gcp's options.
 //! - [`signing`]: V4 signed URLs and POST policies (service-account key, IAM signBlob, HMAC).
 //! - [`field`] and [`promote`]: `BlobValue` columns on SeaORM entities and the crash-safe save protocol.
@@ -25,8 +29,8 @@
 //! | `pubsub` | no | Pub/Sub push envelopes and a REST client (publish, topics, subscriptions) |
 //! | `logging` | no | Cloud Logging JSON lines with trace correlation, request logs, Error Reporting, panic hook |
 //! | `metadata` | with `gcs` | the Cloud Run metadata server client (project, region, tokens) |
-//! | `events` | no | Pub/Sub and Eventarc push endpoints, storage notifications, exactly-once handling (implies `oidc`, `pubsub`, `axum`) |
-//! | `tasks` | no | Cloud Tasks / Scheduler / Pub/Sub subscriber tasks, the transactional task outbox, the worker router |
+//! | `events` | no | Pub/Sub and Eventarc push endpoints, storage notifications (implies `oidc`, `pubsub`; exactly-once handling and blob refresh with `orm`; no sea-orm without it) |
+//! | `tasks` | no | Cloud Tasks / Scheduler / Pub/Sub subscriber tasks, the transactional task outbox, the worker router, local Cloud Tasks and Scheduler ([`local`]) |
 //!
 //! A storage-only user writes `sea-gcp = { version = "0.1", default-features = false, features = ["gcs"] }`
 //! and compiles no sea-orm and no axum. The memory and local stores and the key and HMAC signers need no
@@ -69,6 +73,8 @@ pub mod field;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "oidc")]
+mod lazy_client;
 #[cfg(any(feature = "tasks", all(feature = "testing", feature = "oidc")))]
 pub mod local;
 #[cfg(feature = "logging")]

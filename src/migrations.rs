@@ -18,7 +18,7 @@
 //! `events`). Every step creates only what is missing, so tables made by earlier releases, or by the
 //! per-module migrators, are adopted as they are and upgraded in place.
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, TransactionTrait};
 use sea_orm_migration::{MigrationTrait, SchemaManager};
 
 use crate::Result;
@@ -41,11 +41,17 @@ pub fn migrations() -> Vec<Box<dyn MigrationTrait>> {
 }
 
 /// Create or upgrade every table of [`migrations`] on `db`, recording nothing (each step creates only
-/// what is missing, so running it at every start is safe).
+/// what is missing, so running it at every start is safe). One transaction where the database has
+/// transactional DDL (PostgreSQL, SQLite: one commit, not one per statement); MySQL commits each
+/// statement itself.
 pub async fn create_tables(db: &DatabaseConnection) -> Result<()> {
-    let manager = SchemaManager::new(db);
-    for migration in migrations() {
-        migration.up(&manager).await?;
+    let txn = db.begin().await?;
+    {
+        let manager = SchemaManager::new(&txn);
+        for migration in migrations() {
+            migration.up(&manager).await?;
+        }
     }
+    txn.commit().await?;
     Ok(())
 }

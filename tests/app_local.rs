@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sea_gcp::local::oidc::TestIssuer;
-use sea_gcp::tasks::{EntryState, PeriodicTask, Schedule, Task, TaskContext};
+use sea_gcp::pubsub::{OutgoingMessage, PubSubClient};
+use sea_gcp::tasks::{EntryState, PeriodicTask, Schedule, SubscriberTask, Subscription, Task, TaskContext};
 use sea_gcp::{BoxError, Gcp, Settings};
 use sea_orm::{Database, TransactionTrait};
 use serde_json::Value;
@@ -38,6 +39,9 @@ impl Task for EveryMinute {
     type Output = ();
     async fn run(&self, payload: Value, ctx: TaskContext) -> Result<(), BoxError> {
         assert!(ctx.from_scheduler, "a periodic run comes from the scheduler");
+        // `* * * * *` fires at whole minutes, not as soon as the job exists.
+        let second = chrono::Timelike::second(&chrono::Utc::now());
+        assert!(second < 10, "fired at second {second} of the minute");
         let caller = ctx.caller.map(|c| c.email);
         self.0.lock().unwrap().push((Self::NAME.into(), payload, caller, ctx.retry_count));
         Ok(())
@@ -69,8 +73,16 @@ struct App {
     _dir: tempfile::TempDir,
 }
 
-/// A local-mode app on a loopback port, its background loops running.
+/// A local-mode app on a loopback port with the `record` and `every-minute` tasks, its background loops
+/// running.
 async fn start() -> (App, sea_gcp::app::Background) {
+    start_with(|b, runs| b.task(Record(runs.clone())).periodic(EveryMinute(runs.clone()))).await
+}
+
+/// A local-mode app with the tasks `register` adds.
+async fn start_with(
+    register: impl FnOnce(sea_gcp::app::GcpBuilder, &Runs) -> sea_gcp::app::GcpBuilder,
+) -> (App, sea_gcp::app::Background) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let dir = tempfile::tempdir().unwrap();
@@ -82,12 +94,7 @@ async fn start() -> (App, sea_gcp::app::Background) {
     let settings = Settings::from_env_vars(vars).unwrap();
     let db = Database::connect(format!("sqlite://{}?mode=rwc", dir.path().join("app.sqlite").display())).await.unwrap();
     let runs: Runs = Arc::default();
-    let gcp = Gcp::builder(settings, db)
-        .task(Record(runs.clone()))
-        .periodic(EveryMinute(runs.clone()))
-        .build()
-        .await
-        .unwrap();
+    let gcp = register(Gcp::builder(settings, db), &runs).build().await.unwrap();
     assert!(gcp.local_cloud().is_some(), "no project and no emulator: local mode");
     sea_gcp::create_tables(gcp.db()).await.unwrap();
     let router = gcp.router();
@@ -198,5 +205,62 @@ async fn the_binary_answers_management_commands() {
     assert!(gcp.manage_args(args(&["sea-gcp", "migrate"]), &mut out).await.unwrap());
     let err = gcp.manage_args(args(&["sea-gcp", "tasks", "snyc"]), &mut out).await.unwrap_err().to_string();
     assert!(err.contains("unknown sea-gcp command `tasks snyc`") && err.contains("tasks sync"), "{err}");
+    background.stop().await;
+}
+
+/// A subscriber task on the topic `local-orders`.
+struct OnLocalOrder(Runs);
+
+#[async_trait::async_trait]
+impl Task for OnLocalOrder {
+    const NAME: &'static str = "on-local-order";
+    type Payload = Value;
+    type Output = ();
+    async fn run(&self, payload: Value, ctx: TaskContext) -> Result<(), BoxError> {
+        let caller = ctx.caller.map(|c| c.email);
+        self.0.lock().unwrap().push((Self::NAME.into(), payload, caller, ctx.retry_count));
+        Ok(())
+    }
+}
+
+impl SubscriberTask for OnLocalOrder {
+    fn subscription(&self) -> Subscription {
+        Subscription::topic("local-orders")
+    }
+}
+
+/// `PUBSUB_EMULATOR_HOST`, or a loud skip (a failure under `SEA_GCP_REQUIRE_ALL=1`).
+fn pubsub_emulator() -> Option<String> {
+    match std::env::var("PUBSUB_EMULATOR_HOST") {
+        Ok(host) if !host.is_empty() => Some(host),
+        _ => {
+            let why = "PUBSUB_EMULATOR_HOST is not set (run through scripts/test.sh)";
+            assert!(
+                std::env::var("SEA_GCP_REQUIRE_ALL").as_deref() != Ok("1"),
+                "the Pub/Sub emulator is required: {why}"
+            );
+            eprintln!("SKIPPED: local mode with the Pub/Sub emulator — {why}");
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_pubsub_emulator_a_published_message_runs_its_subscriber_task_with_a_verified_token() {
+    let Some(host) = pubsub_emulator() else { return };
+    let (app, background) = start_with(|b, runs| b.subscriber(OnLocalOrder(runs.clone()))).await;
+    let pubsub = PubSubClient::emulator(&host, sea_gcp::local::LOCAL_PROJECT);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while pubsub.get_subscription("on-local-order").await.unwrap().is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "the push subscription was not created");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let message = OutgoingMessage::json(&serde_json::json!({"order": 7})).unwrap();
+    pubsub.publish("local-orders", &[message]).await.unwrap();
+    wait_for("the subscriber task", Duration::from_secs(30), || !runs_of(&app.runs, "on-local-order").is_empty()).await;
+    let runs = app.runs.lock().unwrap().clone();
+    let run = runs.iter().find(|r| r.0 == "on-local-order").unwrap();
+    assert_eq!(run.1, serde_json::json!({"order": 7}));
+    assert_eq!(run.2.as_deref(), Some(sea_gcp::local::LOCAL_INVOKER), "the worker verified the proxy's token");
     background.stop().await;
 }

@@ -6,7 +6,10 @@ use std::time::Duration;
 use sea_gcp::Settings;
 use sea_gcp::config::Origin;
 
-fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+/// A process environment as `(name, value)` pairs.
+type Env = Vec<(String, String)>;
+
+fn env(pairs: &[(&str, &str)]) -> Env {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
@@ -159,7 +162,7 @@ fn every_section_key_is_settable_through_sea_gcp_variables() {
 
 #[test]
 fn unknown_keys_are_refused_with_the_nearest_valid_name() {
-    let cases: [(&str, Vec<(String, String)>, &str); 5] = [
+    let cases: [(&str, Env, &str); 5] = [
         ("[tasks]\nquue = \"q\"\n", env(&[]), "did you mean `queue`?"),
         ("projet_id = \"p\"\n", env(&[]), "did you mean `project_id`?"),
         ("[event]\ninvoker_emails = []\n", env(&[]), "did you mean `events`?"),

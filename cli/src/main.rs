@@ -14,6 +14,7 @@ mod download;
 mod migrate_column;
 mod post_policy;
 mod repair;
+mod settings;
 mod sign_url;
 mod sync_static;
 mod tasks_outbox;
@@ -54,6 +55,8 @@ pub enum Command {
     Cleanup(cleanup::CleanupArgs),
     /// Backfill a blob column from a path column (metadata from bucket listings), then optionally swap them.
     MigrateColumn(migrate_column::MigrateColumnArgs),
+    /// Print every resolved setting and where it came from (file, variable, default); secrets hidden.
+    Settings(settings::SettingsArgs),
     /// Background tasks: `tasks sync` creates the Scheduler jobs of periodic tasks; `tasks outbox` lists,
     /// retries or discards failed outbox entries.
     Tasks(tasks_sync::TasksArgs),
@@ -71,6 +74,7 @@ impl Command {
             Command::Doctor(args) => args.run(out).await,
             Command::MigrateColumn(args) => args.run(out).await,
             Command::Cleanup(args) => args.run(out).await,
+            Command::Settings(args) => args.run(out).await,
             Command::Tasks(args) => args.run(out).await,
         }
     }

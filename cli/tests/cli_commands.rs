@@ -206,3 +206,34 @@ fn missing_credentials_fail_at_once_with_the_fix() {
         "{err}"
     );
 }
+
+#[test]
+fn settings_prints_every_value_with_its_origin_and_hides_secrets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (settings, _) = local_store_settings(tmp.path(), "media", "");
+    std::fs::write(
+        &settings,
+        format!(
+            "{}\n[uploads]\nsecret = \"0123456789abcdef0123456789abcdef-s3cr3t\"\n",
+            std::fs::read_to_string(&settings).unwrap()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sea-gcp"))
+        .args(["settings", "--settings"])
+        .arg(&settings)
+        .env("GCP_TASKS_DEFAULT_QUEUE_NAME", "primary")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("tasks.queue = \"primary\"  # env GCP_TASKS_DEFAULT_QUEUE_NAME"), "{stdout}");
+    assert!(stdout.contains("stores.media.backend = \"local\"  # file"), "{stdout}");
+    assert!(stdout.contains("uploads.secret = \"***\"") && !stdout.contains("s3cr3t"), "{stdout}");
+    // A typo in the file is refused with the nearest name.
+    std::fs::write(&settings, "[tasks]\nquue = \"q\"\n").unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_sea-gcp")).args(["settings", "--settings"]).arg(&settings).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("did you mean `queue`?"), "{stderr}");
+}

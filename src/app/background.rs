@@ -42,7 +42,8 @@ impl Gcp {
     /// dispatcher (claims and sends committed outbox rows; unless tasks are eager or disabled), the
     /// promotion repair loop (replays interrupted saves every 10 minutes, and once now), and in local
     /// mode the Scheduler clock (creates the periodic tasks' jobs through the same sync as production,
-    /// then fires them on their cron schedules). Local stores clean their expired upload sessions from
+    /// then fires them on their cron schedules) and, when `PUBSUB_EMULATOR_HOST` is set, the subscriber
+    /// tasks' push subscriptions on the emulator. Local stores clean their expired upload sessions from
     /// their routes' own timer.
     pub fn spawn_background(&self) -> Background {
         let token = CancellationToken::new();
@@ -71,6 +72,17 @@ impl Gcp {
                         if let Err(e) = gcp.sync_schedules(false, false).await {
                             tracing::error!(error = %e, "local scheduler: creating the periodic tasks' jobs failed");
                         }
+                        // Held until the loop stops: the emulator's pushes go through it.
+                        let _proxy = match std::env::var("PUBSUB_EMULATOR_HOST") {
+                            Ok(host) if !host.is_empty() => match gcp.push_emulator_to_worker(&host).await {
+                                Ok(proxy) => proxy,
+                                Err(e) => {
+                                    tracing::error!(error = %e, "local tasks: subscribing on the Pub/Sub emulator failed");
+                                    None
+                                }
+                            },
+                            _ => None,
+                        };
                         if let Some(local) = gcp.local_cloud() {
                             local.run_schedules(stop.cancelled_owned()).await;
                         }

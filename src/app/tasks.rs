@@ -34,7 +34,12 @@ pub(crate) fn tasks_settings(settings: &Settings, local: Option<&LocalCloud>) ->
     let base = settings.base_url.clone().or_else(|| local.map(|_| LOCAL_BASE_URL.to_string()));
     TasksSettings {
         default_queue: t.queue.clone(),
-        tasks_domain: t.domain.clone().or_else(|| base.map(|b| format!("{b}{}", settings.prefix))).unwrap_or_default(),
+        tasks_domain: t
+            .domain
+            .as_deref()
+            .map(|d| with_prefix(d, &settings.prefix))
+            .or_else(|| base.map(|b| format!("{b}{}", settings.prefix)))
+            .unwrap_or_default(),
         resource_affix: t.affix.clone(),
         region: t.region.clone(),
         delimiter: t.delimiter.clone(),
@@ -52,6 +57,16 @@ pub(crate) fn tasks_settings(settings: &Settings, local: Option<&LocalCloud>) ->
         },
         dispatch_deadline: t.dispatch_deadline,
         django_gcp_compat: t.django_gcp_compat,
+    }
+}
+
+/// A tasks domain that names only an origin (`https://worker.example.com`) gets the routes' prefix, where
+/// the handle mounts the worker; one with a path is taken as written.
+fn with_prefix(domain: &str, prefix: &str) -> String {
+    let domain = domain.trim_end_matches('/');
+    match url::Url::parse(domain) {
+        Ok(url) if url.path() == "/" || url.path().is_empty() => format!("{domain}{prefix}"),
+        _ => domain.to_string(),
     }
 }
 
@@ -99,6 +114,40 @@ impl TaskPart {
 }
 
 impl Gcp {
+    /// Local mode with the Pub/Sub emulator: make the emulator hold one push subscription per subscriber
+    /// task (the same sync as production), pushing through a proxy that adds the token the emulator
+    /// does not send, signed by the local issuer for the worker's URL. The proxy lives as long as the
+    /// returned value.
+    pub(crate) async fn push_emulator_to_worker(
+        &self,
+        emulator: &str,
+    ) -> Result<Option<crate::local::oidc::BearerProxy>> {
+        use crate::pubsub::PubSubClient;
+        use crate::tasks::sync::Manifest;
+        use crate::tasks::sync_subscriptions::{apply_subscriptions, plan_subscriptions};
+        let (Some(local), Some(tasks)) = (self.local_cloud(), self.tasks()) else { return Ok(None) };
+        if tasks.registry().subscribers().is_empty() {
+            return Ok(None);
+        }
+        let settings = tasks.settings();
+        let origin = settings.tasks_origin();
+        let proxy = crate::local::oidc::BearerProxy::start(local.issuer(), LOCAL_INVOKER, &origin, &origin).await;
+        let mut via_proxy = settings.clone();
+        via_proxy.tasks_domain = settings.tasks_domain.replacen(&origin, &proxy.url(), 1);
+        via_proxy.invoker_service_account = None; // the emulator sends no token: the proxy signs
+        let project = settings.project_id.clone().unwrap_or_else(|| LOCAL_PROJECT.into());
+        let client = PubSubClient::emulator(emulator, project);
+        let manifest = Manifest::from(tasks.registry());
+        let plan = plan_subscriptions(&client, &via_proxy, &manifest, false).await?;
+        apply_subscriptions(&client, &plan).await?;
+        tracing::info!(
+            emulator,
+            subscriptions = plan.changes.len(),
+            "local tasks: the Pub/Sub emulator pushes subscriber tasks to this app through a token-adding proxy"
+        );
+        Ok(Some(proxy))
+    }
+
     fn task_part(&self) -> Result<&TaskPart> {
         self.inner.tasks.as_ref().ok_or_else(|| {
             Error::config(None, "no task is registered: add it with Gcp::builder(..).task(..) before enqueueing it")
@@ -162,5 +211,18 @@ impl Gcp {
         drop(task);
         let part = self.task_part()?;
         part.tasks.enqueue_later_in::<T, C>(txn, &part.outbox, payload, when).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_origin_gets_the_prefix_a_path_is_kept() {
+        assert_eq!(with_prefix("https://worker.example.com", "/gcp"), "https://worker.example.com/gcp");
+        assert_eq!(with_prefix("https://worker.example.com/", "/gcp"), "https://worker.example.com/gcp");
+        assert_eq!(with_prefix("https://worker.example.com/internal", "/gcp"), "https://worker.example.com/internal");
+        assert_eq!(with_prefix("https://worker.example.com", ""), "https://worker.example.com");
     }
 }

@@ -181,7 +181,7 @@ pub struct JwksCache {
 /// What one fetch needs, shared with the task that runs it.
 struct Fetcher {
     url: String,
-    client: reqwest::Client,
+    client: crate::lazy_client::LazyClient,
     options: JwksOptions,
     fetches: AtomicU64,
 }
@@ -225,7 +225,12 @@ impl JwksCache {
     /// A cache of the keys at `url` (a test's fake JWKS server, another issuer).
     pub fn new(url: impl Into<String>, options: JwksOptions) -> Self {
         // The fetch timeout bounds the whole fetch (see `Fetcher::fetch`); the client needs none of its own.
-        let fetcher = Fetcher { url: url.into(), client: reqwest::Client::new(), options, fetches: AtomicU64::new(0) };
+        let fetcher = Fetcher {
+            url: url.into(),
+            client: crate::lazy_client::LazyClient::new(reqwest::Client::new),
+            options,
+            fetches: AtomicU64::new(0),
+        };
         Self { fetcher: Arc::new(fetcher), state: Arc::default(), refresh: Arc::default() }
     }
 
@@ -338,7 +343,7 @@ impl Fetcher {
     }
 
     async fn fetch_once(&self) -> Result<KeySet, String> {
-        let response = self.client.get(&self.url).send().await.map_err(|e| format!("GET {}: {e}", self.url))?;
+        let response = self.client.get().get(&self.url).send().await.map_err(|e| format!("GET {}: {e}", self.url))?;
         let status = response.status();
         if !status.is_success() {
             return Err(format!("GET {} answered {status}", self.url));

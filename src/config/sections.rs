@@ -51,8 +51,9 @@ pub struct TaskSettings {
     /// The queue tasks go to unless they name their own (`GCP_TASKS_DEFAULT_QUEUE_NAME`; default
     /// `default`).
     pub queue: String,
-    /// The base URL Cloud Tasks and Scheduler push to (`GCP_TASKS_DOMAIN`; default: `base_url` and the
-    /// routes' prefix).
+    /// The base URL Cloud Tasks and Scheduler push to (`GCP_TASKS_DOMAIN`; default: `base_url`). An
+    /// origin alone gets the routes' prefix (`https://worker.example.com` → `.../gcp`); a URL with a path
+    /// is taken as written.
     pub domain: Option<String>,
     /// The region of queues and jobs (`GCP_TASKS_REGION`; default `europe-west1`).
     pub region: String,

@@ -115,6 +115,7 @@ impl From<crate::Error> for HandlerError {
     }
 }
 
+#[cfg(feature = "orm")]
 impl From<sea_orm::DbErr> for HandlerError {
     fn from(e: sea_orm::DbErr) -> Self {
         HandlerError::Failed(Box::new(e))

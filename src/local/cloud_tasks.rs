@@ -163,7 +163,7 @@ struct Shared {
     refused_duplicates: AtomicU64,
     api_calls: AtomicU64,
     resumed: Notify,
-    http: reqwest::Client,
+    http: crate::lazy_client::LazyClient,
 }
 
 /// An in-process Cloud Tasks on a loopback port (see the module docs).
@@ -258,11 +258,13 @@ impl FakeCloudTasks {
             refused_duplicates: AtomicU64::new(0),
             api_calls: AtomicU64::new(0),
             resumed: Notify::new(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .pool_max_idle_per_host(1024)
-                .build()
-                .expect("HTTP client"),
+            http: crate::lazy_client::LazyClient::new(|| {
+                reqwest::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .pool_max_idle_per_host(1024)
+                    .build()
+                    .expect("HTTP client")
+            }),
         });
         let app = Router::new().fallback(api).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
@@ -612,7 +614,7 @@ async fn dispatch_loop(shared: Arc<Shared>, queue: String, id: String) {
             break attempt;
         };
         let Ok(_permit) = attempt.semaphore.clone().acquire_owned().await else { return };
-        let mut request = shared.http.post(&attempt.url);
+        let mut request = shared.http.get().post(&attempt.url);
         for (k, v) in &attempt.headers {
             request = request.header(k, v);
         }

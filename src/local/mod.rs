@@ -71,10 +71,13 @@ impl std::fmt::Debug for LocalCloud {
 
 #[cfg(feature = "tasks")]
 impl LocalCloud {
-    /// Start the services on free loopback ports, with a fresh signing key (about 0.1 s).
+    /// Start the services on free loopback ports, with a fresh signing key made in the background
+    /// (about 0.1 s, needed only when the first token is signed or the JWKS first served).
     pub async fn start() -> Self {
-        let issuer = Arc::new(oidc::TestIssuer::generate(format!("local-{}", uuid::Uuid::new_v4().simple())));
-        let jwks = oidc::FakeJwks::start(&[&issuer]).await;
+        let kid = format!("local-{}", uuid::Uuid::new_v4().simple());
+        let issuer = Arc::new(oidc::TestIssuer::generate_in_background(kid));
+        let jwks = oidc::FakeJwks::start(&[]).await;
+        jwks.publish_shared(issuer.clone());
         let tasks = cloud_tasks::FakeCloudTasks::start(issuer.clone()).await;
         let scheduler = scheduler::FakeScheduler::start(issuer.clone()).await;
         Self { issuer, jwks, tasks, scheduler }
@@ -112,6 +115,11 @@ impl LocalCloud {
     /// Local Cloud Scheduler, for inspection (jobs held, runs made).
     pub fn scheduler(&self) -> &scheduler::FakeScheduler {
         &self.scheduler
+    }
+
+    /// The token issuer (for a [`oidc::BearerProxy`] in front of the Pub/Sub emulator).
+    pub(crate) fn issuer(&self) -> Arc<oidc::TestIssuer> {
+        self.issuer.clone()
     }
 
     /// Sign an ID token for `audience` as `email` (to call the app's routes by hand, e.g. with curl).

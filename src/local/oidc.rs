@@ -41,8 +41,14 @@ use crate::auth::{JwksCache, JwksOptions, OidcVerifier, VerifierOptions};
 /// An RSA-2048 signing key with a key id, minting ID tokens as Google does.
 pub struct TestIssuer {
     kid: String,
-    key: KeyPair,
+    key: std::sync::OnceLock<KeyPair>,
+    /// The key being generated on a thread of its own ([`TestIssuer::generate_in_background`]).
+    pending: Mutex<Option<std::thread::JoinHandle<KeyPair>>>,
     issuer: String,
+}
+
+fn new_key() -> KeyPair {
+    KeyPair::generate(KeySize::Rsa2048).expect("RSA-2048 key generation")
 }
 
 impl std::fmt::Debug for TestIssuer {
@@ -54,8 +60,30 @@ impl std::fmt::Debug for TestIssuer {
 impl TestIssuer {
     /// A fresh key (about 0.1 s to generate) with key id `kid`, issuer `https://accounts.google.com`.
     pub fn generate(kid: impl Into<String>) -> Self {
-        let key = KeyPair::generate(KeySize::Rsa2048).expect("RSA-2048 key generation");
-        Self { kid: kid.into(), key, issuer: "https://accounts.google.com".into() }
+        let issuer = Self::generate_in_background(kid);
+        issuer.key();
+        issuer
+    }
+
+    /// Like [`generate`](Self::generate), but the key is made on a thread of its own: this returns at
+    /// once, and the first use of the key waits for it (an app in local mode answers its first request
+    /// without waiting for a key no request has needed yet).
+    pub fn generate_in_background(kid: impl Into<String>) -> Self {
+        let pending = std::thread::Builder::new().name("sea-gcp-local-key".into()).spawn(new_key).ok();
+        Self {
+            kid: kid.into(),
+            key: std::sync::OnceLock::new(),
+            pending: Mutex::new(pending),
+            issuer: "https://accounts.google.com".into(),
+        }
+    }
+
+    /// The key, waiting for it if it is still being made.
+    fn key(&self) -> &KeyPair {
+        self.key.get_or_init(|| {
+            let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner()).take();
+            pending.and_then(|thread| thread.join().ok()).unwrap_or_else(new_key)
+        })
     }
 
     /// The key id.
@@ -65,7 +93,7 @@ impl TestIssuer {
 
     /// The public key as a JWK (`kty`, `alg`, `use`, `kid`, `n`, `e`), as Google's JWKS lists it.
     pub fn jwk(&self) -> Value {
-        let components = PublicKeyComponents::<Vec<u8>>::from(self.key.public_key());
+        let components = PublicKeyComponents::<Vec<u8>>::from(self.key().public_key());
         json!({
             "kty": "RSA", "alg": "RS256", "use": "sig", "kid": self.kid,
             "n": URL_SAFE_NO_PAD.encode(&components.n), "e": URL_SAFE_NO_PAD.encode(&components.e),
@@ -74,7 +102,7 @@ impl TestIssuer {
 
     /// The public modulus (big-endian): what an HS256 key-confusion attack would use as its secret.
     pub fn public_modulus(&self) -> Vec<u8> {
-        PublicKeyComponents::<Vec<u8>>::from(self.key.public_key()).n
+        PublicKeyComponents::<Vec<u8>>::from(self.key().public_key()).n
     }
 
     /// Claims of a valid token for `audience` and `email`: Google's issuer, `email_verified`, issued now,
@@ -95,9 +123,9 @@ impl TestIssuer {
     /// A token with any header (a wrong `kid`, another `alg` label), RS256-signed with this key.
     pub fn sign(&self, header: &Value, claims: &Value) -> String {
         let signing_input = format!("{}.{}", b64_json(header), b64_json(claims));
-        let mut signature = vec![0; self.key.public_modulus_len()];
-        self.key
-            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), signing_input.as_bytes(), &mut signature)
+        let key = self.key();
+        let mut signature = vec![0; key.public_modulus_len()];
+        key.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), signing_input.as_bytes(), &mut signature)
             .expect("RSA signing");
         format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
     }
@@ -125,6 +153,8 @@ pub enum JwksFault {
 
 struct JwksState {
     keys: Mutex<Vec<Value>>,
+    /// Issuers whose key is read when the JWKS is served (it may still be being made).
+    shared: Mutex<Vec<Arc<TestIssuer>>>,
     fetches: AtomicU64,
     cache_control: Mutex<String>,
     delay: Mutex<Duration>,
@@ -156,6 +186,7 @@ impl FakeJwks {
     pub async fn start(issuers: &[&TestIssuer]) -> Self {
         let state = Arc::new(JwksState {
             keys: Mutex::new(issuers.iter().map(|i| i.jwk()).collect()),
+            shared: Mutex::new(Vec::new()),
             fetches: AtomicU64::new(0),
             cache_control: Mutex::new("public, max-age=21600, must-revalidate, no-transform".into()),
             delay: Mutex::new(Duration::ZERO),
@@ -183,6 +214,12 @@ impl FakeJwks {
     /// Add `issuer`'s key (a key rotation: Google publishes the new key beside the old ones).
     pub fn publish(&self, issuer: &TestIssuer) {
         self.state.keys.lock().unwrap().push(issuer.jwk());
+    }
+
+    /// Add `issuer`'s key, read when the JWKS is first served after it (the key may still be being
+    /// made: [`TestIssuer::generate_in_background`]).
+    pub fn publish_shared(&self, issuer: Arc<TestIssuer>) {
+        self.state.shared.lock().unwrap().push(issuer);
     }
 
     /// Serve `value` as `Cache-Control`.
@@ -231,7 +268,13 @@ async fn serve_jwks(State(state): State<Arc<JwksState>>) -> Response {
         }
         JwksFault::Hang => std::future::pending::<()>().await,
     }
-    let body = json!({ "keys": *state.keys.lock().unwrap() });
+    let mut keys = state.keys.lock().unwrap().clone();
+    let shared = state.shared.lock().unwrap().clone();
+    if !shared.is_empty() {
+        let jwks = tokio::task::spawn_blocking(move || shared.iter().map(|i| i.jwk()).collect::<Vec<_>>()).await;
+        keys.extend(jwks.unwrap_or_default());
+    }
+    let body = json!({ "keys": keys });
     let cache_control = state.cache_control.lock().unwrap().clone();
     let mut response = axum::Json(body).into_response();
     if let Ok(value) = HeaderValue::from_str(&cache_control) {

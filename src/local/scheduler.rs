@@ -48,7 +48,7 @@ struct Shared {
     jobs: Mutex<BTreeMap<String, Map<String, Value>>>,
     dispatches: Mutex<Vec<SchedulerDispatch>>,
     calls: Mutex<Vec<String>>,
-    http: reqwest::Client,
+    http: crate::lazy_client::LazyClient,
 }
 
 /// An in-process Cloud Scheduler (see the module docs).
@@ -131,7 +131,7 @@ impl FakeScheduler {
             jobs: Mutex::new(BTreeMap::new()),
             dispatches: Mutex::new(Vec::new()),
             calls: Mutex::new(Vec::new()),
-            http: reqwest::Client::new(),
+            http: crate::lazy_client::LazyClient::new(reqwest::Client::new),
         });
         let app = Router::new().fallback(api).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
@@ -328,7 +328,7 @@ fn run(shared: &Arc<Shared>, name: &str, id: &str) -> Response {
     let shared2 = shared.clone();
     let id = id.to_string();
     tokio::spawn(async move {
-        let mut request = shared2.http.post(&uri);
+        let mut request = shared2.http.get().post(&uri);
         for (k, v) in &headers {
             request = request.header(k, v);
         }

@@ -198,7 +198,7 @@ struct GoogleErrorBody {
 #[derive(Clone)]
 pub struct CloudTasksClient {
     endpoint: String,
-    http: reqwest::Client,
+    http: crate::lazy_client::LazyClient,
     tokens: Option<Arc<CachedTokenSource>>,
     retry: RetryOptions,
 }
@@ -226,7 +226,7 @@ impl CloudTasksClient {
     pub fn unauthenticated(endpoint: impl Into<String>) -> Self {
         Self {
             endpoint: endpoint.into().trim_end_matches('/').into(),
-            http: http_client(),
+            http: crate::lazy_client::LazyClient::new(http_client),
             tokens: None,
             retry: RetryOptions::default(),
         }
@@ -260,7 +260,7 @@ impl CloudTasksClient {
         let body = json!({ "task": task.to_json(queue_path) });
         let idempotent = task.id.is_some();
         let (response, retried) = call(
-            &self.http,
+            self.http.get(),
             self.tokens.as_deref(),
             &self.retry,
             "cloudtasks",
@@ -283,9 +283,17 @@ impl CloudTasksClient {
     /// existed).
     pub async fn get_task(&self, task_path: &str) -> Result<Option<TaskInfo>> {
         let url = format!("{}/v2/{task_path}", self.endpoint);
-        let (response, _) =
-            call(&self.http, self.tokens.as_deref(), &self.retry, "cloudtasks", reqwest::Method::GET, &url, None, true)
-                .await?;
+        let (response, _) = call(
+            self.http.get(),
+            self.tokens.as_deref(),
+            &self.retry,
+            "cloudtasks",
+            reqwest::Method::GET,
+            &url,
+            None,
+            true,
+        )
+        .await?;
         match response {
             Ok(value) => Ok(Some(serde_json::from_value(value).map_err(|e| bad_answer("cloudtasks", e))?)),
             Err(Error::Service { status: Some(404), .. }) => Ok(None),
@@ -298,7 +306,7 @@ impl CloudTasksClient {
     pub async fn delete_task(&self, task_path: &str) -> Result<bool> {
         let url = format!("{}/v2/{task_path}", self.endpoint);
         let (response, _) = call(
-            &self.http,
+            self.http.get(),
             self.tokens.as_deref(),
             &self.retry,
             "cloudtasks",

@@ -136,7 +136,7 @@ fn bad(message: &str) -> Error {
 #[derive(Clone)]
 pub struct SchedulerClient {
     endpoint: String,
-    http: reqwest::Client,
+    http: crate::lazy_client::LazyClient,
     tokens: Option<Arc<CachedTokenSource>>,
     retry: RetryOptions,
 }
@@ -152,7 +152,7 @@ impl SchedulerClient {
     pub fn unauthenticated(endpoint: impl Into<String>) -> Self {
         Self {
             endpoint: endpoint.into().trim_end_matches('/').into(),
-            http: http_client(),
+            http: crate::lazy_client::LazyClient::new(http_client),
             tokens: None,
             retry: RetryOptions::default(),
         }
@@ -170,7 +170,7 @@ impl SchedulerClient {
 
     async fn call(&self, method: reqwest::Method, url: &str, body: Option<&Value>, idempotent: bool) -> Result<Value> {
         let (outcome, _) =
-            call(&self.http, self.tokens.as_deref(), &self.retry, "cloudscheduler", method, url, body, idempotent)
+            call(self.http.get(), self.tokens.as_deref(), &self.retry, "cloudscheduler", method, url, body, idempotent)
                 .await?;
         outcome
     }

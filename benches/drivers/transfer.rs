@@ -1,5 +1,5 @@
 //! A minimal transfer client used by `scripts/bench-transfer.py` to measure sea-gcp against curl and
-//! Python's google-cloud-storage on the emulator. Not an API example; see `examples/server.rs`.
+//! Python's google-cloud-storage on the emulator. Not an API example; see `examples/app.rs`.
 //!
 //! ```text
 //! transfer up   BUCKET NAME FILE [CHUNK_BYTES]     # one object; resumable when CHUNK_BYTES is given
