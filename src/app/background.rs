@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::Gcp;
 
 /// How often the promotion repair loop replays the blob outbox.
-pub const REPAIR_EVERY: Duration = Duration::from_secs(600);
+pub(super) const REPAIR_EVERY: Duration = Duration::from_secs(600);
 
 /// The background loops of a [`Gcp`]; [`stop`](Self::stop) them when the server has shut down.
 #[derive(Debug)]

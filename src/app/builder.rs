@@ -42,7 +42,7 @@ impl std::fmt::Debug for GcpBuilder {
 }
 
 /// The media store when the settings name none: a directory beside the app, like Django's `MEDIA_ROOT`.
-pub const DEFAULT_MEDIA_ROOT: &str = ".sea-gcp/media";
+pub(super) const DEFAULT_MEDIA_ROOT: &str = ".sea-gcp/media";
 
 impl GcpBuilder {
     pub(super) fn new(settings: Settings, db: DatabaseConnection) -> Self {

@@ -5,7 +5,7 @@ use super::Gcp;
 use crate::{Error, Result};
 
 /// The first argument that hands the command line to sea-gcp.
-pub const COMMAND: &str = "sea-gcp";
+pub(super) const COMMAND: &str = "sea-gcp";
 
 const USAGE: &str = "usage: <app> sea-gcp <command>
 commands:

@@ -13,7 +13,7 @@ use crate::tasks::{
 use crate::{Error, Result};
 
 /// The local base URL when `base_url` is unset in local mode (the complete example's address).
-pub const LOCAL_BASE_URL: &str = "http://127.0.0.1:8000";
+pub(super) const LOCAL_BASE_URL: &str = "http://127.0.0.1:8000";
 
 pub(crate) struct TaskPart {
     pub(crate) tasks: Tasks,

@@ -47,7 +47,7 @@ pub(crate) enum Audience {
 }
 
 impl Audience {
-    pub fn values(&self) -> Vec<&str> {
+    pub(crate) fn values(&self) -> Vec<&str> {
         match self {
             Audience::One(s) => vec![s.as_str()],
             Audience::Many(v) => v.iter().map(String::as_str).collect(),
@@ -64,7 +64,7 @@ pub(crate) enum EmailVerified {
 }
 
 impl EmailVerified {
-    pub fn is_true(&self) -> bool {
+    pub(crate) fn is_true(&self) -> bool {
         match self {
             EmailVerified::Bool(b) => *b,
             EmailVerified::Text(s) => s == "true",

@@ -34,7 +34,7 @@ use super::sections::{EventSettings, LogSettings, TaskSettings, UploadSettings};
 use crate::{Error, Result};
 
 /// The environment variable prefix for store options.
-pub const ENV_PREFIX: &str = "SEA_GCP__";
+pub(crate) const ENV_PREFIX: &str = "SEA_GCP__";
 
 /// `default` is django's alias of `media`, `staticfiles` of `static`; other keys are lowercased.
 pub fn canonical_store_key(key: &str) -> String {

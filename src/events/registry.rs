@@ -28,7 +28,7 @@ where
 
 /// Exact kinds and kind prefixes, each with its handler.
 #[derive(Clone, Default)]
-pub struct Registry {
+pub(super) struct Registry {
     exact: HashMap<String, Arc<dyn EventHandler>>,
     prefixes: Vec<(String, Arc<dyn EventHandler>)>,
 }
@@ -44,12 +44,12 @@ impl std::fmt::Debug for Registry {
 
 impl Registry {
     /// Register `handler` for exactly `kind` (replacing an earlier one).
-    pub fn exact(&mut self, kind: impl Into<String>, handler: Arc<dyn EventHandler>) {
+    pub(super) fn exact(&mut self, kind: impl Into<String>, handler: Arc<dyn EventHandler>) {
         self.exact.insert(kind.into(), handler);
     }
 
     /// Register `handler` for every kind starting with `prefix`.
-    pub fn prefix(&mut self, prefix: impl Into<String>, handler: Arc<dyn EventHandler>) {
+    pub(super) fn prefix(&mut self, prefix: impl Into<String>, handler: Arc<dyn EventHandler>) {
         let prefix = prefix.into();
         self.prefixes.retain(|(p, _)| *p != prefix);
         self.prefixes.push((prefix, handler));
@@ -57,7 +57,7 @@ impl Registry {
     }
 
     /// The handler for `kind`: exact match first, then the longest prefix.
-    pub fn find(&self, kind: &str) -> Option<&Arc<dyn EventHandler>> {
+    pub(super) fn find(&self, kind: &str) -> Option<&Arc<dyn EventHandler>> {
         self.exact
             .get(kind)
             .or_else(|| self.prefixes.iter().find(|(p, _)| kind.starts_with(p.as_str())).map(|(_, h)| h))

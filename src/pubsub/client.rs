@@ -18,7 +18,7 @@ use crate::signing::token::{CachedTokenSource, TokenSource, application_default}
 use crate::{Error, Result};
 
 /// The production endpoint.
-pub const PUBSUB_ENDPOINT: &str = "https://pubsub.googleapis.com";
+pub(super) const PUBSUB_ENDPOINT: &str = "https://pubsub.googleapis.com";
 
 /// A message to publish.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -117,14 +117,14 @@ pub(crate) struct Borrowed<'a> {
 
 impl Borrowed<'_> {
     /// Append the authority as the URL shows it.
-    pub fn push_authority(&self, out: &mut String) {
+    pub(crate) fn push_authority(&self, out: &mut String) {
         for part in self.authority {
             out.push_str(part);
         }
     }
 
     /// Append the signed `host` value: the authority without its port, lowercased.
-    pub fn push_host(&self, out: &mut String) {
+    pub(crate) fn push_host(&self, out: &mut String) {
         let [a, b, c, last] = self.authority;
         for part in [a, b, c, strip_port(last)] {
             if part.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -136,7 +136,7 @@ impl Borrowed<'_> {
     }
 
     /// Append the encoded resource path of a signed URL (starts with `/`).
-    pub fn push_path(&self, out: &mut String) {
+    pub(crate) fn push_path(&self, out: &mut String) {
         out.push('/');
         if self.path_style {
             out.extend(encode_path_iter(self.bucket));
@@ -150,7 +150,7 @@ impl Borrowed<'_> {
     }
 
     /// An upper bound of the pieces' lengths (for buffer sizes).
-    pub fn len_hint(&self) -> usize {
+    pub(crate) fn len_hint(&self) -> usize {
         self.scheme.len() + 3 + self.authority.iter().map(|p| p.len()).sum::<usize>()
     }
 }

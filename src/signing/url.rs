@@ -61,12 +61,12 @@ pub(crate) struct Prepared {
 
 impl Prepared {
     /// The credential scope, `<date>/auto/storage/goog4_request`.
-    pub fn scope(&self) -> &str {
+    pub(super) fn scope(&self) -> &str {
         &self.string_to_sign[self.scope.clone()]
     }
 
     /// Append `X-Goog-Signature` (hex) and hand out the URL.
-    pub fn finish(self, signature: &[u8]) -> SignedUrl {
+    pub(super) fn finish(self, signature: &[u8]) -> SignedUrl {
         let mut url = self.url;
         push_signature(&mut url, signature);
         SignedUrl { url, canonical_request: self.canonical_request, string_to_sign: self.string_to_sign }

@@ -389,11 +389,11 @@ pub(crate) mod method_serde {
     use http::Method;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(method: &Method, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(method: &Method, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(method.as_str())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Method, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Method, D::Error> {
         let text = String::deserialize(d)?;
         Method::from_bytes(text.to_ascii_uppercase().as_bytes()).map_err(serde::de::Error::custom)
     }

@@ -22,11 +22,11 @@ use crate::storage::{ByteStream, ObjectMeta, PutOptions, PutPayload, policy};
 use crate::{Error, Result};
 
 /// Chunk size of resumable uploads when `blob_chunk_size` is unset.
-pub const DEFAULT_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
+pub(super) const DEFAULT_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
 
 /// Streams of known size up to this many bytes are buffered and sent in one request (unless
 /// `blob_chunk_size` is set).
-pub const SINGLE_REQUEST_LIMIT: u64 = 8 * 1024 * 1024;
+pub(super) const SINGLE_REQUEST_LIMIT: u64 = 8 * 1024 * 1024;
 
 /// Metadata key of the per-request upload id a guarded one-request upload carries: a retry that gets
 /// 412 (its first attempt took effect but the answer was lost) finds its own object by it.
