@@ -223,3 +223,21 @@ fn the_description_lists_every_setting_with_its_origin() {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");
     }
 }
+
+#[test]
+fn the_logging_section_gives_the_layers_their_options() {
+    use sea_gcp::logging::TrustedProxies;
+    let vars = env(&[("GCP_ERROR_REPORTING_SERVICE_NAME", "shop"), ("SEA_GCP__LOGGING__VERSION", "v7")]);
+    let s = Settings::from_toml_and_env("[logging]\ntrusted_proxies = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n", vars)
+        .unwrap();
+    let options = s.logging.logging_options();
+    assert_eq!((options.service.as_deref(), options.version.as_deref()), (Some("shop"), Some("v7")));
+    assert!(matches!(s.logging.trusted_proxies().unwrap(), TrustedProxies::Networks(n) if n.len() == 2));
+    let hops = Settings::from_env_vars(env(&[("SEA_GCP__LOGGING__TRUSTED_PROXIES", "1")])).unwrap();
+    assert_eq!(hops.logging.trusted_proxies().unwrap(), TrustedProxies::Hops(1));
+    let none = Settings::from_env_vars(env(&[])).unwrap();
+    assert_eq!(none.logging.trusted_proxies().unwrap(), TrustedProxies::None);
+    let bad = Settings::from_toml_and_env("[logging]\ntrusted_proxies = [\"proxy.internal\"]\n", env(&[])).unwrap();
+    let err = bad.logging.trusted_proxies().unwrap_err().to_string();
+    assert!(err.contains("proxy.internal") && err.contains("not a network"), "{err}");
+}

@@ -238,16 +238,14 @@ impl Document {
             let parsed = match path.as_slice() {
                 // Text settings stay text even when they look like numbers (a queue named `2024`).
                 [s, k] if s != "stores" && is_text_key(s, k) => Value::String(value.clone()),
-                [s, k] if s == "events" && k == "invoker_emails" && !value.trim_start().starts_with('[') => {
-                    Value::Array(
-                        value
-                            .split(',')
-                            .map(str::trim)
-                            .filter(|s| !s.is_empty())
-                            .map(|s| Value::String(s.into()))
-                            .collect(),
-                    )
-                }
+                [s, k] if is_list_key(s, k) && !value.trim_start().starts_with('[') => Value::Array(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| Value::String(s.into()))
+                        .collect(),
+                ),
                 [top] if top != "stores" => Value::String(value.clone()),
                 _ => parse_env_value(value),
             };
@@ -255,6 +253,11 @@ impl Document {
         }
         Ok(())
     }
+}
+
+/// List settings, which a variable may give as comma-separated text.
+fn is_list_key(section: &str, key: &str) -> bool {
+    matches!((section, key), ("events", "invoker_emails") | ("logging", "trusted_proxies"))
 }
 
 fn is_text_key(section: &str, key: &str) -> bool {

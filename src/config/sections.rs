@@ -133,3 +133,45 @@ mod optional_duration {
         crate::config::duration_serde::deserialize(d).map(Some)
     }
 }
+
+#[cfg(feature = "logging")]
+impl LogSettings {
+    /// The Cloud Logging layer's options, with Error Reporting's service context from `service` and
+    /// `version` (each unset one falls back to Cloud Run's `K_SERVICE` / `K_REVISION`).
+    pub fn logging_options(&self) -> crate::logging::LoggingOptions {
+        let mut options = crate::logging::LoggingOptions::default();
+        options.service = self.service.clone().or(options.service);
+        options.version = self.version.clone().or(options.version);
+        options
+    }
+
+    /// `trusted_proxies` as the trace and request-log layers take them: CIDR networks (`10.0.0.0/8`), or
+    /// one number, the count of proxies in front of the app (`"1"` on Cloud Run alone, `"2"` behind an
+    /// external load balancer). Empty: trust none.
+    pub fn trusted_proxies(&self) -> crate::Result<crate::logging::TrustedProxies> {
+        use crate::logging::TrustedProxies;
+        if let [only] = self.trusted_proxies.as_slice()
+            && let Ok(hops) = only.trim().parse::<usize>()
+        {
+            return Ok(TrustedProxies::Hops(hops));
+        }
+        if self.trusted_proxies.is_empty() {
+            return Ok(TrustedProxies::None);
+        }
+        let networks = self
+            .trusted_proxies
+            .iter()
+            .map(|n| {
+                n.trim().parse::<ipnet::IpNet>().map_err(|_| {
+                    crate::Error::config(
+                        None,
+                        format!(
+                            "[logging] trusted_proxies entry {n:?} is not a network (10.0.0.0/8) nor a count of proxies"
+                        ),
+                    )
+                })
+            })
+            .collect::<crate::Result<Vec<_>>>()?;
+        Ok(TrustedProxies::Networks(networks))
+    }
+}
