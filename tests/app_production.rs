@@ -9,6 +9,24 @@ use sea_gcp::tasks::{Task, TaskContext};
 use sea_gcp::testing::metadata_server::{FakeMetadata, FakeMetadataServer};
 use sea_gcp::{BoxError, Gcp, Settings};
 
+/// A table with one blob field.
+mod doc {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "docs")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        pub file: sea_gcp::BlobValue,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 struct Noop;
 
 #[async_trait::async_trait]
@@ -60,4 +78,11 @@ async fn building_for_production_calls_nothing() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     background.stop().await;
     assert_eq!(metadata.requests(), 0, "no call to the metadata server while building and serving");
+
+    // Deployed, uploads need a key every instance shares: a per-process one is refused at build.
+    let vars = [("GCP_PROJECT_ID", "shop-prod"), ("SEA_GCP__UPLOADS__ALLOW_ANONYMOUS", "true")];
+    let settings = Settings::from_env_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
+    let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+    let err = Gcp::builder(settings, db).blob_field(doc::Column::File, "media").build().await.unwrap_err().to_string();
+    assert!(err.contains("SEA_GCP__UPLOADS__SECRET") && err.contains("another instance"), "{err}");
 }

@@ -215,6 +215,16 @@ impl GcpBuilder {
                     ),
                 ));
             }
+            // Deployed (a project, or Cloud Run), a key of one process would make every ticket issued by
+            // one instance fail on the others: refuse when anything signs with it.
+            None if deployed(&settings) && (!self.blobs.is_empty() || !self.fields.is_empty()) => {
+                return Err(Error::config(
+                    None,
+                    "uploads need a shared key when deployed: set [uploads] secret (SEA_GCP__UPLOADS__SECRET, at least \
+                     32 bytes, e.g. from Secret Manager); a random key per instance would refuse tickets issued by \
+                     another instance",
+                ));
+            }
             None => {
                 tracing::warn!(
                     "no [uploads] secret (SEA_GCP__UPLOADS__SECRET): signing upload tickets and local URLs with a \
@@ -311,6 +321,12 @@ impl GcpBuilder {
             }),
         })
     }
+}
+
+/// True when the settings describe a deployment rather than a laptop: a project is set, or the process
+/// runs on Cloud Run.
+fn deployed(settings: &Settings) -> bool {
+    settings.project_id.is_some() || std::env::var_os("K_SERVICE").is_some()
 }
 
 #[cfg(feature = "events")]
