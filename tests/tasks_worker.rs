@@ -351,6 +351,12 @@ async fn eager_runs_in_process_and_disabled_enqueues_nothing() {
     assert!(runs[0].1.eager);
     let err = h.tasks.enqueue::<Flaky>(&1).await.unwrap_err();
     assert!(matches!(err, Error::TaskFailed { .. }), "{err:?}");
+    // What Cloud Tasks would refuse in production is refused in eager mode too, and does not run.
+    let far = h.tasks.enqueue_later::<Record>(&note("far"), Duration::from_secs(31 * 24 * 3600)).await.unwrap_err();
+    assert!(matches!(far, Error::InvalidTask { .. }), "{far:?}");
+    let big = h.tasks.enqueue::<Record>(&note(&"x".repeat(1_000_001))).await.unwrap_err();
+    assert!(matches!(big, Error::InvalidTask { .. }), "{big:?}");
+    assert_eq!(h.runs_of("record").len(), 1, "the refused tasks did not run");
     assert_eq!(h.fake.api_calls(), 0, "eager mode sends nothing");
 
     let h = start("", |b| b.with_disable_execute(true)).await;

@@ -152,10 +152,15 @@ impl Tasks {
     /// Enqueue `T` with `payload` to run after a delay (`Duration`) or at a time (`DateTime<Utc>`).
     pub async fn enqueue_later<T: Task>(&self, payload: &T::Payload, when: impl Into<When>) -> Result<Enqueued> {
         let when = when.into();
+        if self.inner.settings.disable_execute {
+            return self.short_circuit::<T>(payload).await.map(|d| d.unwrap_or(Enqueued::Disabled));
+        }
+        // Cloud Tasks' limits hold in every mode: a task that runs eagerly in development must not be
+        // one that Cloud Tasks would refuse in production.
+        let prepared = self.prepare::<T>(payload, when, false)?;
         if let Some(done) = self.short_circuit::<T>(payload).await? {
             return Ok(done);
         }
-        let prepared = self.prepare::<T>(payload, when, false)?;
         self.send(&prepared).await.map(Enqueued::Sent)
     }
 

@@ -512,10 +512,14 @@ impl Tasks {
         payload: &T::Payload,
         when: impl Into<When>,
     ) -> Result<Enqueued> {
+        if self.inner.settings.disable_execute {
+            return self.short_circuit::<T>(payload).await.map(|d| d.unwrap_or(Enqueued::Disabled));
+        }
+        // Cloud Tasks' limits hold in every mode (see `enqueue_later`).
+        let prepared = self.prepare::<T>(payload, when.into(), true)?;
         if let Some(done) = self.short_circuit::<T>(payload).await? {
             return Ok(done);
         }
-        let prepared = self.prepare::<T>(payload, when.into(), true)?;
         let id = prepared.id.clone().expect("outbox entries always get an id");
         outbox.insert(txn, &prepared, &id).await?;
         Ok(Enqueued::Outboxed { id })
