@@ -656,3 +656,66 @@ async fn concurrent_operations_on_one_row_orphan_and_lose_nothing() {
         tables.drop(db).await;
     }
 }
+
+/// A 1x1 PNG.
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\x0f\0\0\x01\x01\0\x05\x18\xd8N\0\0\0\0IEND\xaeB`\x82";
+
+#[tokio::test]
+async fn uploads_are_identified_from_their_bytes_and_contradictions_change_nothing() {
+    for db in databases().await {
+        let (db, name) = (&db.conn, db.name);
+        let store = memory(false);
+        let counting = Arc::new(CountingStore::new(store.clone() as Arc<dyn Store>));
+        let tables = Tables::create(db).await;
+        let images = BlobSaver::<docs::Entity>::new(db.clone())
+            .store(counting.clone())
+            .outbox(tables.outbox.clone())
+            .field(BlobFieldSpec::new(docs::Column::File, "media").accept(["image/*"]));
+
+        // A PNG sent as one: saved, with one ranged read more than without identification.
+        let up = upload(store.as_ref(), "a.png", PNG, "image/png").await;
+        counting.reset();
+        let saved = images.insert(new_doc("png"), BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
+        let calls = counting.counts();
+        assert!(calls.remote() <= 4, "{name}: a new identified upload took {calls}");
+        assert_eq!(calls.get(StoreOp::Get), 1, "{name}: one read of the first bytes: {calls}");
+        assert_eq!(saved.model.file.as_ref().unwrap().content_type.as_deref(), Some("image/png"));
+
+        // Sent as application/octet-stream: saved as what the bytes are, on the row and on the object.
+        let up = upload(store.as_ref(), "b.bin", PNG, "application/octet-stream").await;
+        let saved = images.insert(new_doc("generic"), BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
+        let value = saved.model.file.clone().unwrap();
+        assert_eq!(value.content_type.as_deref(), Some("image/png"), "{name}");
+        let object = store.head(&value.name, GetOptions::default()).await.unwrap();
+        assert_eq!(object.content_type.as_deref(), Some("image/png"), "{name}: the object carries it too");
+
+        // Contradictions are refused and leave nothing: HTML or SVG sent as an image, a script after a
+        // GIF header, a PNG sent as a JPEG.
+        let rows_before = docs::Entity::find().all(db).await.unwrap().len();
+        let objects_before = permanent_objects(store.as_ref()).await;
+        let mut polyglot = b"GIF89a\x01\0\x01\0\x80\0\0\0\0\0\xff\xff\xff!\xf9\x04\x01\0\0\0\0,".to_vec();
+        polyglot.extend_from_slice(b"<script>alert(document.cookie)</script>");
+        let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>"#;
+        for (file, bytes, declared, why) in [
+            ("x.png", &b"<!doctype html><script>alert(1)</script>"[..], "image/png", "markup"),
+            ("x.png", &svg[..], "image/png", "markup"),
+            ("x.gif", &polyglot[..], "image/gif", "markup"),
+            ("x.jpg", PNG, "image/jpeg", "`image/png` but was sent as `image/jpeg`"),
+        ] {
+            let up = upload(store.as_ref(), file, bytes, declared).await;
+            let err =
+                images.insert(new_doc("bad"), BlobChanges::new().attach(docs::Column::File, up)).await.unwrap_err();
+            assert!(matches!(&err, Error::Validation { .. }) && err.to_string().contains(why), "{name}: {err}");
+        }
+        assert_eq!(docs::Entity::find().all(db).await.unwrap().len(), rows_before, "{name}: refused saves wrote rows");
+        assert_eq!(permanent_objects(store.as_ref()).await, objects_before, "{name}: refused saves left objects");
+
+        // Turned off, the declaration is trusted as before.
+        let trusting = BlobSaver::<docs::Entity>::new(db.clone())
+            .store(store.clone())
+            .outbox(tables.outbox.clone())
+            .field(BlobFieldSpec::new(docs::Column::File, "media").accept(["image/*"]).identify_type(false));
+        let up = upload(store.as_ref(), "y.png", b"<html></html>", "image/png").await;
+        trusting.insert(new_doc("trusted"), BlobChanges::new().attach(docs::Column::File, up)).await.unwrap();
+    }
+}

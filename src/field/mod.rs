@@ -13,6 +13,7 @@
 
 pub mod change;
 pub mod column;
+pub(crate) mod sniff;
 pub mod spec;
 pub mod validate;
 pub mod value;

@@ -13,7 +13,7 @@ use crate::field::{
 };
 use crate::promote::outbox::{Intent, ObjectRef};
 use crate::promote::steps::{self, TAG_INTENT};
-use crate::storage::{ObjectMeta, ObjectParameters, Store, naming};
+use crate::storage::{GetOptions, ObjectMeta, ObjectParameters, Store, naming};
 use crate::{Error, Result, SaveStep};
 
 /// Where an upload goes, with what attributes, and whether an existing object there may be replaced.
@@ -43,9 +43,15 @@ where
 {
     let temp =
         plan.intent.as_ref().and_then(|i| i.temp_name.clone()).expect("attach intents name their temporary object");
-    let target = target(saver, spec, store, plan, upload, row, adding, &temp).await?;
+    let mut target = target(saver, spec, store, plan, upload, row, adding, &temp).await?;
     let intent = plan.intent.as_mut().expect("attach plans have an intent");
     let temp_meta = claim(spec, store.as_ref(), intent, &temp, &target).await?;
+    if spec.identifies_type()
+        && let Some(identified) = identify(spec, store.as_ref(), &temp, &temp_meta, &target).await?
+    {
+        // A generic declaration takes the type the bytes have: the copy writes it on the object.
+        target.attributes.content_type = Some(identified);
+    }
     plan.copy = CopyState::Attempted(target.destination.clone());
     let outcome = copy(spec, store.as_ref(), intent, &temp, &temp_meta, &target).await;
     let dest = target.destination.clone();
@@ -175,19 +181,45 @@ async fn claim<E: EntityTrait>(
     {
         return Err(refusal(spec, format!("the upload is {} bytes; at most {max} bytes are allowed", meta.size)));
     }
-    let content_type = target
-        .attributes
-        .content_type
-        .clone()
-        .or_else(|| meta.content_type.clone())
-        .unwrap_or_else(|| "application/octet-stream".into());
-    if !spec.accepts_content_type(&content_type) {
+    let content_type = declared_type(target, &meta);
+    // A generic declaration on an identifying field is judged by the type its bytes have.
+    let judged_by_bytes = spec.identifies_type() && crate::field::sniff::is_generic(&content_type);
+    if !judged_by_bytes && !spec.accepts_content_type(&content_type) {
         return Err(refusal(
             spec,
             format!("content type `{content_type}` is not accepted; accepted: {}", spec.accepted().join(", ")),
         ));
     }
     Ok(meta)
+}
+
+/// Read the claimed upload's first bytes (one ranged read of its generation) and check them against
+/// the declared type and the accept list. `Some(type)`: the type the bytes have, when the declaration
+/// was generic.
+async fn identify<E: EntityTrait>(
+    spec: &BlobFieldSpec<E>,
+    store: &dyn Store,
+    temp: &str,
+    meta: &ObjectMeta,
+    target: &Target,
+) -> Result<Option<String>> {
+    let declared = declared_type(target, meta);
+    let options = GetOptions { generation: Some(meta.generation), ..GetOptions::default() }
+        .with_range(0..crate::field::sniff::SNIFF_BYTES.min(meta.size.max(1)));
+    let head = async { store.get(temp, options).await?.bytes().await };
+    let bytes = head.await.map_err(|e| e.at_step(SaveStep::Claim, spec.field_name()))?;
+    let sniffed = crate::field::sniff::sniff(&bytes);
+    crate::field::sniff::check(&declared, &sniffed, |t| spec.accepts_content_type(t)).map_err(|why| refusal(spec, why))
+}
+
+/// The type the upload was declared with (the attributes hook's, else the object's).
+fn declared_type(target: &Target, meta: &ObjectMeta) -> String {
+    target
+        .attributes
+        .content_type
+        .clone()
+        .or_else(|| meta.content_type.clone())
+        .unwrap_or_else(|| "application/octet-stream".into())
 }
 
 /// What the promoting copy did.
