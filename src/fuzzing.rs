@@ -32,6 +32,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("settings", settings),
     ("trace_context", trace_context),
     ("upload_ticket", upload_ticket),
+    ("upload_sniff", upload_sniff),
 ];
 
 /// Headers and body from the HTTP-like layout.
@@ -229,5 +230,25 @@ pub fn upload_ticket(data: &[u8]) {
         let reissued = signer.issue(&claims);
         let again = signer.decode(&reissued, "documents.file", 0).expect("a ticket we issued decodes");
         assert_eq!(again.nonce, claims.nonce);
+    }
+}
+
+/// The type read from an upload's first bytes: the first line is the declared type, the rest the
+/// file's start. Markup is never accepted under an image type, and a type the bytes are given is one
+/// the field accepts.
+pub fn upload_sniff(data: &[u8]) {
+    use crate::field::sniff::{SNIFF_BYTES, check, sniff};
+    let (declared, bytes) = match data.iter().position(|&b| b == b'\n') {
+        Some(at) => (String::from_utf8_lossy(&data[..at]).into_owned(), &data[at + 1..]),
+        None => ("application/octet-stream".to_string(), data),
+    };
+    let bytes = &bytes[..bytes.len().min(SNIFF_BYTES as usize)];
+    let sniffed = sniff(bytes);
+    let images_only = |t: &str| t.starts_with("image/");
+    if sniffed.markup.is_some() {
+        assert!(check("image/png", &sniffed, images_only).is_err(), "markup accepted as image/png");
+    }
+    if let Ok(Some(identified)) = check(&declared, &sniffed, images_only) {
+        assert!(identified.starts_with("image/"), "{identified} given to an images-only field");
     }
 }
