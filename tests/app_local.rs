@@ -119,6 +119,8 @@ async fn a_committed_task_runs_once_through_the_worker_route_with_a_verified_tok
     assert_eq!(payload, &serde_json::json!({"order": 1}));
     assert_eq!(caller.as_deref(), Some(sea_gcp::local::LOCAL_INVOKER), "the worker verified the local token");
     assert_eq!(*retry, 0);
+    // The push is recorded when its answer arrives, just after the task ran.
+    assert_eq!(local.cloud_tasks().wait_for_dispatches(1, Duration::from_secs(10)).await, 1);
     let dispatches = local.cloud_tasks().dispatches();
     assert_eq!(dispatches.len(), 1, "one push: {dispatches:?}");
     assert_eq!(dispatches[0].status, Some(200));
