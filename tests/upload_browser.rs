@@ -54,10 +54,12 @@ fn free_port() -> u16 {
 fn build_example() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--example", "app", "--quiet"])
+        // --all-features: the features `cargo test --all-features` built the library with, so this reuses
+        // that build instead of compiling the library again.
+        .args(["build", "--example", "app", "--all-features", "--quiet"])
         .current_dir(root)
         .status()
-        .expect("run cargo build --example app");
+        .expect("run cargo build --example app --all-features");
     assert!(status.success(), "cargo build --example app failed");
     let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
     target.join("debug").join("examples").join("app")
