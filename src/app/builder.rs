@@ -282,7 +282,7 @@ impl GcpBuilder {
 
         #[cfg(feature = "tasks")]
         let tasks = if self.task_count > 0 {
-            Some(super::tasks::TaskPart::build(&settings, self.db.clone(), self.tasks.build()?).await?)
+            Some(super::tasks::TaskPart::build(&settings, self.tasks.build()?).await?)
         } else {
             None
         };

@@ -98,7 +98,7 @@ impl Gcp {
         let tasks =
             self.tasks().ok_or_else(|| Error::config(None, "no task is registered: there is nothing to sync"))?;
         let settings = tasks.settings();
-        let client = if self.local_cloud().is_some() || is_loopback(&settings.scheduler_endpoint) {
+        let client = if self.local_cloud().is_some() || crate::tasks::is_loopback_url(&settings.scheduler_endpoint) {
             SchedulerClient::unauthenticated(&settings.scheduler_endpoint)
         } else {
             SchedulerClient::application_default(&settings.scheduler_endpoint)?
@@ -116,12 +116,4 @@ impl Gcp {
 fn plan_noop(change: &crate::tasks::sync::Change) -> bool {
     use crate::tasks::sync::Change;
     matches!(change, Change::Unchanged(_) | Change::OtherNaming(_))
-}
-
-#[cfg(feature = "tasks")]
-fn is_loopback(url: &str) -> bool {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(|h| h == "localhost" || h == "127.0.0.1" || h == "[::1]"))
-        .unwrap_or(false)
 }

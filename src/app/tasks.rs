@@ -1,7 +1,7 @@
 //! The handle's tasks: the Cloud Tasks client and outbox built from `[tasks]`, the worker routes, the
 //! local cloud in local mode, and enqueueing without turbofish or outbox argument.
 
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::ConnectionTrait;
 
 use super::Gcp;
 use crate::config::Settings;
@@ -71,7 +71,7 @@ fn with_prefix(domain: &str, prefix: &str) -> String {
 }
 
 impl TaskPart {
-    pub(crate) async fn build(settings: &Settings, _db: DatabaseConnection, registry: Registry) -> Result<Self> {
+    pub(crate) async fn build(settings: &Settings, registry: Registry) -> Result<Self> {
         let local = if is_local(settings) {
             let cloud = LocalCloud::start().await;
             tracing::info!(

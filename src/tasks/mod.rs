@@ -46,6 +46,7 @@ mod registry;
 mod router;
 mod scheduler;
 mod settings;
+pub(crate) use settings::is_loopback_url;
 pub mod sync;
 pub mod sync_subscriptions;
 mod task;

@@ -97,7 +97,7 @@ fn config(message: impl std::fmt::Display) -> Error {
     Error::config(None, message)
 }
 
-fn is_loopback_url(url: &str) -> bool {
+pub(crate) fn is_loopback_url(url: &str) -> bool {
     let Ok(parsed) = url::Url::parse(url) else { return false };
     match parsed.host() {
         Some(url::Host::Domain(d)) => d == "localhost",
