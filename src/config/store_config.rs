@@ -89,7 +89,7 @@ impl Default for RetryConfig {
 }
 
 /// One store's options. Field names and defaults are django-gcp's (`GCP_STORAGE_*` / `STORAGES[...]
-/// ["OPTIONS"]`), plus `backend`, `signing`, `api_endpoint` and `retry`.
+/// ["OPTIONS"]`), plus `backend`, `signing`, `api_endpoint`, `authenticate` and `retry`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
@@ -129,6 +129,10 @@ pub struct StoreConfig {
     pub custom_endpoint: Option<String>,
     /// JSON API endpoint (an emulator); defaults to `STORAGE_EMULATOR_HOST`, then Google's.
     pub api_endpoint: Option<String>,
+    /// Send an access token with every API call: `None` (the default) sends one except to an emulator
+    /// (`STORAGE_EMULATOR_HOST`, or a plain-`http://` `api_endpoint`); `true` always sends one (a proxy
+    /// or a private endpoint that checks tokens); `false` never does (a public bucket, an emulator).
+    pub authenticate: Option<bool>,
     /// How URLs are signed.
     pub signing: SigningConfig,
     /// Retry policy.
@@ -155,6 +159,7 @@ impl Default for StoreConfig {
             object_parameters: ObjectParameters::default(),
             custom_endpoint: None,
             api_endpoint: None,
+            authenticate: None,
             signing: SigningConfig::Auto,
             retry: RetryConfig::default(),
         }

@@ -1,13 +1,18 @@
-//! OAuth access tokens for IAM signBlob: from Application Default Credentials or the metadata server,
-//! cached until shortly before they expire.
+//! OAuth access tokens for every Google API the crate calls (GCS, IAM signBlob, Pub/Sub, Cloud Tasks,
+//! Cloud Scheduler): from Application Default Credentials or the metadata server, cached until shortly
+//! before they expire.
 //!
 //! Sources, in ADC order ([`application_default`]):
-//! 1. `GOOGLE_APPLICATION_CREDENTIALS` naming a JSON file: `authorized_user` (refresh-token grant) or
-//!    `service_account` (JWT-bearer grant signed with the key);
-//! 2. gcloud's well-known file `~/.config/gcloud/application_default_credentials.json`;
-//! 3. the GCE / Cloud Run / GKE metadata server (`GCE_METADATA_HOST` overrides its host).
+//! 1. `GOOGLE_APPLICATION_CREDENTIALS` naming a JSON file of any kind Google's tools write
+//!    ([`CREDENTIAL_TYPES`]: service-account keys, gcloud user credentials, service-account
+//!    impersonation, Workload Identity Federation), read by Google's `google-cloud-auth`
+//!    ([`GoogleCredentials`]);
+//! 2. gcloud's well-known file `application_default_credentials.json` (under `CLOUDSDK_CONFIG`, else
+//!    `~/.config/gcloud`), read the same way;
+//! 3. the GCE / Cloud Run / GKE metadata server, through the crate's own client ([`MetadataServer`],
+//!    `GCE_METADATA_HOST` overrides its host).
 //!
-//! Every endpoint is overridable so tests can run against a local fake.
+//! Every endpoint comes from the credentials file or the environment, so tests run against local fakes.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,15 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use serde::Deserialize;
 
-use super::key::{ServiceAccountKey, ServiceAccountKeySigner};
 use crate::{Error, Result};
 
 pub use crate::metadata::DEFAULT_METADATA_HOST;
-/// Google's OAuth token endpoint.
-pub const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// The OAuth scope requested for signBlob.
 pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 /// How long before expiry a cached token is replaced.
@@ -52,39 +52,6 @@ pub trait TokenSource: Send + Sync + fmt::Debug {
     async fn fetch(&self) -> Result<AccessToken>;
 }
 
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<u64>,
-}
-
-fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(3)).build().unwrap_or_default()
-}
-
-async fn read_token(
-    response: std::result::Result<reqwest::Response, reqwest::Error>,
-    what: &str,
-) -> Result<AccessToken> {
-    let response = response.map_err(|e| Error::Signing {
-        message: format!("could not fetch an access token from {what}: {e}"),
-        source: Some(Box::new(e)),
-    })?;
-    let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    if !status.is_success() {
-        return Err(Error::signing(format!(
-            "{what} refused the access-token request with HTTP {status}: {}",
-            body.chars().take(300).collect::<String>()
-        )));
-    }
-    let parsed: TokenResponse = serde_json::from_str(&body)
-        .map_err(|e| Error::signing(format!("{what} returned an access-token response that is not understood: {e}")))?;
-    let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600));
-    Ok(AccessToken { token: parsed.access_token, expires_at: Instant::now() + lifetime })
-}
-
 /// The metadata server of GCE, Cloud Run, GKE and App Engine: the crate's one metadata client,
 /// [`crate::metadata::MetadataClient`], under the name signing has always used.
 pub type MetadataServer = crate::metadata::MetadataClient;
@@ -109,135 +76,128 @@ impl TokenSource for MetadataServer {
     }
 }
 
-/// A user's refresh token (`gcloud auth application-default login`).
-#[derive(Clone, Deserialize)]
-pub struct AuthorizedUser {
-    client_id: String,
-    client_secret: String,
-    refresh_token: String,
-    #[serde(default)]
-    token_uri: Option<String>,
-    #[serde(skip, default = "default_client")]
-    client: reqwest::Client,
+/// The credential kinds of Application Default Credentials files, as their `type` field names them.
+pub const CREDENTIAL_TYPES: [&str; 5] = [
+    "authorized_user",
+    "service_account",
+    "impersonated_service_account",
+    "external_account",
+    "external_account_authorized_user",
+];
+
+/// How long a token from [`GoogleCredentials`] is reused before `google-cloud-auth` is asked again. The
+/// library keeps its own cache and refreshes ahead of expiry, so asking it again is cheap and never sees
+/// an expired token; a short window lets a rejected token be replaced soon.
+const LIBRARY_TOKEN_WINDOW: Duration = Duration::from_secs(60);
+
+/// Access tokens for one Application Default Credentials file, from Google's `google-cloud-auth`: a
+/// service-account key (a self-signed JWT, no token exchange), gcloud user credentials (refresh-token
+/// grant at the file's `token_uri`), an `impersonated_service_account` (IAM Credentials
+/// `generateAccessToken` at the file's `service_account_impersonation_url`), an `external_account`
+/// (Workload Identity Federation: the subject token from the file's `credential_source`, exchanged at its
+/// `token_url`, then impersonation when the file names it) and an `external_account_authorized_user`.
+#[derive(Clone)]
+pub struct GoogleCredentials {
+    inner: google_cloud_auth::credentials::AccessTokenCredentials,
+    kind: String,
 }
 
-fn default_client() -> reqwest::Client {
-    http_client(Duration::from_secs(30))
-}
-
-impl fmt::Debug for AuthorizedUser {
+impl fmt::Debug for GoogleCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthorizedUser").field("client_id", &self.client_id).finish_non_exhaustive()
+        f.debug_struct("GoogleCredentials").field("kind", &self.kind).finish_non_exhaustive()
     }
 }
 
-impl AuthorizedUser {
-    /// Send token requests to `token_uri` instead of Google's.
-    pub fn with_token_uri(mut self, token_uri: impl Into<String>) -> Self {
-        self.token_uri = Some(token_uri.into());
-        self
+impl GoogleCredentials {
+    /// Credentials from the JSON of an ADC file; `origin` names the file in error messages. Nothing is
+    /// fetched until the first token is asked for.
+    pub fn from_json(json: &str, origin: &str) -> Result<Self> {
+        use google_cloud_auth::credentials::{
+            external_account, external_account_authorized_user, impersonated, service_account, user_account,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| Error::config(None, format!("{origin} is not valid JSON: {e}")))?;
+        let kind = value.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_string();
+        let scopes = [CLOUD_PLATFORM_SCOPE];
+        let built = match kind.as_str() {
+            "authorized_user" => user_account::Builder::new(value).with_scopes(scopes).build_access_token_credentials(),
+            "service_account" => service_account::Builder::new(value)
+                .with_access_specifier(service_account::AccessSpecifier::from_scopes(scopes))
+                .build_access_token_credentials(),
+            "impersonated_service_account" => {
+                impersonated::Builder::new(value).with_scopes(scopes).build_access_token_credentials()
+            }
+            "external_account" => {
+                external_account::Builder::new(value).with_scopes(scopes).build_access_token_credentials()
+            }
+            // Workforce user credentials carry their scopes from `gcloud auth application-default login`.
+            "external_account_authorized_user" => {
+                external_account_authorized_user::Builder::new(value).build_access_token_credentials()
+            }
+            "" => {
+                return Err(Error::config(
+                    None,
+                    format!("{origin} has no `type`; supported are {}", CREDENTIAL_TYPES.join(", ")),
+                ));
+            }
+            other => {
+                return Err(Error::config(
+                    None,
+                    format!("{origin} has type {other:?}; supported are {}", CREDENTIAL_TYPES.join(", ")),
+                ));
+            }
+        };
+        let inner = built.map_err(|e| {
+            Error::config(
+                None,
+                format!(
+                    "{origin} is not a complete {kind} credential ({e}); create it again (for user credentials: \
+                     `gcloud auth application-default login`)"
+                ),
+            )
+        })?;
+        Ok(Self { inner, kind })
     }
-}
 
-#[async_trait]
-impl TokenSource for AuthorizedUser {
-    async fn fetch(&self) -> Result<AccessToken> {
-        let uri = self.token_uri.as_deref().unwrap_or(DEFAULT_TOKEN_URI);
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.as_str()),
-            ("refresh_token", self.refresh_token.as_str()),
-        ];
-        let request = self.client.post(uri).form(&form).send().await;
-        read_token(request, uri).await
-    }
-}
-
-/// Tokens for a service account from its key (OAuth JWT-bearer grant).
-#[derive(Debug, Clone)]
-pub struct ServiceAccountTokens {
-    signer: Arc<ServiceAccountKeySigner>,
-    key_id: Option<String>,
-    token_uri: String,
-    client: reqwest::Client,
-}
-
-impl ServiceAccountTokens {
-    /// Tokens for `key`, from its `token_uri` (or Google's).
-    pub fn new(key: &ServiceAccountKey) -> Result<Self> {
-        Ok(Self {
-            signer: Arc::new(ServiceAccountKeySigner::new(key)?),
-            key_id: key.private_key_id.clone(),
-            token_uri: key.token_uri.clone().unwrap_or_else(|| DEFAULT_TOKEN_URI.to_string()),
-            client: default_client(),
-        })
-    }
-
-    fn assertion(&self) -> Result<String> {
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let now = chrono::Utc::now().timestamp();
-        let mut header = serde_json::json!({"alg": "RS256", "typ": "JWT"});
-        if let Some(kid) = &self.key_id {
-            header["kid"] = serde_json::Value::String(kid.clone());
-        }
-        let claims = serde_json::json!({
-            "iss": self.signer.email(),
-            "scope": CLOUD_PLATFORM_SCOPE,
-            "aud": self.token_uri,
-            "iat": now,
-            "exp": now + 3600,
-        });
-        let mut jwt = format!("{}.{}", b64.encode(header.to_string()), b64.encode(claims.to_string()));
-        let signature = self.signer.sign_blocking(jwt.as_bytes())?;
-        jwt.push('.');
-        jwt.push_str(&b64.encode(signature));
-        Ok(jwt)
+    /// The credential's `type` (`service_account`, `external_account`, ...).
+    pub fn kind(&self) -> &str {
+        &self.kind
     }
 }
 
 #[async_trait]
-impl TokenSource for ServiceAccountTokens {
+impl TokenSource for GoogleCredentials {
     async fn fetch(&self) -> Result<AccessToken> {
-        let assertion = self.assertion()?;
-        let form = [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", assertion.as_str())];
-        let request = self.client.post(&self.token_uri).form(&form).send().await;
-        read_token(request, &self.token_uri).await
+        let token = self.inner.access_token().await.map_err(|e| {
+            let retryable = e.is_transient();
+            let mut detail = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                detail.push_str(": ");
+                detail.push_str(&c.to_string());
+                cause = c.source();
+            }
+            Error::Service {
+                service: "credentials",
+                status: None,
+                code: if retryable { "UNAVAILABLE" } else { "UNAUTHENTICATED" }.to_string(),
+                message: format!(
+                    "could not get an access token from the {} credential: {detail}{}",
+                    self.kind,
+                    if retryable { "" } else { "; check the credentials file and the account's permissions" }
+                ),
+                retryable,
+            }
+        })?;
+        Ok(AccessToken { token: token.token, expires_at: Instant::now() + REFRESH_MARGIN + LIBRARY_TOKEN_WINDOW })
     }
 }
 
-/// Parse an ADC JSON file (`authorized_user` or `service_account`) into a token source.
+/// Parse an Application Default Credentials file (any kind of [`CREDENTIAL_TYPES`]) into a token source.
 pub fn token_source_from_file(path: &Path) -> Result<Arc<dyn TokenSource>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::config(None, format!("cannot read credentials file {}: {e}", path.display())))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::config(None, format!("credentials file {} is not valid JSON: {e}", path.display())))?;
-    match value.get("type").and_then(|t| t.as_str()) {
-        Some("authorized_user") => {
-            let user: AuthorizedUser = serde_json::from_value(value).map_err(|e| {
-                Error::config(
-                    None,
-                    format!(
-                        "credentials file {} is not a complete authorized_user credential ({e}): run \
-                         `gcloud auth application-default login` again",
-                        path.display()
-                    ),
-                )
-            })?;
-            Ok(Arc::new(user))
-        }
-        Some("service_account") => {
-            let key = ServiceAccountKey::from_json(&text, &format!("credentials file {}", path.display()))?;
-            Ok(Arc::new(ServiceAccountTokens::new(&key)?))
-        }
-        other => Err(Error::config(
-            None,
-            format!(
-                "credentials file {} has type {other:?}; supported are authorized_user and service_account",
-                path.display()
-            ),
-        )),
-    }
+    Ok(Arc::new(GoogleCredentials::from_json(&text, &format!("credentials file {}", path.display()))?))
 }
 
 /// gcloud's application-default credentials file, if it exists.

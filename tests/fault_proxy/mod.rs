@@ -84,6 +84,8 @@ pub struct Logged {
     pub guarded: bool,
     /// What the proxy did.
     pub outcome: Outcome,
+    /// The `Authorization` header, as received.
+    pub authorization: Option<String>,
 }
 
 impl Logged {
@@ -315,6 +317,7 @@ async fn serve(state: Arc<State>, mut socket: TcpStream) -> std::io::Result<()> 
         write,
         guarded,
         outcome: Outcome::Forwarded,
+        authorization: req.headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.clone()),
     };
     let draw: f64 = state.rng.lock().unwrap().random();
     let rates = *state.rates.lock().unwrap();

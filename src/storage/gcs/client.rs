@@ -3,10 +3,10 @@
 //! The JSON API endpoint is, in order: the store's `api_endpoint`, the `STORAGE_EMULATOR_HOST`
 //! environment variable (an emulator such as fake-gcs-server; `http://` is assumed when it has no
 //! scheme), Google's `https://storage.googleapis.com`. Requests are anonymous when the endpoint comes
-//! from `STORAGE_EMULATOR_HOST` or is plain `http://` (emulators speak plain HTTP; Google never does);
-//! otherwise they carry an access token from Application Default Credentials
-//! ([`crate::signing::token::application_default`]: a key file, gcloud's user credentials, or the metadata
-//! server through [`crate::metadata`]). The crate has one credentials code path: the same token sources
+//! from `STORAGE_EMULATOR_HOST` or is plain `http://` (emulators speak plain HTTP; Google never does)
+//! unless the store's `authenticate` says otherwise; authenticated requests carry an access token from
+//! Application Default Credentials ([`crate::signing::token::application_default`]: any credentials file
+//! Google's tools write, read by `google-cloud-auth`, or the metadata server through [`crate::metadata`]). The crate has one credentials code path: the same token sources
 //! back IAM signBlob, the Pub/Sub client and this connection, so `gcloud-storage` is used without its own
 //! `auth` stack.
 //!
@@ -95,7 +95,8 @@ impl Connection {
         let endpoint = Endpoint::resolve(config, std::env::var("STORAGE_EMULATOR_HOST").ok());
         let base =
             ClientConfig { http: Some(http.clone()), storage_endpoint: endpoint.url.clone(), ..Default::default() };
-        let (client_config, token) = if endpoint.emulator.is_some() {
+        let authenticate = config.authenticate.unwrap_or(endpoint.emulator.is_none());
+        let (client_config, token) = if !authenticate {
             (base.anonymous(), None)
         } else {
             let tokens = application_default().map_err(|e| {
@@ -139,13 +140,17 @@ impl Connection {
 }
 
 /// A failed access-token fetch as a backend error. Off Google Cloud with no credentials configured (no
-/// metadata server answers) repeating cannot help, so the error is final and says what to configure;
-/// a metadata server that answered badly or timed out is transient.
+/// metadata server answers) repeating cannot help, so the error is final and says what to configure; a
+/// credential the token service refused (a revoked refresh token, a forged subject token) is final too;
+/// a metadata server or token service that answered badly or timed out is transient.
 pub(crate) fn token_error(store: &str, e: &(dyn std::error::Error + 'static)) -> Error {
     let mut cause = Some(e);
     let mut no_credentials = false;
+    let mut refused = false;
     while let Some(err) = cause {
-        no_credentials |= matches!(err.downcast_ref::<Error>(), Some(Error::NotOnCloudRun { .. }));
+        let ours = err.downcast_ref::<Error>();
+        no_credentials |= matches!(ours, Some(Error::NotOnCloudRun { .. }));
+        refused |= matches!(ours, Some(Error::Service { retryable: false, .. }));
         cause = err.source();
     }
     let source = if no_credentials {
@@ -157,7 +162,8 @@ pub(crate) fn token_error(store: &str, e: &(dyn std::error::Error + 'static)) ->
     } else {
         format!("cannot get an access token: {e}").into()
     };
-    Error::Backend { backend: "gcs", store: store.to_string(), status: None, retryable: !no_credentials, source }
+    let retryable = !no_credentials && !refused;
+    Error::Backend { backend: "gcs", store: store.to_string(), status: None, retryable, source }
 }
 
 /// The crate's cached Application Default Credentials as `gcloud-storage`'s token source: the value is an
