@@ -251,4 +251,20 @@ pub fn upload_sniff(data: &[u8]) {
     if let Ok(Some(identified)) = check(&declared, &sniffed, images_only) {
         assert!(identified.starts_with("image/"), "{identified} given to an images-only field");
     }
+    image_header(bytes);
 }
+
+/// Image analysis of the same bytes never panics, and what it accepts is within the pixel limit and
+/// not empty.
+#[cfg(feature = "images")]
+fn image_header(bytes: &[u8]) {
+    use crate::field::analyze::{Analysis, analyze};
+    for complete in [false, true] {
+        if let Ok(Analysis::Image(d)) = analyze(bytes, complete, 1_000_000) {
+            assert!(d.width > 0 && d.height > 0 && u64::from(d.width) * u64::from(d.height) <= 1_000_000);
+        }
+    }
+}
+
+#[cfg(not(feature = "images"))]
+fn image_header(_: &[u8]) {}

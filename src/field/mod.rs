@@ -11,6 +11,8 @@
 //! Saving is done by [`promote::BlobSaver`](crate::promote::BlobSaver), which runs the crash-safe
 //! promotion protocol.
 
+#[cfg(feature = "images")]
+pub(crate) mod analyze;
 pub mod change;
 pub mod column;
 pub(crate) mod sniff;
@@ -18,6 +20,8 @@ pub mod spec;
 pub mod validate;
 pub mod value;
 
+#[cfg(feature = "images")]
+pub use analyze::DEFAULT_MAX_PIXELS;
 pub use change::{BlobChange, BlobChanges, PendingUpload, TicketUse, UploadBinding, VerifiedUpload};
 pub use column::{CorruptRow, RawCell, find_checked, scan_column};
 pub use spec::{

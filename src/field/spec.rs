@@ -190,6 +190,10 @@ pub struct BlobFieldSpec<E: EntityTrait> {
     max_size: Option<u64>,
     accept: Vec<String>,
     identify: Option<bool>,
+    #[cfg(feature = "images")]
+    analyze: bool,
+    #[cfg(feature = "images")]
+    max_pixels: u64,
     delete_policy: DeletePolicy,
     blank: bool,
     blank_set: bool,
@@ -209,6 +213,10 @@ impl<E: EntityTrait> Clone for BlobFieldSpec<E> {
             max_size: self.max_size,
             accept: self.accept.clone(),
             identify: self.identify,
+            #[cfg(feature = "images")]
+            analyze: self.analyze,
+            #[cfg(feature = "images")]
+            max_pixels: self.max_pixels,
             delete_policy: self.delete_policy,
             blank: self.blank,
             blank_set: self.blank_set,
@@ -257,6 +265,10 @@ impl<E: EntityTrait> BlobFieldSpec<E> {
             max_size: None,
             accept: Vec::new(),
             identify: None,
+            #[cfg(feature = "images")]
+            analyze: true,
+            #[cfg(feature = "images")]
+            max_pixels: super::analyze::DEFAULT_MAX_PIXELS,
             delete_policy: DeletePolicy::Keep,
             blank: false,
             blank_set: false,
@@ -306,6 +318,25 @@ impl<E: EntityTrait> BlobFieldSpec<E> {
     /// 4 KiB); `false` turns it off, `true` turns it on for a field that accepts anything.
     pub fn identify_type(mut self, on: bool) -> Self {
         self.identify = Some(on);
+        self
+    }
+
+    /// Read each image upload's width and height (EXIF orientation applied) from its header at promotion
+    /// and cache them in the [`BlobValue`](super::BlobValue), so a page can render `<img width height>`
+    /// with no storage call; refuse images over [`max_pixels`](Self::max_pixels). On by default (feature
+    /// `images`). The header comes from the same ranged read that identifies the type, made 64 KiB long
+    /// (a second read of at most 1 MiB when a JPEG's header lies behind a larger EXIF block).
+    #[cfg(feature = "images")]
+    pub fn analyze_images(mut self, on: bool) -> Self {
+        self.analyze = on;
+        self
+    }
+
+    /// Refuse images with more pixels than this, before anything is decoded (default 100 megapixels,
+    /// [`DEFAULT_MAX_PIXELS`](super::DEFAULT_MAX_PIXELS)): a few-kilobyte PNG can declare 50,000 x 50,000.
+    #[cfg(feature = "images")]
+    pub fn max_pixels(mut self, pixels: u64) -> Self {
+        self.max_pixels = pixels;
         self
     }
 
@@ -450,6 +481,18 @@ impl<E: EntityTrait> BlobFieldSpec<E> {
     /// True when uploads are identified from their bytes ([`identify_type`](Self::identify_type)).
     pub fn identifies_type(&self) -> bool {
         self.identify.unwrap_or(!self.accept.is_empty())
+    }
+
+    /// The pixel limit when image uploads are analysed ([`analyze_images`](Self::analyze_images)).
+    pub(crate) fn image_pixel_limit(&self) -> Option<u64> {
+        #[cfg(feature = "images")]
+        {
+            self.analyze.then_some(self.max_pixels)
+        }
+        #[cfg(not(feature = "images"))]
+        {
+            None
+        }
     }
 
     /// Does `content_type` match the accepted list? It must parse strictly as one media type

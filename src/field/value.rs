@@ -6,6 +6,8 @@
 //!  "original_name": "Q3 report.pdf", "metadata": {"reviewed": "yes"}, "updated": "2026-11-27T05:00:00Z"}
 //! ```
 //!
+//! Images analysed at promotion (feature `images`) also carry `"width"` and `"height"`, as displayed.
+//!
 //! Everything but `v` and `name` is a cache of the object's metadata at `generation`, so reading the size,
 //! the content type or a URL from a loaded row costs no storage call. Generations are strings (as in the
 //! GCS JSON API) because they exceed JavaScript's safe integers. django-gcp's legacy `{"path": "..."}` is
@@ -51,6 +53,10 @@ pub struct BlobValue {
     pub updated: Option<DateTime<Utc>>,
     /// True when this value was read from django-gcp's legacy `{"path": ...}` shape.
     pub legacy: bool,
+    /// Width in pixels as displayed (EXIF orientation applied), for images analysed at promotion.
+    pub width: Option<u32>,
+    /// Height in pixels as displayed (EXIF orientation applied), for images analysed at promotion.
+    pub height: Option<u32>,
 }
 
 /// What [`BlobValue::refresh`] found different from the cache.
@@ -89,6 +95,8 @@ impl BlobValue {
             metadata: BTreeMap::new(),
             updated: None,
             legacy: false,
+            width: None,
+            height: None,
         }
     }
 
@@ -102,6 +110,11 @@ impl BlobValue {
 
     /// Replace the cache with `meta` (the name is kept).
     fn fill_from(&mut self, meta: &ObjectMeta) {
+        // Dimensions describe one generation's bytes: another generation's are unknown until analysed.
+        if self.generation.is_some_and(|g| g != meta.generation) {
+            self.width = None;
+            self.height = None;
+        }
         self.generation = Some(meta.generation);
         self.metageneration = meta.known_metageneration();
         self.size = Some(meta.size);
@@ -126,6 +139,12 @@ impl BlobValue {
     /// Cached content type, with no storage call.
     pub fn content_type(&self) -> Option<&str> {
         self.content_type.as_deref()
+    }
+
+    /// Width and height in pixels as displayed, for an image analysed at promotion (feature `images`),
+    /// with no storage call: `<img width="{w}" height="{h}">` reserves the image's space before it loads.
+    pub fn dimensions(&self) -> Option<(u32, u32)> {
+        self.width.zip(self.height)
     }
 
     /// Cached generation, with no storage call.
@@ -172,7 +191,7 @@ impl BlobValue {
         macro_rules! cmp {
             ($($f:ident),*) => { $( if before.$f != self.$f { changed.push(stringify!($f)); } )* };
         }
-        cmp!(generation, metageneration, size, content_type, crc32c, md5, metadata, updated);
+        cmp!(generation, metageneration, size, content_type, crc32c, md5, metadata, updated, width, height);
         Ok(Drift { changed, previous_generation: before.generation })
     }
 
@@ -208,6 +227,10 @@ impl BlobValue {
             }
         }
         map.insert("metadata".into(), json!(self.metadata));
+        if let Some((w, h)) = self.dimensions() {
+            map.insert("width".into(), json!(w));
+            map.insert("height".into(), json!(h));
+        }
         if let Some(u) = self.updated {
             map.insert("updated".into(), json!(u.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)));
         }
@@ -250,7 +273,7 @@ impl BlobValue {
     }
 
     fn from_v1(map: &Map<String, Json>) -> std::result::Result<Self, String> {
-        const KNOWN: [&str; 11] = [
+        const KNOWN: [&str; 13] = [
             "v",
             "name",
             "generation",
@@ -262,6 +285,8 @@ impl BlobValue {
             "original_name",
             "metadata",
             "updated",
+            "width",
+            "height",
         ];
         if let Some(unknown) = map.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(format!("unknown key `{unknown}` in a version 1 blob value"));
@@ -297,6 +322,18 @@ impl BlobValue {
                 .collect::<std::result::Result<_, _>>()?,
             Some(other) => return Err(format!("`metadata` must be an object, found {}", kind_of(other))),
         };
+        for (key, slot) in [("width", &mut v.width), ("height", &mut v.height)] {
+            *slot = match map.get(key) {
+                None | Some(Json::Null) => None,
+                Some(Json::Number(n)) => Some(
+                    n.as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("`{key}` must be a positive 32-bit integer, found {n}"))?,
+                ),
+                Some(other) => return Err(format!("`{key}` must be a number, found {}", kind_of(other))),
+            };
+        }
         v.updated = match opt_str(map, "updated")? {
             None => None,
             Some(s) => Some(

@@ -46,9 +46,8 @@ where
     let mut target = target(saver, spec, store, plan, upload, row, adding, &temp).await?;
     let intent = plan.intent.as_mut().expect("attach plans have an intent");
     let temp_meta = claim(spec, store.as_ref(), intent, &temp, &target).await?;
-    if spec.identifies_type()
-        && let Some(identified) = identify(spec, store.as_ref(), &temp, &temp_meta, &target).await?
-    {
+    let inspected = inspect(spec, store.as_ref(), &temp, &temp_meta, &target).await?;
+    if let Some(identified) = inspected.identified {
         // A generic declaration takes the type the bytes have: the copy writes it on the object.
         target.attributes.content_type = Some(identified);
     }
@@ -57,12 +56,16 @@ where
     let dest = target.destination.clone();
     match outcome? {
         Copied::Created(meta) => {
-            plan.new = Some(BlobValue::from_meta(&meta, Some(upload.original_name.clone())));
+            let mut value = BlobValue::from_meta(&meta, Some(upload.original_name.clone()));
+            (value.width, value.height) = (inspected.dimensions.map(|d| d.0), inspected.dimensions.map(|d| d.1));
+            plan.new = Some(value);
             intent.dest_generation = Some(meta.generation);
             plan.copy = CopyState::Copied(dest.clone(), meta.generation);
         }
         Copied::Deferred => {
-            plan.new = Some(deferred_value(&temp_meta, &target, upload));
+            let mut value = deferred_value(&temp_meta, &target, upload);
+            (value.width, value.height) = (inspected.dimensions.map(|d| d.0), inspected.dimensions.map(|d| d.1));
+            plan.new = Some(value);
             intent.overwrite = true;
             intent.attributes = Some(target.attributes);
             plan.copy = CopyState::Deferred(dest.clone());
@@ -193,23 +196,124 @@ async fn claim<E: EntityTrait>(
     Ok(meta)
 }
 
-/// Read the claimed upload's first bytes (one ranged read of its generation) and check them against
-/// the declared type and the accept list. `Some(type)`: the type the bytes have, when the declaration
-/// was generic.
-async fn identify<E: EntityTrait>(
+/// What an upload's first bytes said.
+#[derive(Default)]
+struct Inspected {
+    /// The type the bytes have, when the declaration was generic.
+    identified: Option<String>,
+    /// Width and height as displayed, for an analysed image.
+    dimensions: Option<(u32, u32)>,
+}
+
+/// Read the claimed upload's first bytes (one ranged read of its generation; a second, bounded one only
+/// for an image header behind a large EXIF block), check them against the declared type and the accept
+/// list, and read an image's dimensions. Nothing is read when the field neither identifies types nor
+/// analyses images (or the upload is declared as something other than an image).
+async fn inspect<E: EntityTrait>(
     spec: &BlobFieldSpec<E>,
     store: &dyn Store,
     temp: &str,
     meta: &ObjectMeta,
     target: &Target,
-) -> Result<Option<String>> {
+) -> Result<Inspected> {
+    use crate::field::sniff;
     let declared = declared_type(target, meta);
+    let pixel_limit = spec.image_pixel_limit();
+    let may_be_image = declared.starts_with("image/") || sniff::is_generic(&declared);
+    let analyses = pixel_limit.is_some() && (may_be_image || spec.identifies_type());
+    if !spec.identifies_type() && !analyses {
+        return Ok(Inspected::default());
+    }
+    let first = if analyses { image_bytes::FIRST } else { sniff::SNIFF_BYTES };
+    let bytes = read_head(spec, store, temp, meta, first).await?;
+    let mut inspected = Inspected::default();
+    if spec.identifies_type() {
+        let sniffed = sniff::sniff(&bytes[..bytes.len().min(sniff::SNIFF_BYTES as usize)]);
+        inspected.identified =
+            sniff::check(&declared, &sniffed, |t| spec.accepts_content_type(t)).map_err(|why| refusal(spec, why))?;
+    }
+    if let (true, Some(limit)) = (analyses, pixel_limit) {
+        inspected.dimensions = image_bytes::dimensions(spec, store, temp, meta, bytes, limit).await?;
+    }
+    Ok(inspected)
+}
+
+/// One ranged read of the first `len` bytes of the claimed generation.
+async fn read_head<E: EntityTrait>(
+    spec: &BlobFieldSpec<E>,
+    store: &dyn Store,
+    temp: &str,
+    meta: &ObjectMeta,
+    len: u64,
+) -> Result<bytes::Bytes> {
     let options = GetOptions { generation: Some(meta.generation), ..GetOptions::default() }
-        .with_range(0..crate::field::sniff::SNIFF_BYTES.min(meta.size.max(1)));
+        .with_range(0..len.min(meta.size.max(1)));
     let head = async { store.get(temp, options).await?.bytes().await };
-    let bytes = head.await.map_err(|e| e.at_step(SaveStep::Claim, spec.field_name()))?;
-    let sniffed = crate::field::sniff::sniff(&bytes);
-    crate::field::sniff::check(&declared, &sniffed, |t| spec.accepts_content_type(t)).map_err(|why| refusal(spec, why))
+    head.await.map_err(|e| e.at_step(SaveStep::Claim, spec.field_name()))
+}
+
+#[cfg(feature = "images")]
+mod image_bytes {
+    use super::*;
+    use crate::field::analyze::{ANALYSIS_BYTES, Analysis, MAX_HEADER_BYTES, analyze};
+
+    pub(super) const FIRST: u64 = ANALYSIS_BYTES;
+
+    /// The displayed dimensions of an image upload, or `None` for other files; a bomb or an unreadable
+    /// header is refused.
+    pub(super) async fn dimensions<E: EntityTrait>(
+        spec: &BlobFieldSpec<E>,
+        store: &dyn Store,
+        temp: &str,
+        meta: &ObjectMeta,
+        bytes: bytes::Bytes,
+        limit: u64,
+    ) -> Result<Option<(u32, u32)>> {
+        let whole = bytes.len() as u64 >= meta.size;
+        let analysis = match analyze(&bytes, whole, limit).map_err(|why| refusal(spec, why))? {
+            Analysis::NeedMore => {
+                let more = read_head(spec, store, temp, meta, MAX_HEADER_BYTES).await?;
+                let whole = more.len() as u64 >= meta.size;
+                match analyze(&more, whole, limit).map_err(|why| refusal(spec, why))? {
+                    Analysis::NeedMore => {
+                        return Err(refusal(
+                            spec,
+                            format!(
+                                "the image's header was not found in its first {} KiB; save it without the \
+                                 oversized metadata block",
+                                MAX_HEADER_BYTES / 1024
+                            ),
+                        ));
+                    }
+                    other => other,
+                }
+            }
+            other => other,
+        };
+        Ok(match analysis {
+            Analysis::Image(d) => Some((d.width, d.height)),
+            _ => None,
+        })
+    }
+}
+
+#[cfg(not(feature = "images"))]
+mod image_bytes {
+    use super::*;
+
+    pub(super) const FIRST: u64 = crate::field::sniff::SNIFF_BYTES;
+
+    /// Without the `images` feature nothing is analysed.
+    pub(super) async fn dimensions<E: EntityTrait>(
+        _: &BlobFieldSpec<E>,
+        _: &dyn Store,
+        _: &str,
+        _: &ObjectMeta,
+        _: bytes::Bytes,
+        _: u64,
+    ) -> Result<Option<(u32, u32)>> {
+        Ok(None)
+    }
 }
 
 /// The type the upload was declared with (the attributes hook's, else the object's).
