@@ -166,6 +166,73 @@ async fn emulator_store() -> Option<Arc<dyn Store>> {
     sea_gcp::storage::open("media", config).await.ok()
 }
 
+/// The added cost of reading an upload's first bytes: identification (an accept list) and image analysis
+/// (feature `images`) against a field that reads nothing, on a 1024 x 768 JPEG, interleaved saves.
+#[cfg(feature = "images")]
+async fn inspection(db: &DatabaseConnection, store: Arc<dyn Store>, storename: &str) {
+    let backend = db.get_database_backend();
+    db.execute_unprepared("DROP TABLE IF EXISTS sea_gcp_bench_docs").await.unwrap();
+    db.execute(&Schema::new(backend).create_table_from_entity(doc::Entity)).await.unwrap();
+    let outbox = Outbox::new("sea_gcp_bench_outbox");
+    outbox.drop(db).await.unwrap();
+    outbox.create(db).await.unwrap();
+    let photo =
+        image::RgbImage::from_fn(1024, 768, |x, y| image::Rgb([(x / 4) as u8, (y / 3) as u8, ((x + y) / 7) as u8]));
+    let mut jpeg = Vec::new();
+    image::DynamicImage::from(photo).write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).unwrap();
+    let counting = Arc::new(CountingStore::new(store.clone()));
+    let spec = || BlobFieldSpec::new(doc::Column::Cover, "media");
+    let savers = [
+        ("no read (no accept list)", spec().analyze_images(false)),
+        ("identification (accept list)", spec().accept(["image/*"]).analyze_images(false)),
+        ("identification and image analysis", spec().accept(["image/*"])),
+    ]
+    .map(|(label, field)| {
+        (label, BlobSaver::new(db.clone()).store(counting.clone()).outbox(outbox.clone()).field(field))
+    });
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); savers.len()];
+    let mut calls = vec![String::new(); savers.len()];
+    for i in 0..SAVES {
+        for (k, (_, saver)) in savers.iter().enumerate() {
+            let name = format!("_tmp/{}/photo.jpg", uuid::Uuid::now_v7());
+            let meta = store
+                .put(
+                    &name,
+                    PutPayload::Bytes(jpeg.clone().into()),
+                    PutOptions::create_only().with_content_type("image/jpeg"),
+                )
+                .await
+                .unwrap();
+            let up = PendingUpload::trusted(name, Some(meta.generation), "photo.jpg");
+            counting.reset();
+            let am = doc::ActiveModel { title: Set(format!("p{i}")), ..Default::default() };
+            let t = Instant::now();
+            saver.insert(am, BlobChanges::new().attach(doc::Column::Cover, up)).await.unwrap();
+            times[k].push(t.elapsed());
+            calls[k] = counting.counts().to_string();
+        }
+    }
+    println!(
+        "### Reading the first bytes: {storename}, {} KiB JPEG, median of {SAVES} interleaved inserts\n",
+        jpeg.len() / 1024
+    );
+    println!("| field | storage calls | insert | added |");
+    println!("|---|---|---|---|");
+    let base = median(times[0].clone());
+    for (k, (label, _)) in savers.iter().enumerate() {
+        let m = median(times[k].clone());
+        println!(
+            "| {label} | {} | {:.2} ms | +{:.2} ms |",
+            calls[k],
+            m.as_secs_f64() * 1e3,
+            (m.as_secs_f64() - base.as_secs_f64()) * 1e3
+        );
+    }
+    println!();
+    db.execute_unprepared("DROP TABLE IF EXISTS sea_gcp_bench_docs").await.unwrap();
+    outbox.drop(db).await.unwrap();
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
@@ -199,6 +266,13 @@ fn main() {
             rows.push(bench(db, name, memory, "memory").await);
             if let Some(gcs) = &emulator {
                 rows.push(bench(db, name, gcs.clone(), "gcs emulator").await);
+            }
+        }
+        #[cfg(feature = "images")]
+        {
+            inspection(&dbs[0].1, Arc::new(MemoryStore::default_for("media")), "SQLite, memory store").await;
+            if let Some(gcs) = &emulator {
+                inspection(&dbs[0].1, gcs.clone(), "SQLite, GCS emulator").await;
             }
         }
         println!("### Save latency, median of {SAVES} inserts\n");

@@ -75,6 +75,8 @@ pub mod field;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "images")]
+pub mod images;
 #[cfg(feature = "oidc")]
 mod lazy_client;
 #[cfg(any(feature = "tasks", all(feature = "testing", feature = "oidc")))]

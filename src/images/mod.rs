@@ -1,0 +1,30 @@
+//! Image variants (feature `images`): named, resized copies of an image upload, made from its pixels.
+//!
+//! * [`Variant`]: a name, a [`Resize`] (limit, fit or fill a box) and a [`Format`] (JPEG at a quality,
+//!   PNG, lossless WebP). EXIF, GPS, XMP and ICC metadata are never copied: a variant is written from
+//!   pixels, with the original's EXIF orientation applied to them.
+//! * [`render`]: make one variant from an original's bytes. JPEGs are decoded scaled down by their DCT
+//!   (1/2, 1/4 or 1/8) to no less than the output needs; other formats by the `image` crate; resizing is
+//!   Lanczos3 by `fast_image_resize`; JPEG output by `jpeg-encoder`. An original over the pixel limit is
+//!   refused before its pixels are decoded.
+//!
+//! ```
+//! use sea_gcp::images::{Variant, render};
+//! # let png = {
+//! #     let mut out = Vec::new();
+//! #     image::RgbImage::new(800, 600)
+//! #         .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+//! #         .unwrap();
+//! #     out
+//! # };
+//! let thumb = Variant::limit("thumb", 400, 400);
+//! let made = render(&png, &thumb, 100_000_000).unwrap();
+//! assert_eq!((made.width, made.height, made.content_type), (400, 300, "image/jpeg"));
+//! ```
+
+mod decode;
+mod render;
+mod variant;
+
+pub use render::{Rendered, render};
+pub use variant::{DEFAULT_QUALITY, Format, Resize, Variant};
