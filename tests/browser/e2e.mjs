@@ -332,6 +332,30 @@ async function doubleClickSave(page, { title, file }) {
   check((await rowCount(page)) === before + 1, "the resent form saved nothing more");
 }
 
+// A chosen image is shown at once, from the browser's copy of the file, before the form is saved; a
+// file that is not an image replaces the preview with none.
+const PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAEElEQVR4nGM4IScHRwzEcQCxYxBBO0tjggAAAABJRU5ErkJggg==";
+
+async function imagePreview(page, { imagePath, textPath }) {
+  const preview = `document.querySelector('.sea-gcp-upload[data-field="documents.file"] .sea-gcp-preview')`;
+  const shown = `(() => { const i = ${preview};
+    return i && !i.hidden && i.complete && i.naturalWidth > 0 && i.getClientRects().length > 0
+      ? { src: i.src, width: i.naturalWidth, alt: i.alt } : null; })()`;
+  await page.goto(base + "/documents/new");
+  const before = await page.eval(`!!${preview} && ${preview}.hidden`);
+  check(before, "no preview before a file is chosen");
+  await page.setFile("#file", imagePath);
+  const seen = await page.waitFor(shown, "the preview of the chosen image");
+  check(seen.src.startsWith("blob:"), `the preview comes from the chosen file, not the network (${seen.src.slice(0, 12)}…)`);
+  check(seen.width === 4, `the preview shows the image (${seen.width} px wide)`);
+  check(seen.alt === "Preview of pixel.png", `the preview is described for screen readers ("${seen.alt}")`);
+  await page.waitFor(`${widgetState("documents.file")} === 'done'`, "the image upload to finish");
+  check(!!(await page.eval(shown)), "the preview stays while the form is unsaved");
+  await page.setFile("#file", textPath);
+  await page.waitFor(`${widgetState("documents.file")} === 'done' && ${preview}.hidden`, "the text file to replace the preview");
+  check(!(await page.eval(`${preview}.getAttribute('src')`)), "a replaced preview's image is released");
+}
+
 async function main() {
   mkdirSync(workDir, { recursive: true });
   const limit = parseInt(process.env.E2E_MAX_SIZE || String(3 * MIB), 10);
@@ -346,6 +370,8 @@ async function main() {
   writeFileSync(hugePath, huge);
   const longPath = join(workDir, "quarterly-report-" + "x".repeat(180) + ".txt");
   writeFileSync(longPath, randomBytes(4096));
+  const imagePath = join(workDir, "pixel.png");
+  writeFileSync(imagePath, Buffer.from(PIXEL_PNG, "base64"));
 
   const { proc, ws } = await launch();
   try {
@@ -381,6 +407,7 @@ async function main() {
     await waitNoticeAndKeptTicket(page, { title: "kept " + Date.now(), file: largePath, bytes: large });
     await oversize(page, hugePath, limit);
     await doubleClickSave(page, { title: "double " + Date.now(), file: longPath });
+    await imagePreview(page, { imagePath, textPath: smallPath });
     console.log("PASS: all browser checks");
   } finally {
     proc.kill("SIGKILL");

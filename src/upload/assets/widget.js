@@ -19,6 +19,11 @@
  *   data-ticket             a ticket of a finished upload (a form re-shown after a refused save): the
  *                           widget starts as uploaded and posts it again, no second upload needed
  *   data-ticket-name        that upload's file name
+ *   data-preview-url        an image URL to show for the current file (a thumbnail variant, say)
+ *
+ * A chosen image (JPEG, PNG, GIF, WebP, AVIF) is shown at once, from the browser's own copy of the file,
+ * before the upload finishes and before the form is saved; the preview goes when the file is cleared or
+ * replaced by one that is not an image.
  *
  * A form with an enhanced input is submitted once: while its submission is in flight, a second submit
  * is ignored and its submit buttons are disabled (enabled again when the page is shown from the
@@ -85,6 +90,8 @@
     this.required = input.required;
     this.keptTicket = input.getAttribute("data-ticket") || "";
     this.keptName = input.getAttribute("data-ticket-name") || "";
+    this.previewUrl = input.getAttribute("data-preview-url") || "";
+    this.objectUrl = null; // the blob: URL of the chosen file's preview, revoked when replaced
     this.xhr = null;
     this.file = null;
     this.grant = null; // the ticket answer of the current upload
@@ -129,6 +136,10 @@
     // Messages that must stay visible while progress updates rewrite the status line.
     this.notice = el("div", { class: "sea-gcp-notice", role: "alert", "aria-live": "assertive" });
     this.notice.hidden = true;
+    this.preview = el("img", { class: "sea-gcp-preview", alt: "" });
+    this.preview.hidden = true;
+    this.root.appendChild(this.preview);
+    if (this.previewUrl && this.current) this.showPreview(this.previewUrl, this.current);
     this.root.appendChild(this.progress);
     this.root.appendChild(this.status);
     this.root.appendChild(this.notice);
@@ -149,6 +160,30 @@
     } else {
       this.refreshButtons("idle");
     }
+  };
+
+  /* Raster images a browser shows in an <img> (SVG is left out: it is markup). */
+  var PREVIEWABLE = /^image\/(jpeg|png|gif|webp|avif|bmp)$/;
+
+  Widget.prototype.showPreview = function (url, name) {
+    this.preview.src = url;
+    this.preview.alt = "Preview of " + name;
+    this.preview.hidden = false;
+  };
+
+  Widget.prototype.hidePreview = function () {
+    if (this.objectUrl) URL.revokeObjectURL(this.objectUrl);
+    this.objectUrl = null;
+    this.preview.hidden = true;
+    this.preview.removeAttribute("src");
+    this.preview.alt = "";
+  };
+
+  Widget.prototype.previewFile = function (file) {
+    this.hidePreview();
+    if (!PREVIEWABLE.test(file.type || "") || !window.URL || !URL.createObjectURL) return;
+    this.objectUrl = URL.createObjectURL(file);
+    this.showPreview(this.objectUrl, file.name);
   };
 
   Widget.prototype.showNotice = function (message) {
@@ -212,9 +247,11 @@
     var problem = this.check(file);
     if (problem) {
       this.input.value = "";
+      this.hidePreview();
       this.fail(problem);
       return;
     }
+    this.previewFile(file);
     this.requestTicket();
   };
 
@@ -403,6 +440,7 @@
     this.input.value = "";
     this.clearInput.value = "1";
     this.current = "";
+    this.hidePreview();
     this.setState("cleared", "The file will be removed when you save.");
     this.input.hidden = false;
   };
