@@ -104,7 +104,10 @@ async fn storage_events_keep_blob_caches_true() {
                 .put(&name, PutPayload::Bytes(Bytes::from_static(b"%PDF-1.7 q3")), PutOptions::default())
                 .await
                 .unwrap();
-            insert(&db.conn, &table, 1, BlobValue::from_meta(&meta1, Some("Q3 report.pdf".into()))).await;
+            // Dimensions read at promotion describe the bytes: a metadata change keeps them.
+            let mut analysed = BlobValue::from_meta(&meta1, Some("Q3 report.pdf".into()));
+            (analysed.width, analysed.height) = (Some(640), Some(480));
+            insert(&db.conn, &table, 1, analysed).await;
             insert(&db.conn, &table, 2, BlobValue::uncached("reports/other.pdf")).await;
             let mut newer = BlobValue::from_meta(&meta1, None);
             newer.generation = Some(meta1.generation + 1_000_000);
@@ -139,7 +142,10 @@ async fn storage_events_keep_blob_caches_true() {
             assert_eq!(row1.metadata.get("reviewed").map(String::as_str), Some("yes"), "{ctx}");
             assert_eq!(row1.content_type.as_deref(), Some("application/pdf"), "{ctx}");
             assert_eq!(row1.original_name.as_deref(), Some("Q3 report.pdf"), "{ctx}: the original name is kept");
-            assert_eq!(row1, BlobValue::from_meta(&live, Some("Q3 report.pdf".into())), "{ctx}");
+            assert_eq!(row1.dimensions(), Some((640, 480)), "{ctx}: the dimensions are kept");
+            let mut expected = BlobValue::from_meta(&live, Some("Q3 report.pdf".into()));
+            (expected.width, expected.height) = (Some(640), Some(480));
+            assert_eq!(row1, expected, "{ctx}");
             assert_eq!(
                 read(&db.conn, &table, 2).await,
                 BlobValue::uncached("reports/other.pdf"),

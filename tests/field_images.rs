@@ -125,3 +125,34 @@ async fn images_are_measured_at_promotion_and_bombs_change_nothing() {
         }
     }
 }
+
+/// An overwrite at the same name is made after the commit (a deferred overwrite): the row's cache is
+/// refreshed from the new generation and keeps the dimensions read from the bytes it copied.
+#[tokio::test]
+async fn a_deferred_overwrite_keeps_the_dimensions_of_the_bytes_it_copied() {
+    use sea_gcp::field::OverwriteMode;
+    use sea_orm::IntoActiveModel;
+    for db in field_support::databases().await {
+        let conn = &db.conn;
+        let store = memory(true);
+        let tables = Tables::create(conn).await;
+        let saver =
+            BlobSaver::<docs::Entity>::new(conn.clone()).store(store.clone()).outbox(tables.outbox.clone()).field(
+                BlobFieldSpec::new(docs::Column::File, "media")
+                    .accept(["image/*"])
+                    .overwrite_mode(OverwriteMode::UpdateVersioned)
+                    .destination(|ctx| Ok((format!("fixed/{}.img", ctx.model.id), ctx.allow_overwrite))),
+            );
+        let first = upload(store.as_ref(), "a.png", &encode(&gradient(40, 20), ImageFormat::Png), "image/png").await;
+        let saved = saver.insert(new_doc("o"), BlobChanges::new().attach(docs::Column::File, first)).await.unwrap();
+        let second = upload(store.as_ref(), "b.png", &encode(&gradient(12, 30), ImageFormat::Png), "image/png").await;
+        let saved = saver
+            .update(saved.model.into_active_model(), BlobChanges::new().attach(docs::Column::File, second))
+            .await
+            .unwrap();
+        let row = docs::Entity::find_by_id(saved.model.id).one(conn).await.unwrap().unwrap().file.unwrap();
+        assert!(row.generation.is_some(), "{}: the cache was refreshed", db.name);
+        assert_eq!(row.dimensions(), Some((12, 30)), "{}", db.name);
+        tables.drop(conn).await;
+    }
+}

@@ -141,6 +141,7 @@ impl BlobRefresh {
                         }
                         let mut fresh = BlobValue::from_meta(meta, current.original_name.clone());
                         fresh.name = current.name.clone();
+                        fresh.keep_analysis_of(&current);
                         if fresh == current {
                             report.unchanged += 1;
                             continue;

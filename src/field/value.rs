@@ -108,6 +108,15 @@ impl BlobValue {
         value
     }
 
+    /// Keep what was learned from `previous`'s bytes (image dimensions) when both describe the same
+    /// generation: a metadata change does not change the pixels.
+    pub(crate) fn keep_analysis_of(&mut self, previous: &BlobValue) {
+        if self.generation.is_some() && self.generation == previous.generation {
+            self.width = previous.width;
+            self.height = previous.height;
+        }
+    }
+
     /// Replace the cache with `meta` (the name is kept).
     fn fill_from(&mut self, meta: &ObjectMeta) {
         // Dimensions describe one generation's bytes: another generation's are unknown until analysed.
