@@ -226,7 +226,7 @@ if [ $# -gt 0 ]; then
 else
     # Every documented feature combination of the library compiles on its own (no test needs them all).
     section "feature combinations"
-    for features in "" gcs orm axum toml testing metadata logging oidc pubsub events tasks "gcs,orm"; do
+    for features in "" gcs orm axum toml testing metadata logging oidc pubsub events tasks images "gcs,orm"; do
         note "cargo check -p sea-gcp --lib --no-default-features --features '$features'"
         cargo check -q -p sea-gcp --lib --no-default-features --features "$features" || status=$?
     done

@@ -143,13 +143,16 @@ async fn generate_access_token(
 ) -> Response {
     let caller = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     google.calls.lock().unwrap().push(format!("iam: {target}"));
-    let Some(email) = target.strip_suffix(":generateAccessToken") else {
-        return google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "unknown method");
-    };
     let known = google.issued.lock().unwrap().iter().any(|(i, t)| i != "iam" && caller == format!("Bearer {t}"));
     if !known {
         return google_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "request had invalid credentials");
     }
+    if let Some(email) = target.strip_suffix(":generateIdToken") {
+        return generate_id_token(&google, email, &body);
+    }
+    let Some(email) = target.strip_suffix(":generateAccessToken") else {
+        return google_error(StatusCode::NOT_FOUND, "NOT_FOUND", "unknown method");
+    };
     if email != TARGET {
         return google_error(StatusCode::FORBIDDEN, "PERMISSION_DENIED", "iam.serviceAccounts.getAccessToken denied");
     }
@@ -165,6 +168,24 @@ async fn generate_access_token(
     let expires = chrono::Utc::now() + chrono::Duration::seconds(lifetime.unwrap_or(3600) as i64);
     Json(json!({"accessToken": token, "expireTime": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}))
         .into_response()
+}
+
+/// IAM Credentials `generateIdToken`: a JWT for the asked audience (signed by Google in production; the
+/// caller only reads its expiry).
+fn generate_id_token(google: &Google, email: &str, body: &Value) -> Response {
+    use base64::Engine as _;
+    if email != TARGET {
+        return google_error(StatusCode::FORBIDDEN, "PERMISSION_DENIED", "iam.serviceAccounts.getOpenIdToken denied");
+    }
+    let Some(audience) = body["audience"].as_str().filter(|a| !a.is_empty()) else {
+        return google_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "audience is required");
+    };
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let exp = chrono::Utc::now().timestamp() + 3600;
+    let claims = json!({"iss": "https://accounts.google.com", "aud": audience, "email": email, "exp": exp});
+    let token = format!("{}.{}.c2ln", b64.encode(r#"{"alg":"RS256","typ":"JWT"}"#), b64.encode(claims.to_string()));
+    google.issued.lock().unwrap().push(("iam-id".into(), token.clone()));
+    Json(json!({"token": token})).into_response()
 }
 
 async fn start_google() -> (String, Arc<Google>) {
@@ -364,4 +385,35 @@ async fn a_service_account_key_makes_its_token_without_a_network_call() {
         serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
     assert_eq!(claims["iss"], key["client_email"]);
     assert_eq!(claims["scope"], CLOUD_PLATFORM);
+}
+
+/// ID tokens for outgoing calls come from the same credentials file: an impersonated service account
+/// asks IAM Credentials for one, for the audience asked, with the source credential's token.
+#[tokio::test]
+async fn id_tokens_for_outgoing_calls_come_from_the_credentials_file() {
+    use sea_gcp::signing::token::IdTokens;
+    let _env = ENV.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (base, google) = start_google().await;
+    let credentials = write_json(dir.path(), "impersonated.json", &impersonated(&base, REFRESH_TOKEN));
+    // SAFETY: the ENV lock is held; no other thread of this binary reads the environment.
+    unsafe {
+        std::env::set_var("GOOGLE_APPLICATION_CREDENTIALS", &credentials);
+        std::env::set_var("GCE_METADATA_HOST", "127.0.0.1:9");
+    }
+    let audience = "https://billing-abc123-ew.a.run.app";
+    let tokens = IdTokens::application_default(audience).unwrap();
+    assert!(google.calls().is_empty(), "building fetched nothing");
+    let token = tokens.token().await.unwrap();
+    assert_eq!(google.issued_by("iam-id"), vec![token.clone()]);
+    assert_eq!(tokens.token().await.unwrap(), token, "cached");
+    assert_eq!(google.calls(), vec!["oauth: refresh_token".to_string(), format!("iam: {TARGET}:generateIdToken")]);
+
+    // Workload Identity Federation cannot make ID tokens: refused when built, saying what can.
+    let token_file = dir.path().join("t");
+    std::fs::write(&token_file, SUBJECT_TOKEN).unwrap();
+    let wif = write_json(dir.path(), "wif.json", &external_account(&base, &token_file, true));
+    unsafe { std::env::set_var("GOOGLE_APPLICATION_CREDENTIALS", &wif) };
+    let e = IdTokens::application_default(audience).unwrap_err().to_string();
+    assert!(e.contains("cannot make ID tokens") && e.contains("impersonated_service_account"), "{e}");
 }

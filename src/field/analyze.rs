@@ -18,6 +18,9 @@ pub(crate) const ANALYSIS_BYTES: u64 = 64 * 1024;
 /// The most bytes read to find an image's header (a JPEG with a very large EXIF thumbnail or XMP).
 pub(crate) const MAX_HEADER_BYTES: u64 = 1024 * 1024;
 
+/// The most a decoder may allocate while reading a header.
+const HEADER_ALLOC_LIMIT: u64 = 64 * 1024 * 1024;
+
 /// The default pixel limit: 100 megapixels (a 12,000 x 8,000 photograph fits; a 50,000 x 50,000 bomb
 /// does not).
 pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
@@ -55,7 +58,11 @@ pub(crate) fn analyze(bytes: &[u8], complete: bool, max_pixels: u64) -> Result<A
     }
     let name = format.to_mime_type();
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    reader.limits(Limits::no_limits());
+    // The pixel count is checked below; this bounds what a decoder may allocate for the header itself
+    // (compressed text and profile chunks).
+    let mut limits = Limits::no_limits();
+    limits.max_alloc = Some(HEADER_ALLOC_LIMIT);
+    reader.limits(limits);
     let mut decoder = match reader.into_decoder() {
         Ok(decoder) => decoder,
         Err(e) if !complete && is_truncation(&e) => return Ok(Analysis::NeedMore),

@@ -110,6 +110,7 @@ impl BlobValue {
 
     /// Keep what was learned from `previous`'s bytes (image dimensions) when both describe the same
     /// generation: a metadata change does not change the pixels.
+    #[cfg_attr(not(feature = "events"), allow(dead_code))]
     pub(crate) fn keep_analysis_of(&mut self, previous: &BlobValue) {
         if self.generation.is_some() && self.generation == previous.generation {
             self.width = previous.width;

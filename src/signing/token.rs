@@ -170,13 +170,7 @@ impl TokenSource for GoogleCredentials {
     async fn fetch(&self) -> Result<AccessToken> {
         let token = self.inner.access_token().await.map_err(|e| {
             let retryable = e.is_transient();
-            let mut detail = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                detail.push_str(": ");
-                detail.push_str(&c.to_string());
-                cause = c.source();
-            }
+            let detail = chain(&e);
             Error::Service {
                 service: "credentials",
                 status: None,
@@ -191,6 +185,101 @@ impl TokenSource for GoogleCredentials {
         })?;
         Ok(AccessToken { token: token.token, expires_at: Instant::now() + REFRESH_MARGIN + LIBRARY_TOKEN_WINDOW })
     }
+}
+
+/// OIDC ID tokens for calling a private service (another Cloud Run service, an IAP-protected app) as
+/// this one, from Application Default Credentials, by Google's `google-cloud-auth`: a service-account key
+/// (JWT-bearer grant with the target audience), an `impersonated_service_account` (IAM Credentials
+/// `generateIdToken`), gcloud user credentials (the refresh grant's ID token; its audience is gcloud's
+/// client, not the one asked for) or, with no file, the metadata server. `external_account` credentials
+/// cannot make ID tokens. Tokens are cached by the library until shortly before they expire.
+///
+/// ```no_run
+/// # async fn run() -> sea_gcp::Result<()> {
+/// use sea_gcp::signing::token::IdTokens;
+/// let tokens = IdTokens::application_default("https://billing-abc123-ew.a.run.app")?;
+/// let token = tokens.token().await?;
+/// reqwest::Client::new().get("https://billing-abc123-ew.a.run.app/invoices").bearer_auth(token);
+/// # Ok(())
+/// # }
+/// ```
+#[cfg(feature = "oidc")]
+#[derive(Clone)]
+pub struct IdTokens {
+    inner: google_cloud_auth::credentials::idtoken::IDTokenCredentials,
+    kind: String,
+}
+
+#[cfg(feature = "oidc")]
+impl fmt::Debug for IdTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdTokens").field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "oidc")]
+impl IdTokens {
+    /// ID tokens for `audience` from Application Default Credentials (the same file, in the same order,
+    /// as access tokens; the metadata server when there is none). Nothing is fetched until
+    /// [`token`](Self::token).
+    pub fn application_default(audience: &str) -> Result<Self> {
+        use google_cloud_auth::credentials::idtoken;
+        let Some(path) = adc_file() else {
+            let inner = idtoken::mds::Builder::new(audience)
+                .build()
+                .map_err(|e| Error::config(None, format!("cannot make ID tokens from the metadata server: {e}")))?;
+            return Ok(Self { inner, kind: "metadata server".into() });
+        };
+        let origin = format!("credentials file {}", path.display());
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| Error::config(None, format!("cannot read {origin}: {e}")))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::config(None, format!("{origin} is not valid JSON: {e}")))?;
+        let kind = value.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_string();
+        let built = match kind.as_str() {
+            "service_account" => idtoken::service_account::Builder::new(audience, value).build(),
+            "impersonated_service_account" => idtoken::impersonated::Builder::new(audience, value).build(),
+            "authorized_user" => idtoken::user_account::Builder::new(value).build(),
+            other => {
+                return Err(Error::config(
+                    None,
+                    format!(
+                        "{origin} has type {other:?}, which cannot make ID tokens; use a service-account key, \
+                         an impersonated_service_account or gcloud user credentials"
+                    ),
+                ));
+            }
+        };
+        let inner =
+            built.map_err(|e| Error::config(None, format!("{origin} is not a complete {kind} credential ({e})")))?;
+        Ok(Self { inner, kind })
+    }
+
+    /// A valid ID token (cached by the library until shortly before it expires).
+    pub async fn token(&self) -> Result<String> {
+        self.inner.id_token().await.map_err(|e| {
+            let retryable = e.is_transient();
+            Error::Service {
+                service: "credentials",
+                status: None,
+                code: if retryable { "UNAVAILABLE" } else { "UNAUTHENTICATED" }.to_string(),
+                message: format!("could not get an ID token from the {} credential: {}", self.kind, chain(&e)),
+                retryable,
+            }
+        })
+    }
+}
+
+/// An error and its sources, one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Parse an Application Default Credentials file (any kind of [`CREDENTIAL_TYPES`]) into a token source.
@@ -210,16 +299,22 @@ fn well_known_file() -> Option<PathBuf> {
     path.is_file().then_some(path)
 }
 
+/// The Application Default Credentials file: `GOOGLE_APPLICATION_CREDENTIALS`, else gcloud's
+/// well-known file when it exists.
+fn adc_file() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    well_known_file()
+}
+
 /// Application Default Credentials: `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's well-known file, then the
 /// metadata server.
 pub fn application_default() -> Result<Arc<dyn TokenSource>> {
-    if let Some(path) = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|p| !p.is_empty()) {
-        return token_source_from_file(Path::new(&path));
+    match adc_file() {
+        Some(path) => token_source_from_file(&path),
+        None => Ok(Arc::new(MetadataServer::from_env())),
     }
-    if let Some(path) = well_known_file() {
-        return token_source_from_file(&path);
-    }
-    Ok(Arc::new(MetadataServer::from_env()))
 }
 
 /// A [`TokenSource`] wrapper that reuses a token until [`REFRESH_MARGIN`] before it expires.
