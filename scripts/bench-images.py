@@ -3,8 +3,9 @@
 image_processing uses) and Pillow (what Django apps use), side by side in one run.
 
 Corpus: Debian's `mate-backgrounds` (30 files under /usr/share/backgrounds/mate: 16 JPEG photographs of 1.3
-to 17.9 megapixels, 14 PNG of about 2 megapixels). The script installs it and `libvips-tools` with apt-get
-when they are missing and it runs as root; otherwise it says what to install. Pillow is installed into a
+to 17.9 megapixels, 14 PNG of about 2 megapixels). The script installs it, `libvips-tools` and `nasm` (for
+libjpeg-turbo's SIMD code in our build) with apt-get when they are missing and it runs as root; otherwise
+it says what to install. Pillow is installed into a
 virtualenv under .tmp/.
 
 Every tool makes a thumbnail that fits 400 x 400 as JPEG quality 80, one process per tool and half
@@ -99,6 +100,8 @@ def ensure_corpus():
         missing.append("mate-backgrounds")
     if not shutil.which("vipsthumbnail"):
         missing.append("libvips-tools")
+    if not shutil.which("nasm"):
+        missing.append("nasm")  # libjpeg-turbo's SIMD code, compiled into the mozjpeg crate
     if missing:
         if os.geteuid() == 0 and shutil.which("apt-get"):
             sh("apt-get", "install", "-y", "-q", *missing, stdout=subprocess.DEVNULL)

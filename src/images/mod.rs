@@ -3,10 +3,11 @@
 //! * [`Variant`]: a name, a [`Resize`] (limit, fit or fill a box) and a [`Format`] (JPEG at a quality,
 //!   PNG, lossless WebP). EXIF, GPS, XMP and ICC metadata are never copied: a variant is written from
 //!   pixels, with the original's EXIF orientation applied to them.
-//! * [`render`]: make one variant from an original's bytes. JPEGs are decoded scaled down by their DCT
-//!   (1/2, 1/4 or 1/8) to no less than the output needs; other formats by the `image` crate; resizing is
-//!   Lanczos3 by `fast_image_resize`; JPEG output by `jpeg-encoder`. An original over the pixel limit is
-//!   refused before its pixels are decoded.
+//! * [`render`]: make one variant from an original's bytes. JPEGs are decoded by libjpeg-turbo (the
+//!   `mozjpeg` crate) scaled down by their DCT (1/2, 1/4 or 1/8) to no less than the output needs; other
+//!   formats by the `image` crate; resizing is Lanczos3 by `fast_image_resize`; JPEG output by
+//!   `jpeg-encoder`. An original over the pixel limit is refused before its pixels are decoded. libjpeg
+//!   reports corrupt files by unwinding, which `render` catches: keep the default `panic = "unwind"`.
 //!
 //! ```
 //! use sea_gcp::images::{Variant, render};
