@@ -47,17 +47,16 @@ async fn connect(url: &str) -> Option<DatabaseConnection> {
 }
 
 async fn upload(store: &dyn Store, i: usize) -> PendingUpload {
-    let name = format!("_tmp/{}/f{i}.txt", uuid::Uuid::now_v7());
     let body = format!("upload number {i} ").repeat(64);
-    let meta = store
-        .put(
-            &name,
-            PutPayload::Bytes(body.into_bytes().into()),
-            PutOptions::create_only().with_content_type("text/plain"),
-        )
-        .await
-        .unwrap();
-    PendingUpload::trusted(name, Some(meta.generation), format!("f{i}.txt"))
+    upload_bytes(store, &format!("f{i}.txt"), body.into_bytes(), "text/plain").await
+}
+
+/// `bytes` uploaded as a browser would, under the ingress prefix.
+async fn upload_bytes(store: &dyn Store, file: &str, bytes: Vec<u8>, content_type: &str) -> PendingUpload {
+    let name = format!("_tmp/{}/{file}", uuid::Uuid::now_v7());
+    let options = PutOptions::create_only().with_content_type(content_type);
+    let meta = store.put(&name, PutPayload::Bytes(bytes.into()), options).await.unwrap();
+    PendingUpload::trusted(name, Some(meta.generation), file)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -72,13 +71,19 @@ struct Row {
     blob: Duration,
 }
 
-async fn bench(db: &DatabaseConnection, dbname: &'static str, store: Arc<dyn Store>, storename: &'static str) -> Row {
+/// The bench's documents table and outbox, created anew.
+async fn fresh_tables(db: &DatabaseConnection) -> Outbox {
     let backend = db.get_database_backend();
     db.execute_unprepared("DROP TABLE IF EXISTS sea_gcp_bench_docs").await.unwrap();
     db.execute(&Schema::new(backend).create_table_from_entity(doc::Entity)).await.unwrap();
     let outbox = Outbox::new("sea_gcp_bench_outbox");
     outbox.drop(db).await.unwrap();
     outbox.create(db).await.unwrap();
+    outbox
+}
+
+async fn bench(db: &DatabaseConnection, dbname: &'static str, store: Arc<dyn Store>, storename: &'static str) -> Row {
+    let outbox = fresh_tables(db).await;
     let counting = Arc::new(CountingStore::new(store.clone()));
     let saver = BlobSaver::new(db.clone())
         .store(counting.clone())
@@ -170,12 +175,7 @@ async fn emulator_store() -> Option<Arc<dyn Store>> {
 /// (feature `images`) against a field that reads nothing, on a 1024 x 768 JPEG, interleaved saves.
 #[cfg(feature = "images")]
 async fn inspection(db: &DatabaseConnection, store: Arc<dyn Store>, storename: &str) {
-    let backend = db.get_database_backend();
-    db.execute_unprepared("DROP TABLE IF EXISTS sea_gcp_bench_docs").await.unwrap();
-    db.execute(&Schema::new(backend).create_table_from_entity(doc::Entity)).await.unwrap();
-    let outbox = Outbox::new("sea_gcp_bench_outbox");
-    outbox.drop(db).await.unwrap();
-    outbox.create(db).await.unwrap();
+    let outbox = fresh_tables(db).await;
     let photo =
         image::RgbImage::from_fn(1024, 768, |x, y| image::Rgb([(x / 4) as u8, (y / 3) as u8, ((x + y) / 7) as u8]));
     let mut jpeg = Vec::new();
@@ -194,16 +194,7 @@ async fn inspection(db: &DatabaseConnection, store: Arc<dyn Store>, storename: &
     let mut calls = vec![String::new(); savers.len()];
     for i in 0..SAVES {
         for (k, (_, saver)) in savers.iter().enumerate() {
-            let name = format!("_tmp/{}/photo.jpg", uuid::Uuid::now_v7());
-            let meta = store
-                .put(
-                    &name,
-                    PutPayload::Bytes(jpeg.clone().into()),
-                    PutOptions::create_only().with_content_type("image/jpeg"),
-                )
-                .await
-                .unwrap();
-            let up = PendingUpload::trusted(name, Some(meta.generation), "photo.jpg");
+            let up = upload_bytes(store.as_ref(), "photo.jpg", jpeg.clone(), "image/jpeg").await;
             counting.reset();
             let am = doc::ActiveModel { title: Set(format!("p{i}")), ..Default::default() };
             let t = Instant::now();

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 mod cli_support;
+mod emulator_support;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -132,20 +133,7 @@ async fn the_timer_expires_temp_objects() {
 
 /// The emulator's address, or `None` (after saying so loudly) when it is not running.
 fn emulator() -> Option<String> {
-    match std::env::var("STORAGE_EMULATOR_HOST") {
-        Ok(host) if !host.is_empty() => Some(host),
-        _ if std::env::var("SEA_GCP_REQUIRE_ALL").as_deref() == Ok("1") => {
-            panic!("STORAGE_EMULATOR_HOST is not set but SEA_GCP_REQUIRE_ALL=1: run scripts/test.sh")
-        }
-        _ => {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: GCS cleanup — STORAGE_EMULATOR_HOST is not set (scripts/test.sh starts fake-gcs-server)"
-            );
-            None
-        }
-    }
+    emulator_support::storage_emulator("GCS cleanup")
 }
 
 #[tokio::test]

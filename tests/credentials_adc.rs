@@ -8,6 +8,7 @@
 //! credentials file, as in production. A recording proxy in front of the GCS emulator shows which token
 //! each storage call carried.
 
+mod emulator_support;
 mod fault_proxy;
 
 use std::collections::HashMap;
@@ -39,16 +40,7 @@ const REFRESH_TOKEN: &str = "1//gcloud-user-refresh-token";
 static ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn emulator() -> Option<String> {
-    match std::env::var("STORAGE_EMULATOR_HOST") {
-        Ok(host) if !host.is_empty() => Some(host.trim_end_matches('/').to_string()),
-        _ if std::env::var("SEA_GCP_REQUIRE_ALL").as_deref() == Ok("1") => {
-            panic!("STORAGE_EMULATOR_HOST is not set but SEA_GCP_REQUIRE_ALL=1: run scripts/test.sh")
-        }
-        _ => {
-            eprintln!("SKIPPED: ADC end-to-end tests — STORAGE_EMULATOR_HOST is not set (scripts/test.sh starts it)");
-            None
-        }
-    }
+    emulator_support::storage_emulator("ADC end-to-end tests")
 }
 
 /// Local STS, IAM Credentials and OAuth token endpoints.
@@ -250,13 +242,18 @@ async fn store_with_adc(host: &str, proxy: &FaultProxy, credentials: &Path) -> s
     let mut config = StoreConfig::gcs(bucket);
     config.api_endpoint = Some(proxy.url.clone());
     config.authenticate = Some(true);
+    use_credentials(credentials);
+    GcsStore::new("media", config).await
+}
+
+/// Point Application Default Credentials at `credentials` (the caller holds the ENV lock).
+fn use_credentials(credentials: &Path) {
     // SAFETY: the ENV lock is held by the caller; no other thread of this binary reads the environment.
     unsafe {
         std::env::set_var("GOOGLE_APPLICATION_CREDENTIALS", credentials);
         // Never the real metadata server: the credentials file must be what is used.
         std::env::set_var("GCE_METADATA_HOST", "127.0.0.1:9");
     }
-    GcsStore::new("media", config).await
 }
 
 /// The tokens the storage emulator received, in order.
@@ -396,11 +393,7 @@ async fn id_tokens_for_outgoing_calls_come_from_the_credentials_file() {
     let dir = tempfile::tempdir().unwrap();
     let (base, google) = start_google().await;
     let credentials = write_json(dir.path(), "impersonated.json", &impersonated(&base, REFRESH_TOKEN));
-    // SAFETY: the ENV lock is held; no other thread of this binary reads the environment.
-    unsafe {
-        std::env::set_var("GOOGLE_APPLICATION_CREDENTIALS", &credentials);
-        std::env::set_var("GCE_METADATA_HOST", "127.0.0.1:9");
-    }
+    use_credentials(&credentials);
     let audience = "https://billing-abc123-ew.a.run.app";
     let tokens = IdTokens::application_default(audience).unwrap();
     assert!(google.calls().is_empty(), "building fetched nothing");
@@ -413,7 +406,7 @@ async fn id_tokens_for_outgoing_calls_come_from_the_credentials_file() {
     let token_file = dir.path().join("t");
     std::fs::write(&token_file, SUBJECT_TOKEN).unwrap();
     let wif = write_json(dir.path(), "wif.json", &external_account(&base, &token_file, true));
-    unsafe { std::env::set_var("GOOGLE_APPLICATION_CREDENTIALS", &wif) };
+    use_credentials(&wif);
     let e = IdTokens::application_default(audience).unwrap_err().to_string();
     assert!(e.contains("cannot make ID tokens") && e.contains("impersonated_service_account"), "{e}");
 }

@@ -7,6 +7,7 @@
 //!
 //! The retry tests need no emulator: a small axum server answers 503 a set number of times.
 
+mod emulator_support;
 mod field_support;
 
 use std::collections::BTreeMap;
@@ -103,20 +104,7 @@ fn recording_client(recorder: &Recorder) -> reqwest_middleware::ClientWithMiddle
 
 /// The emulator's address, or `None` (after saying so) when it is not running.
 fn emulator() -> Option<String> {
-    match std::env::var("STORAGE_EMULATOR_HOST") {
-        Ok(host) if !host.is_empty() => Some(host.trim_end_matches('/').to_string()),
-        _ if std::env::var("SEA_GCP_REQUIRE_ALL").as_deref() == Ok("1") => {
-            panic!("STORAGE_EMULATOR_HOST is not set but SEA_GCP_REQUIRE_ALL=1: run scripts/test.sh")
-        }
-        _ => {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: GCS request tests — STORAGE_EMULATOR_HOST is not set (scripts/test.sh starts fake-gcs-server)"
-            );
-            None
-        }
-    }
+    emulator_support::storage_emulator("GCS request tests")
 }
 
 async fn create_bucket(host: &str, versioning: bool) -> String {

@@ -1,5 +1,7 @@
 //! The shared behaviour suite ([`sea_gcp::storage::conformance`]) against every backend.
 
+mod emulator_support;
+
 use std::sync::Arc;
 
 use sea_gcp::StoreConfig;
@@ -37,21 +39,7 @@ async fn local_store_behaves_like_gcs() {
 
 /// The emulator's address, or `None` (after saying so loudly) when it is not running.
 fn emulator() -> Option<String> {
-    match std::env::var("STORAGE_EMULATOR_HOST") {
-        Ok(host) if !host.is_empty() => Some(host),
-        _ if std::env::var("SEA_GCP_REQUIRE_ALL").as_deref() == Ok("1") => {
-            panic!("STORAGE_EMULATOR_HOST is not set but SEA_GCP_REQUIRE_ALL=1: run scripts/test.sh")
-        }
-        _ => {
-            // Written to the real stderr (not the captured one) so that the skip is visible.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: GCS behaviour suite — STORAGE_EMULATOR_HOST is not set (scripts/test.sh starts fake-gcs-server)"
-            );
-            None
-        }
-    }
+    emulator_support::storage_emulator("GCS behaviour suite")
 }
 
 #[tokio::test]
