@@ -46,6 +46,7 @@ async fn images_are_measured_at_promotion_and_bombs_change_nothing() {
         ("deep.png", encode(&png16, ImageFormat::Png), "image/png", (33, 17), 1),
         ("anim.gif", animated_gif(), "image/gif", (30, 12), 1),
         ("still.webp", encode(&gradient(16, 9), ImageFormat::WebP), "image/webp", (16, 9), 1),
+        ("anim.webp", animated_webp(24, 14, 3), "image/webp", (24, 14), 1),
         ("generic.png", encode(&gradient(5, 4), ImageFormat::Png), "application/octet-stream", (5, 4), 1),
         // A header behind 240 KB of metadata: one more bounded read finds it.
         ("exif-heavy.jpg", with_segments(&jpeg, &padding(4)), "image/jpeg", (40, 20), 2),

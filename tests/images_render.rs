@@ -63,6 +63,7 @@ fn browser_and_camera_formats_render() {
         ("png16", encode(&png16, ImageFormat::Png), (32, 16)),
         ("gif", animated_gif(), (30, 12)),
         ("webp", encode(&gradient(64, 32), ImageFormat::WebP), (32, 16)),
+        ("animated webp", animated_webp(64, 32, 3), (32, 16)),
         ("alpha", encode(&transparent, ImageFormat::Png), (32, 32)),
     ];
     for (what, bytes, expected) in cases {

@@ -102,3 +102,42 @@ pub fn cmyk_jpeg(width: u16, height: u16) -> Vec<u8> {
     jpeg_encoder::Encoder::new(&mut out, 85).encode(&pixels, width, height, jpeg_encoder::ColorType::Cmyk).unwrap();
     out
 }
+
+/// An animated WebP of `frames` frames on a `width` x `height` canvas (VP8X, ANIM and ANMF chunks around
+/// lossless frames), as browsers and phones send them.
+pub fn animated_webp(width: u32, height: u32, frames: u8) -> Vec<u8> {
+    fn riff_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let mut c = kind.to_vec();
+        c.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        c.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            c.push(0);
+        }
+        c
+    }
+    let u24 = |v: u32| v.to_le_bytes()[..3].to_vec();
+    let mut body = b"WEBP".to_vec();
+    let mut vp8x = vec![0x02, 0, 0, 0]; // animation
+    vp8x.extend(u24(width - 1));
+    vp8x.extend(u24(height - 1));
+    body.extend(riff_chunk(b"VP8X", &vp8x));
+    body.extend(riff_chunk(b"ANIM", &[255, 255, 255, 255, 0, 0]));
+    for i in 0..frames {
+        let frame = image::RgbaImage::from_pixel(width, height, image::Rgba([i.wrapping_mul(60), 0, 0, 255]));
+        let still = encode(&frame.into(), ImageFormat::WebP);
+        // The still file's only chunk (VP8L) becomes the frame's data.
+        let vp8l = &still[12..];
+        let mut anmf = u24(0);
+        anmf.extend(u24(0));
+        anmf.extend(u24(width - 1));
+        anmf.extend(u24(height - 1));
+        anmf.extend(u24(100));
+        anmf.push(0);
+        anmf.extend_from_slice(vp8l);
+        body.extend(riff_chunk(b"ANMF", &anmf));
+    }
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend(body);
+    out
+}
