@@ -18,14 +18,19 @@ type Runs = Arc<Mutex<Vec<(String, Value, Option<String>, u32)>>>;
 
 struct Record(Runs);
 
+/// Note one run of task `name`.
+fn record(runs: &Runs, name: &str, payload: Value, ctx: TaskContext) {
+    let caller = ctx.caller.map(|c| c.email);
+    runs.lock().unwrap().push((name.into(), payload, caller, ctx.retry_count));
+}
+
 #[async_trait::async_trait]
 impl Task for Record {
     const NAME: &'static str = "record";
     type Payload = Value;
     type Output = ();
     async fn run(&self, payload: Value, ctx: TaskContext) -> Result<(), BoxError> {
-        let caller = ctx.caller.map(|c| c.email);
-        self.0.lock().unwrap().push((Self::NAME.into(), payload, caller, ctx.retry_count));
+        record(&self.0, Self::NAME, payload, ctx);
         Ok(())
     }
 }
@@ -42,8 +47,7 @@ impl Task for EveryMinute {
         // `* * * * *` fires at whole minutes, not as soon as the job exists.
         let second = chrono::Timelike::second(&chrono::Utc::now());
         assert!(second < 10, "fired at second {second} of the minute");
-        let caller = ctx.caller.map(|c| c.email);
-        self.0.lock().unwrap().push((Self::NAME.into(), payload, caller, ctx.retry_count));
+        record(&self.0, Self::NAME, payload, ctx);
         Ok(())
     }
 }
@@ -219,8 +223,7 @@ impl Task for OnLocalOrder {
     type Payload = Value;
     type Output = ();
     async fn run(&self, payload: Value, ctx: TaskContext) -> Result<(), BoxError> {
-        let caller = ctx.caller.map(|c| c.email);
-        self.0.lock().unwrap().push((Self::NAME.into(), payload, caller, ctx.retry_count));
+        record(&self.0, Self::NAME, payload, ctx);
         Ok(())
     }
 }

@@ -11,6 +11,8 @@ use std::io::Cursor;
 
 use image::{ImageDecoder, ImageFormat, ImageReader, Limits, metadata::Orientation};
 
+use crate::images::decode::{check_pixels, turned};
+
 /// The first read when a field analyses images: the type signature, the markup check and, for nearly
 /// every image, the whole header with its EXIF block.
 pub(crate) const ANALYSIS_BYTES: u64 = 64 * 1024;
@@ -72,21 +74,10 @@ pub(crate) fn analyze(bytes: &[u8], complete: bool, max_pixels: u64) -> Result<A
     if width == 0 || height == 0 {
         return Err(format!("the `{name}` header declares an empty image ({width} x {height})"));
     }
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels > max_pixels {
-        return Err(format!(
-            "the image is {width} x {height} pixels ({:.1} megapixels); at most {:.1} megapixels are allowed",
-            pixels as f64 / 1e6,
-            max_pixels as f64 / 1e6
-        ));
-    }
+    check_pixels(width, height, max_pixels)?;
     // An orientation that cannot be read from the bytes at hand (EXIF after the pixels) counts as none.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let turned = matches!(
-        orientation,
-        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
-    );
-    let (width, height) = if turned { (height, width) } else { (width, height) };
+    let (width, height) = if turned(orientation) { (height, width) } else { (width, height) };
     Ok(Analysis::Image(Dimensions { width, height }))
 }
 

@@ -108,13 +108,17 @@ impl BlobValue {
         value
     }
 
+    /// Set the dimensions read from the bytes (`None`: not an analysed image).
+    pub(crate) fn set_dimensions(&mut self, dimensions: Option<(u32, u32)>) {
+        (self.width, self.height) = dimensions.unzip();
+    }
+
     /// Keep what was learned from `previous`'s bytes (image dimensions) when both describe the same
     /// generation: a metadata change does not change the pixels.
     #[cfg_attr(not(feature = "events"), allow(dead_code))]
     pub(crate) fn keep_analysis_of(&mut self, previous: &BlobValue) {
         if self.generation.is_some() && self.generation == previous.generation {
-            self.width = previous.width;
-            self.height = previous.height;
+            self.set_dimensions(previous.dimensions());
         }
     }
 

@@ -19,18 +19,21 @@ pub(crate) struct Decoded {
     pub(crate) original: (u32, u32),
 }
 
-fn turned(orientation: Orientation) -> bool {
+/// True when `orientation` turns the image a quarter (width and height swap as displayed).
+pub(crate) fn turned(orientation: Orientation) -> bool {
     matches!(
         orientation,
         Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
     )
 }
 
-fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), String> {
+/// Refuse an image of more than `max_pixels` pixels, from its header's size.
+pub(crate) fn check_pixels(width: u32, height: u32, max_pixels: u64) -> Result<(), String> {
     let pixels = u64::from(width) * u64::from(height);
     if pixels > max_pixels {
         return Err(format!(
-            "the image is {width} x {height} pixels; at most {:.1} megapixels are allowed",
+            "the image is {width} x {height} pixels ({:.1} megapixels); at most {:.1} megapixels are allowed",
+            pixels as f64 / 1e6,
             max_pixels as f64 / 1e6
         ));
     }

@@ -23,7 +23,7 @@
 //! assert_eq!((made.width, made.height, made.content_type), (400, 300, "image/jpeg"));
 //! ```
 
-mod decode;
+pub(crate) mod decode;
 mod render;
 mod variant;
 

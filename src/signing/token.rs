@@ -115,9 +115,7 @@ impl GoogleCredentials {
         use google_cloud_auth::credentials::{
             external_account, external_account_authorized_user, impersonated, service_account, user_account,
         };
-        let value: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| Error::config(None, format!("{origin} is not valid JSON: {e}")))?;
-        let kind = value.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_string();
+        let (value, kind) = parse_credentials(json, origin)?;
         let scopes = [CLOUD_PLATFORM_SCOPE];
         let built = match kind.as_str() {
             "authorized_user" => user_account::Builder::new(value).with_scopes(scopes).build_access_token_credentials(),
@@ -168,21 +166,7 @@ impl GoogleCredentials {
 #[async_trait]
 impl TokenSource for GoogleCredentials {
     async fn fetch(&self) -> Result<AccessToken> {
-        let token = self.inner.access_token().await.map_err(|e| {
-            let retryable = e.is_transient();
-            let detail = chain(&e);
-            Error::Service {
-                service: "credentials",
-                status: None,
-                code: if retryable { "UNAVAILABLE" } else { "UNAUTHENTICATED" }.to_string(),
-                message: format!(
-                    "could not get an access token from the {} credential: {detail}{}",
-                    self.kind,
-                    if retryable { "" } else { "; check the credentials file and the account's permissions" }
-                ),
-                retryable,
-            }
-        })?;
+        let token = self.inner.access_token().await.map_err(|e| credential_error("an access token", &self.kind, &e))?;
         Ok(AccessToken { token: token.token, expires_at: Instant::now() + REFRESH_MARGIN + LIBRARY_TOKEN_WINDOW })
     }
 }
@@ -230,12 +214,8 @@ impl IdTokens {
                 .map_err(|e| Error::config(None, format!("cannot make ID tokens from the metadata server: {e}")))?;
             return Ok(Self { inner, kind: "metadata server".into() });
         };
-        let origin = format!("credentials file {}", path.display());
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| Error::config(None, format!("cannot read {origin}: {e}")))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| Error::config(None, format!("{origin} is not valid JSON: {e}")))?;
-        let kind = value.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_string();
+        let (origin, text) = read_credentials_file(&path)?;
+        let (value, kind) = parse_credentials(&text, &origin)?;
         let built = match kind.as_str() {
             "service_account" => idtoken::service_account::Builder::new(audience, value).build(),
             "impersonated_service_account" => idtoken::impersonated::Builder::new(audience, value).build(),
@@ -257,16 +237,7 @@ impl IdTokens {
 
     /// A valid ID token (cached by the library until shortly before it expires).
     pub async fn token(&self) -> Result<String> {
-        self.inner.id_token().await.map_err(|e| {
-            let retryable = e.is_transient();
-            Error::Service {
-                service: "credentials",
-                status: None,
-                code: if retryable { "UNAVAILABLE" } else { "UNAUTHENTICATED" }.to_string(),
-                message: format!("could not get an ID token from the {} credential: {}", self.kind, chain(&e)),
-                retryable,
-            }
-        })
+        self.inner.id_token().await.map_err(|e| credential_error("an ID token", &self.kind, &e))
     }
 }
 
@@ -284,9 +255,40 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Parse an Application Default Credentials file (any kind of [`CREDENTIAL_TYPES`]) into a token source.
 pub fn token_source_from_file(path: &Path) -> Result<Arc<dyn TokenSource>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::config(None, format!("cannot read credentials file {}: {e}", path.display())))?;
-    Ok(Arc::new(GoogleCredentials::from_json(&text, &format!("credentials file {}", path.display()))?))
+    let (origin, text) = read_credentials_file(path)?;
+    Ok(Arc::new(GoogleCredentials::from_json(&text, &origin)?))
+}
+
+/// A credentials file's text, and how error messages name it.
+fn read_credentials_file(path: &Path) -> Result<(String, String)> {
+    let origin = format!("credentials file {}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| Error::config(None, format!("cannot read {origin}: {e}")))?;
+    Ok((origin, text))
+}
+
+/// A credentials file's JSON and its `type` (empty when it has none).
+fn parse_credentials(json: &str, origin: &str) -> Result<(serde_json::Value, String)> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| Error::config(None, format!("{origin} is not valid JSON: {e}")))?;
+    let kind = value.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_string();
+    Ok((value, kind))
+}
+
+/// A token the library could not get, as a service error: retryable when it says so, and otherwise
+/// naming what to check.
+fn credential_error(what: &str, kind: &str, e: &google_cloud_auth::errors::CredentialsError) -> Error {
+    let retryable = e.is_transient();
+    Error::Service {
+        service: "credentials",
+        status: None,
+        code: if retryable { "UNAVAILABLE" } else { "UNAUTHENTICATED" }.to_string(),
+        message: format!(
+            "could not get {what} from the {kind} credential: {}{}",
+            chain(e),
+            if retryable { "" } else { "; check the credentials file and the account's permissions" }
+        ),
+        retryable,
+    }
 }
 
 /// gcloud's application-default credentials file, if it exists.

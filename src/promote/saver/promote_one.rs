@@ -57,14 +57,14 @@ where
     match outcome? {
         Copied::Created(meta) => {
             let mut value = BlobValue::from_meta(&meta, Some(upload.original_name.clone()));
-            (value.width, value.height) = (inspected.dimensions.map(|d| d.0), inspected.dimensions.map(|d| d.1));
+            value.set_dimensions(inspected.dimensions);
             plan.new = Some(value);
             intent.dest_generation = Some(meta.generation);
             plan.copy = CopyState::Copied(dest.clone(), meta.generation);
         }
         Copied::Deferred => {
             let mut value = deferred_value(&temp_meta, &target, upload);
-            (value.width, value.height) = (inspected.dimensions.map(|d| d.0), inspected.dimensions.map(|d| d.1));
+            value.set_dimensions(inspected.dimensions);
             plan.new = Some(value);
             intent.overwrite = true;
             intent.attributes = Some(target.attributes);

@@ -29,7 +29,7 @@ where
     *value = BlobValue::from_meta(meta, original);
     value.name = expected.name.clone();
     // The overwrite copied the bytes analysed at promotion.
-    (value.width, value.height) = (expected.width, expected.height);
+    value.set_dimensions(expected.dimensions());
     let txn = saver.begin().await?;
     let current = find_checked(&txn, E::find().filter(key_condition::<E>(row)).lock_exclusive()).await?;
     let Some(current) = current.into_iter().next() else { return Ok(txn.commit().await?) };
