@@ -365,7 +365,7 @@ impl Error {
 
     /// Wrap `self` as the failure of `step` of a save of `field`. Refusals (validation, corrupt
     /// columns, configuration, invalid arguments) and errors already wrapped are returned unchanged.
-    pub fn at_step(self, step: SaveStep, field: impl Into<String>) -> Self {
+    pub(crate) fn at_step(self, step: SaveStep, field: impl Into<String>) -> Self {
         match self {
             e @ (Error::Validation { .. }
             | Error::CorruptColumn { .. }

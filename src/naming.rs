@@ -8,7 +8,7 @@
 use crate::{Error, Result};
 
 /// GCS's limit on an object name, in UTF-8 bytes.
-pub const MAX_NAME_BYTES: usize = 1024;
+pub(crate) const MAX_NAME_BYTES: usize = 1024;
 
 fn invalid(name: &str, reason: impl Into<String>) -> Error {
     let shown: String = name.chars().take(120).collect();
@@ -65,13 +65,13 @@ pub fn normalize(name: &str) -> Result<String> {
 }
 
 /// Normalise a prefix for listing: like [`normalize`] but an empty prefix is allowed.
-pub fn normalize_prefix(prefix: &str) -> Result<String> {
+pub(crate) fn normalize_prefix(prefix: &str) -> Result<String> {
     if prefix.is_empty() { Ok(String::new()) } else { normalize(prefix) }
 }
 
 /// Validate and normalise a store `location` (django-gcp's `location`): a key prefix without a leading
 /// `/`. Returns the prefix with exactly one trailing `/`, or an empty string.
-pub fn normalize_location(store: &str, location: &str) -> Result<String> {
+pub(crate) fn normalize_location(store: &str, location: &str) -> Result<String> {
     if location.is_empty() {
         return Ok(String::new());
     }
@@ -124,7 +124,7 @@ impl Keyspace {
     }
 
     /// The full key for a (possibly empty) listing prefix.
-    pub fn prefix_key(&self, prefix: &str) -> Result<String> {
+    pub(crate) fn prefix_key(&self, prefix: &str) -> Result<String> {
         Ok(format!("{}{}", self.prefix, normalize_prefix(prefix)?))
     }
 
@@ -136,7 +136,7 @@ impl Keyspace {
 
 /// django's `get_available_name`: `name` with `_<7 random alphanumerics>` inserted before the
 /// extension. Used by [`Store::save`](super::Store::save) when a create-only write finds the name taken.
-pub fn alternative_name(name: &str) -> String {
+pub(crate) fn alternative_name(name: &str) -> String {
     let suffix = crate::random::alphanumeric(7);
     let (dir, file) = match name.rfind('/') {
         Some(i) => (&name[..=i], &name[i + 1..]),

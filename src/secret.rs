@@ -38,11 +38,6 @@ impl Secret {
         self.0.as_bytes()
     }
 
-    /// True when the secret is empty (or only whitespace).
-    pub fn is_blank(&self) -> bool {
-        self.0.trim().is_empty()
-    }
-
     /// Its length in bytes (safe to report: e.g. "the secret must be at least 32 bytes").
     pub fn len(&self) -> usize {
         self.0.len()

@@ -33,7 +33,7 @@ use serde::Deserialize;
 use super::AuthError;
 
 /// Google's JWKS for ID tokens.
-pub const GOOGLE_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
+pub(crate) const GOOGLE_JWKS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
 
 /// Options of a [`JwksCache`].
 #[derive(Debug, Clone)]

@@ -34,8 +34,8 @@ mod verifier;
 
 pub use claims::VerifiedCaller;
 pub use error::AuthError;
-pub use jwks::{GOOGLE_JWKS_URL, JwksCache, JwksFailure, JwksOptions};
-pub use policy::{INVOKERS_ENV, InvokerPolicy, audiences_for, single_authorization};
+pub use jwks::{JwksCache, JwksFailure, JwksOptions};
+pub use policy::{InvokerPolicy, audiences_for};
 #[cfg(feature = "fuzzing")]
 pub(crate) use unverified::parse_unverified;
-pub use verifier::{GOOGLE_ISSUERS, OidcVerifier, VerifierOptions};
+pub use verifier::{OidcVerifier, VerifierOptions};

@@ -5,7 +5,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use super::{AuthError, OidcVerifier, VerifiedCaller};
 
 /// Environment variable read by [`InvokerPolicy::with_env_fallback`]: comma-separated invoker e-mails.
-pub const INVOKERS_ENV: &str = "SEA_GCP_INVOKER_EMAILS";
+pub(crate) const INVOKERS_ENV: &str = "SEA_GCP_INVOKER_EMAILS";
 
 /// The audiences a token for `path_and_query` under `base_url` may carry: the full URL, and the URL
 /// without its query string (Pub/Sub's default audience is the push endpoint as configured; a
@@ -65,7 +65,7 @@ impl InvokerPolicy {
     }
 
     /// Allow each of `emails`.
-    pub fn allow_emails<I, S>(mut self, emails: I) -> Self
+    pub(crate) fn allow_emails<I, S>(mut self, emails: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -103,7 +103,7 @@ impl InvokerPolicy {
     }
 
     /// True when authentication is disabled.
-    pub fn is_disabled(&self) -> bool {
+    pub(crate) fn is_disabled(&self) -> bool {
         self.verifier.is_none()
     }
 
@@ -118,7 +118,7 @@ impl InvokerPolicy {
     }
 
     /// The effective allow-list: this policy's, else the fallback.
-    pub fn allow_list(&self) -> &[String] {
+    pub(crate) fn allow_list(&self) -> &[String] {
         if self.allowed.is_empty() { &self.fallback } else { &self.allowed }
     }
 
@@ -152,7 +152,7 @@ impl InvokerPolicy {
 /// it has several: RFC 9110 allows a single value, and a proxy that checked the first copy and an
 /// application that read another would disagree on who is calling. The one check of both push routers
 /// (events and the tasks worker), through [`InvokerPolicy::authorize`].
-pub fn single_authorization(headers: &HeaderMap) -> Result<Option<&HeaderValue>, AuthError> {
+pub(crate) fn single_authorization(headers: &HeaderMap) -> Result<Option<&HeaderValue>, AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let first = values.next();
     match values.next() {

@@ -13,7 +13,7 @@ use super::claims::IdTokenClaims;
 use super::{AuthError, JwksCache, VerifiedCaller};
 
 /// The issuers of Google ID tokens.
-pub const GOOGLE_ISSUERS: [&str; 2] = ["https://accounts.google.com", "accounts.google.com"];
+pub(crate) const GOOGLE_ISSUERS: [&str; 2] = ["https://accounts.google.com", "accounts.google.com"];
 
 /// Longest token accepted (Google's are about 1 KB).
 const MAX_TOKEN_LEN: usize = 16 * 1024;

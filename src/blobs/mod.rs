@@ -64,7 +64,7 @@ use sea_orm::{ActiveModelBehavior, ActiveModelTrait, DatabaseConnection, EntityT
 #[cfg(feature = "axum")]
 pub use extract::{BlobForm, BlobFormRejection, KeptUpload};
 #[cfg(feature = "axum")]
-pub use render::{FileInput, escape_html};
+pub use render::FileInput;
 
 use crate::field::{BlobChanges, BlobFieldSpec};
 use crate::promote::{BlobSaver, CommitReport, Outbox, ReplayReport, Saved, UsedTicketTable, replay_outbox};
@@ -76,7 +76,7 @@ use crate::upload::{Authorize, TicketSigner, UploadField, UploadFields, UploadRo
 
 /// How old an outbox intent must be before [`Blobs::repair`] resolves it (saves in flight on other
 /// instances are younger).
-pub const DEFAULT_REPAIR_GRACE: Duration = Duration::from_secs(3600);
+pub(crate) const DEFAULT_REPAIR_GRACE: Duration = Duration::from_secs(3600);
 
 #[cfg(feature = "axum")]
 type Tune = Arc<dyn Fn(UploadField) -> UploadField + Send + Sync>;
@@ -252,7 +252,7 @@ impl BlobsBuilder {
 
     /// Sign upload tickets with this signer (required for [`Blobs::router`] and [`BlobForm`]).
     #[cfg(feature = "axum")]
-    pub fn ticket_signer(mut self, signer: TicketSigner) -> Self {
+    pub(crate) fn ticket_signer(mut self, signer: TicketSigner) -> Self {
         self.upload.signer = Some(signer);
         self
     }
@@ -309,7 +309,7 @@ impl BlobsBuilder {
 
     /// Mount the upload routes under `base` instead of `/uploads`.
     #[cfg(feature = "axum")]
-    pub fn upload_base(mut self, base: impl Into<String>) -> Self {
+    pub(crate) fn upload_base(mut self, base: impl Into<String>) -> Self {
         self.upload.base = Some(base.into());
         self
     }
@@ -626,7 +626,7 @@ impl Blobs {
 
     /// The upload field `table.column`, if registered.
     #[cfg(feature = "axum")]
-    pub fn upload_field(&self, id: &str) -> Option<&Arc<UploadField>> {
+    pub(crate) fn upload_field(&self, id: &str) -> Option<&Arc<UploadField>> {
         self.inner.uploads.as_ref().and_then(|u| u.fields().get(id))
     }
 

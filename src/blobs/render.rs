@@ -11,7 +11,7 @@ use crate::upload::UploadField;
 use crate::upload::plain::size_text;
 
 /// Escape `text` for HTML content and (quoted) attribute values: `&`, `<`, `>`, `"` and `'`.
-pub fn escape_html(text: &str) -> String {
+pub(crate) fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

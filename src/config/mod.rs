@@ -13,8 +13,7 @@ pub use duration::{duration_serde, parse_duration};
 pub use load::Origin;
 pub use object_parameters::ObjectParameters;
 pub use sections::{EventSettings, LogSettings, TaskSettings, UploadSettings};
-pub use settings::{DEFAULT_FILE, DEFAULT_PREFIX, Settings, SettingsBuilder, canonical_store_key};
-pub use store_config::{
-    BackendConfig, CHUNK_GRANULARITY, DEFAULT_GZIP_CONTENT_TYPES, PREDEFINED_ACLS, RetryConfig, SigningConfig,
-    StoreConfig,
-};
+pub(crate) use settings::canonical_store_key;
+pub use settings::{Settings, SettingsBuilder};
+pub(crate) use store_config::CHUNK_GRANULARITY;
+pub use store_config::{BackendConfig, RetryConfig, SigningConfig, StoreConfig};

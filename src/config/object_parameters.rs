@@ -33,7 +33,7 @@ pub struct ObjectParameters {
 impl ObjectParameters {
     /// `self` with every value set in `over` taking precedence; metadata merged key by key
     /// (django-gcp replaces the whole metadata map and so loses the store-level keys; we do not).
-    pub fn merged_with(&self, over: &ObjectParameters) -> ObjectParameters {
+    pub(crate) fn merged_with(&self, over: &ObjectParameters) -> ObjectParameters {
         let mut metadata = self.metadata.clone();
         metadata.extend(over.metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
         ObjectParameters {

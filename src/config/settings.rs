@@ -37,7 +37,7 @@ use crate::{Error, Result};
 pub(crate) const ENV_PREFIX: &str = "SEA_GCP__";
 
 /// `default` is django's alias of `media`, `staticfiles` of `static`; other keys are lowercased.
-pub fn canonical_store_key(key: &str) -> String {
+pub(crate) fn canonical_store_key(key: &str) -> String {
     match key.to_ascii_lowercase().as_str() {
         "default" => "media".into(),
         "staticfiles" => "static".into(),
@@ -87,10 +87,10 @@ impl std::fmt::Debug for Settings {
 }
 
 /// The default of [`Settings::prefix`].
-pub const DEFAULT_PREFIX: &str = "/gcp";
+pub(crate) const DEFAULT_PREFIX: &str = "/gcp";
 
 /// The settings file [`Settings::load`] reads when `SEA_GCP_SETTINGS` names none.
-pub const DEFAULT_FILE: &str = "sea-gcp.toml";
+pub(crate) const DEFAULT_FILE: &str = "sea-gcp.toml";
 
 impl Settings {
     /// A builder.

@@ -10,10 +10,10 @@ use crate::naming::normalize_location;
 use crate::{Error, Result};
 
 /// GCS requires resumable chunks in multiples of 256 KiB.
-pub const CHUNK_GRANULARITY: u64 = 256 * 1024;
+pub(crate) const CHUNK_GRANULARITY: u64 = 256 * 1024;
 
 /// The content types django-gcp gzips when `gzip = true`.
-pub const DEFAULT_GZIP_CONTENT_TYPES: &[&str] =
+pub(crate) const DEFAULT_GZIP_CONTENT_TYPES: &[&str] =
     &["text/css", "text/javascript", "application/javascript", "application/x-javascript", "image/svg+xml"];
 
 /// Which backend serves a store.
@@ -243,7 +243,7 @@ impl StoreConfig {
     }
 
     /// The predefined ACL new objects get: `object_parameters.acl`, else `default_acl`.
-    pub fn effective_acl(&self) -> Option<&str> {
+    pub(crate) fn effective_acl(&self) -> Option<&str> {
         self.object_parameters.acl.as_deref().or(self.default_acl.as_deref())
     }
 
@@ -254,5 +254,5 @@ impl StoreConfig {
 }
 
 /// GCS's predefined object ACLs.
-pub const PREDEFINED_ACLS: &[&str] =
+pub(crate) const PREDEFINED_ACLS: &[&str] =
     &["authenticatedRead", "bucketOwnerFullControl", "bucketOwnerRead", "private", "projectPrivate", "publicRead"];

@@ -93,7 +93,7 @@ impl BlobRefresh {
     }
 
     /// Watch `table.column`, rows addressed by `primary_key`.
-    pub fn column_with_key(
+    pub(crate) fn column_with_key(
         mut self,
         table: impl Into<String>,
         column: impl Into<String>,

@@ -75,13 +75,13 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, CloudEventError> {
 
 impl CloudEvent {
     /// True for a binary-mode (`ce-id`) or structured-mode (`application/cloudevents+json`) request.
-    pub fn is_cloud_event(headers: &HeaderMap) -> bool {
+    pub(crate) fn is_cloud_event(headers: &HeaderMap) -> bool {
         headers.contains_key("ce-id")
             || content_type(headers).is_some_and(|t| t.starts_with("application/cloudevents+json"))
     }
 
     /// Decode a request in either mode.
-    pub fn from_http(headers: &HeaderMap, body: &[u8]) -> Result<Self, CloudEventError> {
+    pub(crate) fn from_http(headers: &HeaderMap, body: &[u8]) -> Result<Self, CloudEventError> {
         if content_type(headers).is_some_and(|t| t.starts_with("application/cloudevents+json")) {
             Self::from_structured(body)
         } else {
@@ -90,7 +90,7 @@ impl CloudEvent {
     }
 
     /// Decode binary mode: attributes in `ce-*` headers, `Content-Type` is `datacontenttype`.
-    pub fn from_binary(headers: &HeaderMap, body: &[u8]) -> Result<Self, CloudEventError> {
+    pub(crate) fn from_binary(headers: &HeaderMap, body: &[u8]) -> Result<Self, CloudEventError> {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let required = |name: &'static str| {
             header(&format!("ce-{name}")).filter(|v| !v.is_empty()).ok_or(CloudEventError::Missing(name))
@@ -128,7 +128,7 @@ impl CloudEvent {
     }
 
     /// Decode structured mode: the body is the event as JSON (`data` or `data_base64`).
-    pub fn from_structured(body: &[u8]) -> Result<Self, CloudEventError> {
+    pub(crate) fn from_structured(body: &[u8]) -> Result<Self, CloudEventError> {
         let Value::Object(map) =
             serde_json::from_slice::<Value>(body).map_err(|e| CloudEventError::NotJson(e.to_string()))?
         else {

@@ -16,7 +16,7 @@ use sea_orm_migration::prelude::*;
 use super::{Event, EventHandler, HandlerError};
 
 /// The default table name.
-pub const DEFAULT_DEDUP_TABLE: &str = "sea_gcp_event_dedup";
+pub(crate) const DEFAULT_DEDUP_TABLE: &str = "sea_gcp_event_dedup";
 
 /// A handler that runs inside the dedup transaction.
 #[async_trait]

@@ -46,7 +46,7 @@ impl Event {
     }
 
     /// True when the request is a CloudEvent (`ce-id` header, or `application/cloudevents+json`).
-    pub fn is_cloud_event(&self) -> bool {
+    pub(crate) fn is_cloud_event(&self) -> bool {
         CloudEvent::is_cloud_event(&self.headers)
     }
 

@@ -48,11 +48,11 @@ mod dedup;
 pub use cloudevents::{CloudEvent, CloudEventError};
 pub use event::{Event, HandlerError};
 pub use registry::EventHandler;
-pub use router::{DEFAULT_BODY_LIMIT, EventsRouter};
+pub use router::EventsRouter;
 pub use storage::{StorageEvent, StorageEventError, StorageEventKind};
-pub use url::{event_url, parse_parameters};
+pub use url::event_url;
 
 #[cfg(feature = "orm")]
 pub use blob_refresh::{BlobRefresh, MissingPolicy, RefreshReport};
 #[cfg(feature = "orm")]
-pub use dedup::{CreateEventDedup, DEFAULT_DEDUP_TABLE, DedupTable, TransactionalHandler};
+pub use dedup::{CreateEventDedup, DedupTable, TransactionalHandler};

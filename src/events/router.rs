@@ -22,7 +22,7 @@ use super::{Event, HandlerError};
 use crate::auth::InvokerPolicy;
 
 /// Default body limit: 10 MiB (Pub/Sub's message limit, base64-inflated, fits).
-pub const DEFAULT_BODY_LIMIT: usize = 16 << 20;
+pub(crate) const DEFAULT_BODY_LIMIT: usize = 16 << 20;
 
 /// Builder of the events endpoint.
 #[derive(Clone, Debug)]
@@ -70,7 +70,7 @@ impl EventsRouter {
     }
 
     /// Handle `kind` with a shared handler.
-    pub fn on_shared(mut self, kind: impl Into<String>, handler: Arc<dyn EventHandler>) -> Self {
+    pub(crate) fn on_shared(mut self, kind: impl Into<String>, handler: Arc<dyn EventHandler>) -> Self {
         self.registry.exact(kind, handler);
         self
     }
@@ -82,7 +82,7 @@ impl EventsRouter {
     }
 
     /// Serve under `path` instead of `/events` (the router can also be nested under any prefix).
-    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+    pub(crate) fn with_path(mut self, path: impl Into<String>) -> Self {
         let path = path.into();
         self.path = if path.starts_with('/') { path } else { format!("/{path}") };
         self.path = self.path.trim_end_matches('/').to_owned();

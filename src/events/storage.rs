@@ -25,7 +25,7 @@ pub enum StorageEventKind {
 
 impl StorageEventKind {
     /// From a Pub/Sub notification's `eventType`.
-    pub fn from_notification(event_type: &str) -> Option<Self> {
+    pub(crate) fn from_notification(event_type: &str) -> Option<Self> {
         Some(match event_type {
             "OBJECT_FINALIZE" => Self::Finalize,
             "OBJECT_METADATA_UPDATE" => Self::MetadataUpdate,
@@ -36,7 +36,7 @@ impl StorageEventKind {
     }
 
     /// From an Eventarc CloudEvent `type`.
-    pub fn from_cloud_event_type(event_type: &str) -> Option<Self> {
+    pub(crate) fn from_cloud_event_type(event_type: &str) -> Option<Self> {
         Some(match event_type.strip_prefix("google.cloud.storage.object.v1.")? {
             "finalized" => Self::Finalize,
             "metadataUpdated" => Self::MetadataUpdate,
@@ -200,7 +200,7 @@ impl StorageEvent {
     }
 
     /// From an Eventarc `google.cloud.storage.object.v1.*` CloudEvent.
-    pub fn from_cloud_event(event: &CloudEvent) -> Result<Self, StorageEventError> {
+    pub(crate) fn from_cloud_event(event: &CloudEvent) -> Result<Self, StorageEventError> {
         let kind = StorageEventKind::from_cloud_event_type(&event.event_type)
             .ok_or_else(|| StorageEventError::NotStorage(event.event_type.clone()))?;
         let mut r = resource(event.data.as_ref())?;

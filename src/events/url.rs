@@ -27,7 +27,7 @@ pub fn event_url(
 }
 
 /// Decode a query string into the map [`event_url`] encoded (a repeated key keeps its last value).
-pub fn parse_parameters(query: Option<&str>) -> BTreeMap<String, String> {
+pub(crate) fn parse_parameters(query: Option<&str>) -> BTreeMap<String, String> {
     query.map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
 }
 

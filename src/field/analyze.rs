@@ -25,7 +25,7 @@ const HEADER_ALLOC_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// The default pixel limit: 100 megapixels (a 12,000 x 8,000 photograph fits; a 50,000 x 50,000 bomb
 /// does not).
-pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+pub(crate) const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
 
 /// Width and height as displayed (EXIF orientation applied).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -70,7 +70,7 @@ impl PendingUpload {
     }
 
     /// Came with this ticket: the save refuses a second promotion of it (`ticket_replayed`).
-    pub fn with_ticket(mut self, ticket: TicketUse) -> Self {
+    pub(crate) fn with_ticket(mut self, ticket: TicketUse) -> Self {
         self.ticket = Some(ticket);
         self
     }

@@ -32,7 +32,7 @@ use super::value::{BlobValue, snippet};
 use crate::{Error, Result};
 
 /// Marks the [`DbErr::Type`] messages produced when a blob column cannot be decoded.
-pub const CORRUPT_MARKER: &str = "sea-gcp: corrupt blob column";
+pub(crate) const CORRUPT_MARKER: &str = "sea-gcp: corrupt blob column";
 
 impl From<BlobValue> for Value {
     fn from(v: BlobValue) -> Self {
@@ -155,7 +155,7 @@ pub struct CorruptRow {
 
 impl CorruptRow {
     /// This row as [`Error::CorruptColumn`].
-    pub fn into_error(self, table: &str, column: &str) -> Error {
+    pub(crate) fn into_error(self, table: &str, column: &str) -> Error {
         Error::CorruptColumn { table: table.into(), column: column.into(), row: self.row, message: self.message }
     }
 }
@@ -226,7 +226,7 @@ where
 }
 
 /// Read a blob column from a SeaORM value (`Model::get(column)`): `None` for NULL.
-pub fn from_sea_value(value: &Value) -> std::result::Result<Option<BlobValue>, String> {
+pub(crate) fn from_sea_value(value: &Value) -> std::result::Result<Option<BlobValue>, String> {
     match value {
         Value::Json(None) | Value::String(None) => Ok(None),
         Value::Json(Some(json)) => BlobValue::from_json(json).map(Some),
@@ -236,7 +236,7 @@ pub fn from_sea_value(value: &Value) -> std::result::Result<Option<BlobValue>, S
 }
 
 /// The SeaORM value that stores `value` (SQL NULL for `None`).
-pub fn to_sea_value(value: Option<&BlobValue>) -> Value {
+pub(crate) fn to_sea_value(value: Option<&BlobValue>) -> Value {
     match value {
         Some(v) => v.clone().into(),
         None => Value::Json(None),

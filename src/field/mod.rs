@@ -20,13 +20,10 @@ pub mod spec;
 pub mod validate;
 pub mod value;
 
-#[cfg(feature = "images")]
-pub use analyze::DEFAULT_MAX_PIXELS;
 pub use change::{BlobChange, BlobChanges, PendingUpload, TicketUse, UploadBinding, VerifiedUpload};
 pub use column::{CorruptRow, RawCell, find_checked, scan_column};
 pub use spec::{
-    AttributesContext, BlobFieldSpec, ChangeEvent, DeletePolicy, DestinationContext, OverwriteMode,
-    default_destination, safe_file_name,
+    AttributesContext, BlobFieldSpec, ChangeEvent, DeletePolicy, DestinationContext, OverwriteMode, safe_file_name,
 };
 pub use validate::Scenario;
 pub use value::{BlobValue, Drift};

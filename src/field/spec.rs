@@ -42,7 +42,7 @@ pub enum OverwriteMode {
 
 impl OverwriteMode {
     /// True for the `-versioned` forms.
-    pub fn is_versioned(&self) -> bool {
+    pub(crate) fn is_versioned(&self) -> bool {
         matches!(self, OverwriteMode::UpdateVersioned | OverwriteMode::AddVersioned | OverwriteMode::AddUpdateVersioned)
     }
 
@@ -429,17 +429,17 @@ impl<E: EntityTrait> BlobFieldSpec<E> {
     }
 
     /// The column's name.
-    pub fn column_name(&self) -> &'static str {
+    pub(crate) fn column_name(&self) -> &'static str {
         self.column.as_str()
     }
 
     /// `table.column`, as used in messages.
-    pub fn field_name(&self) -> String {
+    pub(crate) fn field_name(&self) -> String {
         format!("{}.{}", E::default().table_name(), self.column.as_str())
     }
 
     /// The store key.
-    pub fn store_key(&self) -> &str {
+    pub(crate) fn store_key(&self) -> &str {
         &self.store_key
     }
 
@@ -454,7 +454,7 @@ impl<E: EntityTrait> BlobFieldSpec<E> {
     }
 
     /// The size limit.
-    pub fn size_limit(&self) -> Option<u64> {
+    pub(crate) fn size_limit(&self) -> Option<u64> {
         self.max_size
     }
 
@@ -469,17 +469,17 @@ impl<E: EntityTrait> BlobFieldSpec<E> {
     }
 
     /// Whether blank is allowed.
-    pub fn is_blankable(&self) -> bool {
+    pub(crate) fn is_blankable(&self) -> bool {
         self.blank
     }
 
     /// Whether updates may change the value.
-    pub fn is_editable(&self) -> bool {
+    pub(crate) fn is_editable(&self) -> bool {
         self.editable
     }
 
     /// True when uploads are identified from their bytes ([`identify_type`](Self::identify_type)).
-    pub fn identifies_type(&self) -> bool {
+    pub(crate) fn identifies_type(&self) -> bool {
         self.identify.unwrap_or(!self.accept.is_empty())
     }
 
@@ -497,7 +497,7 @@ impl<E: EntityTrait> BlobFieldSpec<E> {
 
     /// Does `content_type` match the accepted list? It must parse strictly as one media type
     /// ([`media_type`](crate::storage::media_type)); parameters such as `; charset=` do not count.
-    pub fn accepts_content_type(&self, content_type: &str) -> bool {
+    pub(crate) fn accepts_content_type(&self, content_type: &str) -> bool {
         crate::storage::media_type::accepts(&self.accept, content_type)
     }
 
@@ -515,7 +515,7 @@ impl<E: EntityTrait> BlobFieldSpec<E> {
 }
 
 /// The default destination: `<table>/<column>/<uuid v7>/<safe original name>`, never colliding.
-pub fn default_destination<M>(ctx: &DestinationContext<M>) -> String {
+pub(crate) fn default_destination<M>(ctx: &DestinationContext<M>) -> String {
     format!("{}/{}/{}/{}", ctx.table, ctx.column, uuid::Uuid::now_v7(), safe_file_name(&ctx.original_name))
 }
 

@@ -23,10 +23,10 @@ use crate::storage::{GetOptions, ObjectMeta, Store, UrlOptions};
 use crate::{Error, Result};
 
 /// The JSON shape version this crate writes.
-pub const CURRENT_VERSION: u64 = 1;
+pub(crate) const CURRENT_VERSION: u64 = 1;
 
 /// Prefix of the object metadata keys the save protocol sets (and the cache leaves out).
-pub const PROTOCOL_METADATA_PREFIX: &str = "sea-gcp-";
+pub(crate) const PROTOCOL_METADATA_PREFIX: &str = "sea-gcp-";
 
 /// The value of a blob column: an object name plus a cache of its metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +77,7 @@ impl Drift {
 
 impl BlobValue {
     /// The name to save the file under: the uploaded file's name, else the object name's last segment.
-    pub fn download_name(&self) -> &str {
+    pub(crate) fn download_name(&self) -> &str {
         self.original_name.as_deref().unwrap_or_else(|| self.name.rsplit('/').next().unwrap_or(&self.name))
     }
 

@@ -28,4 +28,4 @@ mod render;
 mod variant;
 
 pub use render::{Rendered, render};
-pub use variant::{DEFAULT_QUALITY, Format, Resize, Variant};
+pub use variant::{Format, Resize, Variant};

@@ -41,7 +41,7 @@ impl Resize {
     }
 
     /// The output size for an original of `width` x `height` (as displayed).
-    pub fn output_size(&self, width: u32, height: u32) -> (u32, u32) {
+    pub(crate) fn output_size(&self, width: u32, height: u32) -> (u32, u32) {
         let (bw, bh) = self.boxed();
         let scaled = |scale: f64| {
             let w = (f64::from(width) * scale).round().max(1.0) as u32;
@@ -101,7 +101,7 @@ pub struct Variant {
 }
 
 /// The default JPEG quality.
-pub const DEFAULT_QUALITY: u8 = 80;
+pub(crate) const DEFAULT_QUALITY: u8 = 80;
 
 impl Variant {
     /// A variant named `name` reached by `resize`, as JPEG at quality [`DEFAULT_QUALITY`].
@@ -147,12 +147,12 @@ impl Variant {
     }
 
     /// Its output format.
-    pub fn output_format(&self) -> Format {
+    pub(crate) fn output_format(&self) -> Format {
         self.format
     }
 
     /// Its JPEG quality.
-    pub fn jpeg_quality(&self) -> u8 {
+    pub(crate) fn jpeg_quality(&self) -> u8 {
         self.quality
     }
 

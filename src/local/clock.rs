@@ -10,7 +10,7 @@ use super::scheduler::FakeScheduler;
 /// The first time strictly after `after` at which unix-cron `cron` fires in IANA zone `time_zone`
 /// (Cloud Scheduler's rules: a restricted day of month and day of week fire on either). None for an
 /// expression or zone that does not parse, or a schedule that never fires.
-pub fn next_fire(cron: &str, time_zone: &str, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub(crate) fn next_fire(cron: &str, time_zone: &str, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let zone: chrono_tz::Tz = time_zone.parse().ok()?;
     let pattern = croner::Cron::new(cron).parse().ok()?;
     pattern.find_next_occurrence(&after.with_timezone(&zone), false).ok().map(|t| t.with_timezone(&Utc))

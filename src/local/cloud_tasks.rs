@@ -43,7 +43,7 @@ use super::google_error;
 use super::oidc::TestIssuer;
 
 /// Largest task Cloud Tasks accepts (URL, headers and body): 1 MB for HTTP targets.
-pub const MAX_TASK_BYTES: usize = 1_000_000;
+pub(crate) const MAX_TASK_BYTES: usize = 1_000_000;
 
 /// A queue's retry and rate configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]

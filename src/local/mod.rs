@@ -22,9 +22,6 @@ pub mod oidc;
 pub mod scheduler;
 
 #[cfg(feature = "tasks")]
-pub use clock::next_fire;
-
-#[cfg(feature = "tasks")]
 use std::sync::Arc;
 #[cfg(feature = "tasks")]
 use std::time::Duration;
@@ -93,12 +90,12 @@ impl LocalCloud {
     }
 
     /// The Cloud Tasks endpoint.
-    pub fn cloud_tasks_url(&self) -> String {
+    pub(crate) fn cloud_tasks_url(&self) -> String {
         self.tasks.url()
     }
 
     /// The Cloud Scheduler endpoint.
-    pub fn scheduler_url(&self) -> String {
+    pub(crate) fn scheduler_url(&self) -> String {
         self.scheduler.url()
     }
 
@@ -129,7 +126,7 @@ impl LocalCloud {
 
     /// Fire every Scheduler job at its cron times until `shutdown` resolves: the clock Cloud Scheduler
     /// runs. Jobs created later are picked up within 30 s.
-    pub async fn run_schedules(&self, shutdown: impl std::future::Future<Output = ()>) {
+    pub(crate) async fn run_schedules(&self, shutdown: impl std::future::Future<Output = ()>) {
         clock::run(&self.scheduler, shutdown).await;
     }
 }

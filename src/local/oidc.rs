@@ -68,7 +68,7 @@ impl TestIssuer {
     /// Like [`generate`](Self::generate), but the key is made on a thread of its own: this returns at
     /// once, and the first use of the key waits for it (an app in local mode answers its first request
     /// without waiting for a key no request has needed yet).
-    pub fn generate_in_background(kid: impl Into<String>) -> Self {
+    pub(crate) fn generate_in_background(kid: impl Into<String>) -> Self {
         let pending = std::thread::Builder::new().name("sea-gcp-local-key".into()).spawn(new_key).ok();
         Self {
             kid: kid.into(),
@@ -92,7 +92,7 @@ impl TestIssuer {
     }
 
     /// The public key as a JWK (`kty`, `alg`, `use`, `kid`, `n`, `e`), as Google's JWKS lists it.
-    pub fn jwk(&self) -> Value {
+    pub(crate) fn jwk(&self) -> Value {
         let components = PublicKeyComponents::<Vec<u8>>::from(self.key().public_key());
         json!({
             "kty": "RSA", "alg": "RS256", "use": "sig", "kid": self.kid,
@@ -218,7 +218,7 @@ impl FakeJwks {
 
     /// Add `issuer`'s key, read when the JWKS is first served after it (the key may still be being
     /// made: [`TestIssuer::generate_in_background`]).
-    pub fn publish_shared(&self, issuer: Arc<TestIssuer>) {
+    pub(crate) fn publish_shared(&self, issuer: Arc<TestIssuer>) {
         self.state.shared.lock().unwrap().push(issuer);
     }
 

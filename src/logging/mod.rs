@@ -98,6 +98,6 @@ mod truncate;
 
 pub use error_reporting::{PanicHookOptions, install_panic_hook, report, report_at};
 pub use layer::{CloudLoggingLayer, DEFAULT_MAX_LINE_BYTES, LoggingOptions, REPORTED_ERROR_EVENT_TYPE};
-pub use request_log::{RequestLogFuture, RequestLogLayer, RequestLogOptions, RequestLogService, format_latency};
+pub use request_log::{RequestLogFuture, RequestLogLayer, RequestLogOptions, RequestLogService};
 pub use severity::Severity;
 pub use trace::{HttpRequestInfo, TraceContext, TraceContextLayer, TraceContextService, TraceOptions, TrustedProxies};

@@ -115,7 +115,7 @@ pin_project_lite::pin_project! {
 }
 
 /// `"0.123s"`: Cloud Logging's duration form (seconds, up to nanoseconds, trailing zeros dropped).
-pub fn format_latency(latency: Duration) -> String {
+pub(crate) fn format_latency(latency: Duration) -> String {
     let mut s = format!("{}.{:09}", latency.as_secs(), latency.subsec_nanos());
     while s.ends_with('0') {
         s.pop();

@@ -68,7 +68,7 @@ impl Severity {
     }
 
     /// The default for a tracing level.
-    pub fn from_level(level: &tracing::Level) -> Self {
+    pub(crate) fn from_level(level: &tracing::Level) -> Self {
         match *level {
             tracing::Level::ERROR => Severity::Error,
             tracing::Level::WARN => Severity::Warning,

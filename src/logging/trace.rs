@@ -84,7 +84,7 @@ impl TraceContext {
     }
 
     /// From headers: `traceparent` first, else `X-Cloud-Trace-Context`; `None` when neither is valid.
-    pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Option<Self> {
         let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         get("traceparent")
             .and_then(Self::from_traceparent)
@@ -92,7 +92,7 @@ impl TraceContext {
     }
 
     /// `projects/<project>/traces/<trace id>`, the form `logging.googleapis.com/trace` takes.
-    pub fn resource_name(&self, project_id: &str) -> String {
+    pub(crate) fn resource_name(&self, project_id: &str) -> String {
         format!("projects/{project_id}/traces/{}", self.trace_id)
     }
 }
@@ -113,7 +113,7 @@ pub enum TrustedProxies {
 
 impl TrustedProxies {
     /// The client's address from the peer address and the headers.
-    pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+    pub(crate) fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
         let forwarded = || {
             headers
                 .get_all("x-forwarded-for")
@@ -166,7 +166,7 @@ pub struct HttpRequestInfo {
 
 impl HttpRequestInfo {
     /// Read it from a request.
-    pub fn from_request<B>(request: &Request<B>, trusted: &TrustedProxies) -> Self {
+    pub(crate) fn from_request<B>(request: &Request<B>, trusted: &TrustedProxies) -> Self {
         let headers = request.headers();
         let header = |name| headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok()).map(str::to_string);
         let peer = request

@@ -9,9 +9,9 @@ use super::token::MetadataToken;
 use crate::{Error, Result};
 
 /// The metadata server's host when `GCE_METADATA_HOST` is unset.
-pub const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
+pub(crate) const DEFAULT_METADATA_HOST: &str = "metadata.google.internal";
 /// The environment variable that overrides the metadata server's host (`host` or `host:port`).
-pub const METADATA_HOST_ENV: &str = "GCE_METADATA_HOST";
+pub(crate) const METADATA_HOST_ENV: &str = "GCE_METADATA_HOST";
 
 /// How the client talks to the metadata server.
 #[derive(Debug, Clone)]

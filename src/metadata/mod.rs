@@ -31,6 +31,7 @@ mod identity;
 mod project;
 mod token;
 
-pub use client::{DEFAULT_METADATA_HOST, METADATA_HOST_ENV, MetadataClient, MetadataOptions};
+pub(crate) use client::DEFAULT_METADATA_HOST;
+pub use client::{MetadataClient, MetadataOptions};
 pub use environment::{CloudRunEnvironment, is_cloud_run};
 pub use token::MetadataToken;

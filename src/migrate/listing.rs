@@ -80,20 +80,21 @@ impl Resolver {
     }
 
     /// List a wide prefix in at most `ranges` concurrent name ranges (1: one chain of pages).
-    pub fn with_ranges(mut self, ranges: usize) -> Self {
+    pub(crate) fn with_ranges(mut self, ranges: usize) -> Self {
         self.ranges = ranges.max(1);
         self
     }
 
     /// The metadata of each of `names` that exists (absent names are missing objects, confirmed with a
     /// `head` each). `names` are normalised object names.
-    pub async fn resolve(&self, names: &[String]) -> Result<HashMap<String, ObjectMeta>> {
+    #[cfg(test)]
+    pub(crate) async fn resolve(&self, names: &[String]) -> Result<HashMap<String, ObjectMeta>> {
         self.resolve_skipping(names, &HashSet::new()).await
     }
 
-    /// Like [`Resolver::resolve`], but names in `known_missing` (reported missing by an earlier run)
+    /// Like `resolve`, but names in `known_missing` (reported missing by an earlier run)
     /// that the listing does not hold are not confirmed with a `head`: they stay missing for free.
-    pub async fn resolve_skipping(
+    pub(crate) async fn resolve_skipping(
         &self,
         names: &[String],
         known_missing: &HashSet<String>,
@@ -223,7 +224,7 @@ impl Resolver {
 /// `max_ranges`; one range when the sample says the rest is about a page. The cut points are evenly
 /// spaced names of `sample` beyond `last`. Every name in `[start, end)` starts with the longest common
 /// prefix of `start` and `end`, so each bounded range is listed under that narrower prefix.
-pub fn split_ranges(
+pub(crate) fn split_ranges(
     prefix: &str,
     last: &str,
     sample: &[String],
@@ -249,7 +250,7 @@ pub fn split_ranges(
 
 /// The longest common prefix of `names` that is a valid listing prefix (cut back to the last `/` when
 /// the raw common prefix would be normalised into something else, e.g. one ending in `..`).
-pub fn common_prefix(names: &[String]) -> String {
+pub(crate) fn common_prefix(names: &[String]) -> String {
     let (Some(min), Some(max)) = (names.iter().min(), names.iter().max()) else {
         return String::new();
     };

@@ -53,7 +53,7 @@ pub struct ReportEntry {
 }
 
 /// Write `entries` as CSV (`pk,path,reason,detail`, RFC 4180 quoting) to `path`.
-pub fn write_csv(path: &Path, entries: &[ReportEntry]) -> Result<()> {
+pub(crate) fn write_csv(path: &Path, entries: &[ReportEntry]) -> Result<()> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(out, "pk,path,reason,detail")?;
     for e in entries {

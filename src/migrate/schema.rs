@@ -36,7 +36,7 @@ use super::sql::quote;
 
 /// A nullable blob column definition for `backend`: `jsonb` (PostgreSQL), `json` (MySQL/MariaDB),
 /// `text` (SQLite).
-pub fn blob_column_def(backend: DbBackend, column: &str) -> ColumnDef {
+pub(crate) fn blob_column_def(backend: DbBackend, column: &str) -> ColumnDef {
     let mut def = ColumnDef::new(Alias::new(column));
     match backend {
         DbBackend::Postgres => def.json_binary(),

@@ -50,7 +50,7 @@ impl PkValue {
     }
 
     /// Rebuild a key from its checkpoint form.
-    pub fn from_checkpoint(kind: &str, text: &str) -> Option<PkValue> {
+    pub(crate) fn from_checkpoint(kind: &str, text: &str) -> Option<PkValue> {
         match kind {
             "int" => text.parse().ok().map(PkValue::Int),
             "uuid" => text.parse().ok().map(PkValue::Uuid),
@@ -113,7 +113,7 @@ pub enum SourceName {
 }
 
 /// Parse the old column's text.
-pub fn parse_source(text: Option<&str>) -> SourceName {
+pub(crate) fn parse_source(text: Option<&str>) -> SourceName {
     let Some(text) = text else { return SourceName::Blank };
     let trimmed = text.trim();
     if trimmed.is_empty() {
@@ -151,7 +151,7 @@ pub enum Destination {
 }
 
 /// Parse the blob column's text.
-pub fn parse_destination(text: Option<&str>) -> Destination {
+pub(crate) fn parse_destination(text: Option<&str>) -> Destination {
     match text.map(str::trim) {
         None | Some("") | Some("null") => Destination::Empty,
         Some(t) => match BlobValue::from_text(t) {

@@ -66,7 +66,7 @@ pub fn as_text(backend: DbBackend, alias: Option<&str>, column: &str) -> String 
 
 /// Null-safe equality of two text expressions, byte for byte (MySQL collations would otherwise equate
 /// `A.txt` and `a.txt`).
-pub fn text_same(backend: DbBackend, left: &str, right: &str) -> String {
+pub(crate) fn text_same(backend: DbBackend, left: &str, right: &str) -> String {
     match backend {
         DbBackend::Postgres => format!("{left} IS NOT DISTINCT FROM {right}"),
         DbBackend::MySql => format!("CAST({left} AS BINARY) <=> CAST({right} AS BINARY)"),
@@ -75,7 +75,7 @@ pub fn text_same(backend: DbBackend, left: &str, right: &str) -> String {
 }
 
 /// One keyset page: `pk, from as text, to as text` of up to `limit` rows after `after`, in key order.
-pub fn select_page(m: &ColumnMigration, backend: DbBackend, after: Option<&PkValue>, limit: u64) -> Statement {
+pub(crate) fn select_page(m: &ColumnMigration, backend: DbBackend, after: Option<&PkValue>, limit: u64) -> Statement {
     let mut p = Params::new(backend);
     let pk = quote(backend, &m.primary_key);
     let filter = match after {
@@ -93,7 +93,7 @@ pub fn select_page(m: &ColumnMigration, backend: DbBackend, after: Option<&PkVal
 }
 
 /// `COUNT(*)` of the rows after `after` (for the progress bar).
-pub fn count_after(m: &ColumnMigration, backend: DbBackend, after: Option<&PkValue>) -> Statement {
+pub(crate) fn count_after(m: &ColumnMigration, backend: DbBackend, after: Option<&PkValue>) -> Statement {
     let mut p = Params::new(backend);
     let filter = match after {
         Some(last) => format!(" WHERE {} > {}", quote(backend, &m.primary_key), p.bind(last.to_value())),
@@ -219,7 +219,7 @@ pub fn update_one(m: &ColumnMigration, backend: DbBackend, row: &RowWrite, pg_ty
 
 /// The blob column's type on PostgreSQL (`jsonb`, `json`, `text`, ...), or `None` when the column does
 /// not exist. Other databases: `Some("")` when the column exists.
-pub fn column_type_query(m: &ColumnMigration, backend: DbBackend, column: &str) -> Statement {
+pub(crate) fn column_type_query(m: &ColumnMigration, backend: DbBackend, column: &str) -> Statement {
     let mut p = Params::new(backend);
     let sql = match backend {
         DbBackend::Postgres => format!(

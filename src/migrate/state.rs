@@ -29,7 +29,7 @@ pub struct Checkpoint {
 }
 
 /// Create the two tables if they do not exist.
-pub async fn ensure_tables(db: &impl ConnectionTrait) -> Result<()> {
+pub(crate) async fn ensure_tables(db: &impl ConnectionTrait) -> Result<()> {
     let b = db.get_database_backend();
     let key = |b| {
         format!(
@@ -104,7 +104,7 @@ pub async fn read_checkpoint(db: &impl ConnectionTrait, m: &ColumnMigration) -> 
 }
 
 /// Record the checkpoint of `m` (replacing any previous one).
-pub async fn write_checkpoint(db: &impl ConnectionTrait, m: &ColumnMigration, cp: &Checkpoint) -> Result<()> {
+pub(crate) async fn write_checkpoint(db: &impl ConnectionTrait, m: &ColumnMigration, cp: &Checkpoint) -> Result<()> {
     delete_checkpoint(db, m).await?;
     let b = db.get_database_backend();
     let mut p = Params::new(b);
@@ -144,7 +144,7 @@ pub async fn clear_report(db: &impl ConnectionTrait, m: &ColumnMigration) -> Res
 
 /// Replace the report rows of the keys `pks` of `m` with `entries` (a batch re-run after a crash writes
 /// its rows again; they replace, not duplicate, the first attempt's).
-pub async fn replace_report_rows(
+pub(crate) async fn replace_report_rows(
     db: &impl ConnectionTrait,
     m: &ColumnMigration,
     pks: &[String],
@@ -223,7 +223,7 @@ pub async fn report_count(db: &impl ConnectionTrait, m: &ColumnMigration) -> Res
 }
 
 /// A `COUNT(*)` column, whatever integer type the database returns it as.
-pub fn read_count(row: &sea_orm::QueryResult) -> Result<u64> {
+pub(crate) fn read_count(row: &sea_orm::QueryResult) -> Result<u64> {
     let n = row
         .try_get_by_index::<i64>(0)
         .or_else(|_| row.try_get_by_index::<i32>(0).map(i64::from))
@@ -236,7 +236,7 @@ fn now() -> String {
 }
 
 /// The backend's name, for messages.
-pub fn backend_name(b: DbBackend) -> &'static str {
+pub(crate) fn backend_name(b: DbBackend) -> &'static str {
     match b {
         DbBackend::Postgres => "PostgreSQL",
         DbBackend::MySql => "MySQL/MariaDB",

@@ -58,12 +58,7 @@ pub struct CreateUsedTickets {
     table: UsedTicketTable,
 }
 
-impl CreateUsedTickets {
-    /// The used-ticket table of an outbox with a non-default table name.
-    pub fn for_outbox_table(table: impl Into<String>) -> Self {
-        Self { table: UsedTicketTable::for_outbox(&Outbox::new(table)) }
-    }
-}
+impl CreateUsedTickets {}
 
 impl MigrationName for CreateUsedTickets {
     fn name(&self) -> &str {

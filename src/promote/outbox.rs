@@ -23,7 +23,7 @@ use crate::storage::ObjectParameters;
 use crate::{Error, Result};
 
 /// The default outbox table name.
-pub const DEFAULT_TABLE: &str = "sea_gcp_outbox";
+pub(crate) const DEFAULT_TABLE: &str = "sea_gcp_outbox";
 
 /// An object to delete after commit, pinned to the generation the row referenced (when known).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,7 +126,7 @@ impl Intent {
 }
 
 /// Current time in Unix milliseconds.
-pub fn now_millis() -> i64 {
+pub(crate) fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -192,7 +192,7 @@ impl Outbox {
     }
 
     /// `CREATE TABLE IF NOT EXISTS` for this outbox.
-    pub fn create_table_statement(&self) -> TableCreateStatement {
+    pub(crate) fn create_table_statement(&self) -> TableCreateStatement {
         Table::create()
             .table(self.t())
             .if_not_exists()
@@ -218,7 +218,7 @@ impl Outbox {
     }
 
     /// The index replay scans by (`updated_at`).
-    pub fn create_index_statement(&self) -> IndexCreateStatement {
+    pub(crate) fn create_index_statement(&self) -> IndexCreateStatement {
         Index::create()
             .if_not_exists()
             .name(format!("idx_{}_updated_at", self.table))
@@ -283,7 +283,7 @@ impl Outbox {
 
     /// Mark a pending intent done with what the caller's transaction decided. Returns false when the
     /// intent is gone or no longer pending (replay reclaimed it): the caller must roll back.
-    pub async fn mark_done<C: ConnectionTrait>(&self, db: &C, intent: &Intent) -> Result<bool> {
+    pub(crate) async fn mark_done<C: ConnectionTrait>(&self, db: &C, intent: &Intent) -> Result<bool> {
         let stmt = Query::update()
             .table(self.t())
             .value(col("state"), IntentState::Done.as_str())

@@ -9,9 +9,9 @@ use crate::{Error, Result};
 use super::outbox::Intent;
 
 /// Metadata key naming the intent that claimed a temporary object or created a destination.
-pub const TAG_INTENT: &str = "sea-gcp-intent";
+pub(crate) const TAG_INTENT: &str = "sea-gcp-intent";
 /// Metadata key, on a claimed temporary object, naming the destination it is being promoted to.
-pub const TAG_DESTINATION: &str = "sea-gcp-destination";
+pub(crate) const TAG_DESTINATION: &str = "sea-gcp-destination";
 
 /// Claim the temporary object for `intent_id` (the "head" step): one metadata patch that records the
 /// destination on the object itself (so replay can find a copy made before a crash, even when the
@@ -40,7 +40,7 @@ pub async fn claim(
 /// The live object at `destination` when this intent created it (it carries the intent's tag), or
 /// `None`. Resolves a create-only copy that failed with 412 because a retry of the same copy found the
 /// first attempt's object (its answer was lost): that is the copy succeeding, not a conflict.
-pub async fn created_by(store: &dyn Store, destination: &str, intent_id: &str) -> Result<Option<ObjectMeta>> {
+pub(crate) async fn created_by(store: &dyn Store, destination: &str, intent_id: &str) -> Result<Option<ObjectMeta>> {
     match store.head(destination, GetOptions::default()).await {
         Ok(meta) if meta.metadata.get(TAG_INTENT).map(String::as_str) == Some(intent_id) => Ok(Some(meta)),
         Ok(_) | Err(Error::NotFound { .. }) => Ok(None),
@@ -73,7 +73,7 @@ pub async fn copy(
 
 /// Delete `name` at `generation` (any generation when `None`). Already gone, or replaced by a newer
 /// generation (not ours to delete), counts as done. Returns whether this call deleted it.
-pub async fn delete_quietly(store: &dyn Store, name: &str, generation: Option<i64>) -> Result<bool> {
+pub(crate) async fn delete_quietly(store: &dyn Store, name: &str, generation: Option<i64>) -> Result<bool> {
     let opts = match generation {
         Some(g) => DeleteOptions::if_generation(g),
         None => DeleteOptions::default(),
@@ -88,7 +88,7 @@ pub async fn delete_quietly(store: &dyn Store, name: &str, generation: Option<i6
 /// Undo a promotion that did not commit: delete the destination if (and only if) this intent created
 /// it. With a `known_generation` (from the copy response) that generation is deleted; otherwise the
 /// destination is read and deleted only when it carries the intent's tag. Returns whether it deleted.
-pub async fn undo_destination(
+pub(crate) async fn undo_destination(
     store: &dyn Store,
     destination: &str,
     intent_id: &str,
@@ -118,7 +118,7 @@ pub enum ClaimState {
 }
 
 /// Read a pending intent's temporary object to learn whether (and where) it may have been copied.
-pub async fn claim_state(store: &dyn Store, intent: &Intent) -> Result<ClaimState> {
+pub(crate) async fn claim_state(store: &dyn Store, intent: &Intent) -> Result<ClaimState> {
     let Some(temp) = intent.temp_name.as_deref() else { return Ok(ClaimState::NotClaimed) };
     match store.head(temp, GetOptions::default()).await {
         Ok(meta) if meta.metadata.get(TAG_INTENT).map(String::as_str) == Some(intent.id.as_str()) => {

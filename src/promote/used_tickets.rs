@@ -23,7 +23,7 @@ use crate::field::{BlobValue, PendingUpload};
 use crate::{Error, Result};
 
 /// The used-ticket table of the default outbox.
-pub const DEFAULT_TABLE: &str = "sea_gcp_used_tickets";
+pub(crate) const DEFAULT_TABLE: &str = "sea_gcp_used_tickets";
 
 /// One save in this many prunes expired records (in a task of its own, outside the save's transaction).
 const PRUNE_EVERY: u32 = 64;
@@ -70,7 +70,7 @@ impl UsedTicketTable {
     }
 
     /// `CREATE TABLE IF NOT EXISTS` for this table.
-    pub fn create_table_statement(&self) -> TableCreateStatement {
+    pub(crate) fn create_table_statement(&self) -> TableCreateStatement {
         Table::create()
             .table(self.t())
             .if_not_exists()
@@ -83,7 +83,7 @@ impl UsedTicketTable {
     }
 
     /// The index pruning scans by (`expires_at`).
-    pub fn create_index_statement(&self) -> IndexCreateStatement {
+    pub(crate) fn create_index_statement(&self) -> IndexCreateStatement {
         Index::create()
             .if_not_exists()
             .name(format!("idx_{}_expires_at", self.table))

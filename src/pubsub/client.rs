@@ -245,7 +245,7 @@ impl PubSubClient {
     }
 
     /// `projects/P/topics/T`.
-    pub fn topic_path(&self, topic: &str) -> String {
+    pub(crate) fn topic_path(&self, topic: &str) -> String {
         format!("projects/{}/topics/{topic}", self.project)
     }
 
@@ -317,7 +317,7 @@ impl PubSubClient {
     }
 
     /// Every subscription of the project (all pages), as the API returns them (`name` is the full path).
-    pub async fn list_subscriptions(&self) -> Result<Vec<Value>> {
+    pub(crate) async fn list_subscriptions(&self) -> Result<Vec<Value>> {
         let mut all = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -339,7 +339,7 @@ impl PubSubClient {
 
     /// Replace the push configuration (endpoint, OIDC identity and audience, wrapper) of an existing
     /// subscription with `subscription`'s (`:modifyPushConfig`; other settings cannot change in place).
-    pub async fn modify_push_config(&self, subscription: &PushSubscription) -> Result<()> {
+    pub(crate) async fn modify_push_config(&self, subscription: &PushSubscription) -> Result<()> {
         let path = format!("/v1/{}:modifyPushConfig", self.subscription_path(&subscription.name));
         let push = subscription.body(&self.project)["pushConfig"].clone();
         self.call(Method::POST, &path, Some(json!({ "pushConfig": push })), self.attempts).await?;

@@ -155,7 +155,7 @@ impl PubSubMessage {
 
     /// Decode a push: unwrapped when the `x-goog-pubsub-message-id` header is present (a `noWrapper`
     /// subscription with `writeMetadata`), else a wrapped JSON envelope.
-    pub fn from_push(headers: &HeaderMap, body: &[u8]) -> Result<Self, MessageError> {
+    pub(crate) fn from_push(headers: &HeaderMap, body: &[u8]) -> Result<Self, MessageError> {
         if headers.contains_key("x-goog-pubsub-message-id") {
             Self::from_unwrapped(headers, body)
         } else {
@@ -215,7 +215,7 @@ impl PubSubMessage {
     /// Decode an unwrapped push: the body is the data; the metadata comes in `x-goog-pubsub-*` headers
     /// (`message-id`, `publish-time`, `subscription-name`, `delivery-attempt`, `ordering-key`) and the
     /// attributes in the other headers (HTTP lowercases their names).
-    pub fn from_unwrapped(headers: &HeaderMap, body: &[u8]) -> Result<Self, MessageError> {
+    pub(crate) fn from_unwrapped(headers: &HeaderMap, body: &[u8]) -> Result<Self, MessageError> {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let message_id = header("x-goog-pubsub-message-id")
             .ok_or(MessageError::Missing("x-goog-pubsub-message-id header (enable writeMetadata)"))?;

@@ -9,7 +9,6 @@
 //! - the payload line is the canonical value of the request's `X-Goog-Content-SHA256` header when it has
 //!   one (the client must then send a body with that SHA-256), else `UNSIGNED-PAYLOAD`.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -17,23 +16,24 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use sha2::{Digest, Sha256};
 
 /// The region part of every GCS credential scope.
-pub const REGION: &str = "auto";
+pub(crate) const REGION: &str = "auto";
 /// The service part of every GCS credential scope.
-pub const SERVICE: &str = "storage";
+pub(crate) const SERVICE: &str = "storage";
 /// The terminator of every V4 credential scope.
-pub const REQUEST_TYPE: &str = "goog4_request";
+pub(crate) const REQUEST_TYPE: &str = "goog4_request";
 /// The payload hash placeholder GCS signed URLs use.
-pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+pub(crate) const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 /// The header whose value, when signed, replaces [`UNSIGNED_PAYLOAD`] in the canonical request.
-pub const CONTENT_SHA256_HEADER: &str = "x-goog-content-sha256";
+pub(crate) const CONTENT_SHA256_HEADER: &str = "x-goog-content-sha256";
 
 /// Percent-encode a query key or value (`%20` for space; only unreserved bytes kept).
-pub fn encode_query_component(text: &str) -> String {
+#[cfg(test)]
+pub(crate) fn encode_query_component(text: &str) -> String {
     crate::encoding::component(text)
 }
 
 /// Percent-encode an object path (everything but unreserved bytes and `/`).
-pub fn encode_path(text: &str) -> String {
+pub(crate) fn encode_path(text: &str) -> String {
     crate::encoding::path(text)
 }
 
@@ -58,7 +58,7 @@ pub(crate) fn push_header_value(out: &mut String, value: &str) {
 }
 
 /// Trim a header value and collapse each run of spaces and tabs inside it to one space.
-pub fn canonical_header_value(value: &str) -> String {
+pub(crate) fn canonical_header_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for (i, word) in value.split([' ', '\t']).filter(|w| !w.is_empty()).enumerate() {
         if i > 0 {
@@ -70,7 +70,7 @@ pub fn canonical_header_value(value: &str) -> String {
 }
 
 /// `20190201T090000Z` and `20190201`: the V4 request timestamp and the date of its credential scope.
-pub fn format_timestamp(at: &DateTime<Utc>) -> (String, String) {
+pub(crate) fn format_timestamp(at: &DateTime<Utc>) -> (String, String) {
     let mut datetime = String::with_capacity(16);
     let _ = write!(
         datetime,
@@ -87,7 +87,7 @@ pub fn format_timestamp(at: &DateTime<Utc>) -> (String, String) {
 }
 
 /// `<date>/auto/storage/goog4_request`.
-pub fn credential_scope(date: &str) -> String {
+pub(crate) fn credential_scope(date: &str) -> String {
     format!("{date}/{REGION}/{SERVICE}/{REQUEST_TYPE}")
 }
 
@@ -124,7 +124,8 @@ pub(crate) fn canonical_header_lines(headers: &BTreeMap<String, String>) -> Vec<
 }
 
 /// Canonicalise `headers` plus `host` (a caller-given `host` header wins over the computed one).
-pub fn canonical_headers(headers: &BTreeMap<String, String>, host: &str) -> CanonicalHeaders {
+#[cfg(test)]
+pub(crate) fn canonical_headers(headers: &BTreeMap<String, String>, host: &str) -> CanonicalHeaders {
     let mut lines = canonical_header_lines(headers);
     if let Err(at) = lines.binary_search_by(|(name, _)| name.as_str().cmp("host")) {
         lines.insert(at, ("host".to_string(), host.to_string()));
@@ -146,24 +147,6 @@ pub fn canonical_headers(headers: &BTreeMap<String, String>, host: &str) -> Cano
         .find(|(name, value)| name == CONTENT_SHA256_HEADER && !value.is_empty())
         .map(|(_, value)| value.clone());
     CanonicalHeaders { block, signed_headers, payload_hash }
-}
-
-/// The canonical query string from already-collected `(key, value)` pairs (unencoded).
-pub fn canonical_query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    // Cow: most keys and values need no encoding, so most pairs allocate nothing here.
-    let mut encoded: Vec<(Cow<'a, str>, Cow<'a, str>)> =
-        pairs.into_iter().map(|(k, v)| (encode_query_iter(k).into(), encode_query_iter(v).into())).collect();
-    encoded.sort_unstable();
-    let mut out = String::with_capacity(encoded.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
-    for (i, (k, v)) in encoded.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        out.push_str(k);
-        out.push('=');
-        out.push_str(v);
-    }
-    out
 }
 
 /// `METHOD\npath\nquery\nheaders\n\nsigned-headers\npayload`, the payload being the signed
@@ -201,7 +184,7 @@ pub fn string_to_sign(algorithm: &str, datetime: &str, scope: &str, canonical_re
 }
 
 /// The credential scope (third line) of a V4 string to sign, if `string_to_sign` is one.
-pub fn scope_of_string_to_sign(string_to_sign: &[u8]) -> Option<&str> {
+pub(crate) fn scope_of_string_to_sign(string_to_sign: &[u8]) -> Option<&str> {
     let text = std::str::from_utf8(string_to_sign).ok()?;
     let mut lines = text.split('\n');
     let algorithm = lines.next()?;

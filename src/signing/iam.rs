@@ -19,7 +19,7 @@ use super::{Signer, SigningAlgorithm};
 use crate::{Error, Result};
 
 /// The IAM Credentials API.
-pub const DEFAULT_IAM_ENDPOINT: &str = "https://iamcredentials.googleapis.com";
+pub(crate) const DEFAULT_IAM_ENDPOINT: &str = "https://iamcredentials.googleapis.com";
 
 /// Signs through IAM Credentials `signBlob`.
 pub struct IamSigner {

@@ -41,11 +41,11 @@ pub use cache::UrlCache;
 pub use config::signer_from_config;
 pub use hmac::HmacSigner;
 #[cfg(feature = "gcs")]
-pub use iam::{DEFAULT_IAM_ENDPOINT, IamSigner};
+pub use iam::IamSigner;
 pub use key::{ServiceAccountKey, ServiceAccountKeySigner};
 pub use post_policy::{PolicyCondition, PostPolicy, PostPolicyRequest, post_policy};
 pub use target::Endpoint;
-pub use url::{MAX_EXPIRATION, check_expiration, sign_url, sign_url_blocking};
+pub use url::{check_expiration, sign_url, sign_url_blocking};
 
 /// The V4 algorithm a signer produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

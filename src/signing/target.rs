@@ -16,7 +16,7 @@ use super::canonical::{encode_path, encode_path_iter};
 use crate::{Error, Result};
 
 /// The default universe domain.
-pub const DEFAULT_UNIVERSE_DOMAIN: &str = "googleapis.com";
+pub(crate) const DEFAULT_UNIVERSE_DOMAIN: &str = "googleapis.com";
 
 /// Where a signed URL or POST policy points: the host-selection inputs shared by
 /// [`super::V4Request`] and [`super::PostPolicyRequest`] (precedence in the module docs).
@@ -91,7 +91,7 @@ fn non_empty(v: Option<&str>) -> Option<&str> {
 }
 
 /// `host` without its `:port` (an IPv6 literal keeps its brackets).
-pub fn strip_port(authority: &str) -> &str {
+pub(crate) fn strip_port(authority: &str) -> &str {
     if authority.starts_with('[') {
         return match authority.find(']') {
             Some(end) => &authority[..=end],
@@ -216,7 +216,7 @@ pub(crate) fn resolve_borrowed<'a>(target: &Target<'a>) -> Result<Borrowed<'a>> 
 
 /// Resolve scheme, authority, `host` header and path. Signed URLs get the object's path; POST policies
 /// (`for_post_policy`) get the bucket root (`/bucket/` or `/`).
-pub fn resolve(target: &Target<'_>, for_post_policy: bool) -> Result<Resolved> {
+pub(crate) fn resolve(target: &Target<'_>, for_post_policy: bool) -> Result<Resolved> {
     let b = resolve_borrowed(target)?;
     let mut authority = String::with_capacity(b.len_hint());
     b.push_authority(&mut authority);

@@ -24,11 +24,11 @@ use async_trait::async_trait;
 
 use crate::{Error, Result};
 
-pub use crate::metadata::DEFAULT_METADATA_HOST;
+pub(crate) use crate::metadata::DEFAULT_METADATA_HOST;
 /// The OAuth scope requested for signBlob.
-pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+pub(crate) const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 /// How long before expiry a cached token is replaced.
-pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+pub(crate) const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
 /// A bearer token and when it stops working.
 #[derive(Clone)]
@@ -77,7 +77,7 @@ impl TokenSource for MetadataServer {
 }
 
 /// The credential kinds of Application Default Credentials files, as their `type` field names them.
-pub const CREDENTIAL_TYPES: [&str; 5] = [
+pub(crate) const CREDENTIAL_TYPES: [&str; 5] = [
     "authorized_user",
     "service_account",
     "impersonated_service_account",
@@ -254,7 +254,7 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Parse an Application Default Credentials file (any kind of [`CREDENTIAL_TYPES`]) into a token source.
-pub fn token_source_from_file(path: &Path) -> Result<Arc<dyn TokenSource>> {
+pub(crate) fn token_source_from_file(path: &Path) -> Result<Arc<dyn TokenSource>> {
     let (origin, text) = read_credentials_file(path)?;
     Ok(Arc::new(GoogleCredentials::from_json(&text, &origin)?))
 }
@@ -356,7 +356,7 @@ impl CachedTokenSource {
     }
 
     /// Drop the cached token (after the server rejected it).
-    pub async fn invalidate(&self) {
+    pub(crate) async fn invalidate(&self) {
         *self.cached.lock().await = None;
     }
 

@@ -14,7 +14,7 @@ use super::{SignedUrl, Signer, SigningAlgorithm, V4Request};
 use crate::{Error, Result};
 
 /// The longest lifetime GCS accepts for a V4 signature: 7 days.
-pub const MAX_EXPIRATION: Duration = Duration::from_secs(7 * 86_400);
+pub(crate) const MAX_EXPIRATION: Duration = Duration::from_secs(7 * 86_400);
 
 /// Query parameters the signature itself sets; a caller may not set them.
 const RESERVED_QUERY: [&str; 6] = [

@@ -20,7 +20,7 @@ use crate::storage::{DeleteOptions, ObjectMeta, PutOptions, PutPayload, Store};
 use crate::{Error, Result};
 
 /// Metadata key holding the MD5 (base64) of the uncompressed local file an object was synced from.
-pub const SOURCE_MD5_KEY: &str = "source-md5";
+pub(crate) const SOURCE_MD5_KEY: &str = "source-md5";
 
 /// Options for [`plan`] and [`execute`].
 #[derive(Debug, Clone)]

@@ -53,7 +53,7 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// Everything GCS enforces.
-    pub const FULL: Capabilities = Capabilities {
+    pub(crate) const FULL: Capabilities = Capabilities {
         upload_preconditions_beyond_generation: true,
         delete_and_copy_preconditions: true,
         faithful_patch: true,
@@ -146,7 +146,7 @@ fn chunks(data: &[u8], size: usize) -> super::ByteStream {
 }
 
 /// put → head → get agree; metadata is GCS-shaped; NotFound for a missing object.
-pub async fn put_get_head(store: Arc<dyn Store>) {
+pub(crate) async fn put_get_head(store: Arc<dyn Store>) {
     let data = b"hello world";
     let meta = store.put("greeting.txt", PutPayload::from(&data[..]), PutOptions::default()).await.unwrap();
     let (crc, md5) = Checksums::of(data);
@@ -186,7 +186,7 @@ pub async fn put_get_head(store: Arc<dyn Store>) {
 }
 
 /// Bytes, streams (known and unknown size) and files all store the same bytes.
-pub async fn payload_kinds(store: Arc<dyn Store>) {
+pub(crate) async fn payload_kinds(store: Arc<dyn Store>) {
     let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
     let dir = std::env::temp_dir().join(format!("sea-gcp-conformance-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -226,7 +226,7 @@ pub async fn ranges(store: Arc<dyn Store>) {
 }
 
 /// ifGenerationMatch (incl. 0 = create-only), ifGenerationNotMatch and ifMetagenerationMatch on writes.
-pub async fn preconditions_on_put(store: Arc<dyn Store>, caps: Capabilities) {
+pub(crate) async fn preconditions_on_put(store: Arc<dyn Store>, caps: Capabilities) {
     let first = store.put("p.txt", PutPayload::from("one"), PutOptions::create_only()).await.unwrap();
     let err = store.put("p.txt", PutPayload::from("two"), PutOptions::create_only()).await.unwrap_err();
     assert!(err.is_precondition(), "create-only over an existing object: {err}");
@@ -266,7 +266,7 @@ pub async fn preconditions_on_put(store: Arc<dyn Store>, caps: Capabilities) {
 }
 
 /// Delete with and without a generation precondition; NotFound when missing.
-pub async fn delete_semantics(store: Arc<dyn Store>, caps: Capabilities) {
+pub(crate) async fn delete_semantics(store: Arc<dyn Store>, caps: Capabilities) {
     let meta = store.put("d.txt", PutPayload::from("x"), PutOptions::default()).await.unwrap();
     if caps.delete_and_copy_preconditions {
         let err = store.delete("d.txt", DeleteOptions::if_generation(meta.generation + 1)).await.unwrap_err();
@@ -284,7 +284,7 @@ pub async fn delete_semantics(store: Arc<dyn Store>, caps: Capabilities) {
 }
 
 /// Copy: source generation guard, destination create-only guard, metadata kept or replaced.
-pub async fn copy_semantics(store: Arc<dyn Store>, caps: Capabilities) {
+pub(crate) async fn copy_semantics(store: Arc<dyn Store>, caps: Capabilities) {
     let mut opts = PutOptions::default().with_content_type("text/plain");
     opts.params.metadata.insert("a".into(), "1".into());
     let src = store.put("src.txt", PutPayload::from("payload"), opts).await.unwrap();
@@ -324,7 +324,7 @@ pub async fn copy_semantics(store: Arc<dyn Store>, caps: Capabilities) {
 }
 
 /// Prefix, delimiter and pagination.
-pub async fn list_semantics(store: Arc<dyn Store>) {
+pub(crate) async fn list_semantics(store: Arc<dyn Store>) {
     for name in ["a/1.txt", "a/2.txt", "a/b/3.txt", "a/b/4.txt", "c.txt", "d/5.txt"] {
         store.put(name, PutPayload::from("x"), PutOptions::default()).await.unwrap();
     }
@@ -383,7 +383,7 @@ pub async fn list_semantics(store: Arc<dyn Store>) {
 }
 
 /// Metadata patches bump the metageneration and honour ifMetagenerationMatch.
-pub async fn patch_semantics(store: Arc<dyn Store>, caps: Capabilities) {
+pub(crate) async fn patch_semantics(store: Arc<dyn Store>, caps: Capabilities) {
     let mut opts = PutOptions::default();
     opts.params.metadata.insert("keep".into(), "1".into());
     opts.params.metadata.insert("drop".into(), "1".into());
@@ -410,7 +410,7 @@ pub async fn patch_semantics(store: Arc<dyn Store>, caps: Capabilities) {
 }
 
 /// Invalid names fail before any request, on every operation.
-pub async fn invalid_names(store: Arc<dyn Store>) {
+pub(crate) async fn invalid_names(store: Arc<dyn Store>) {
     for bad in ["", "/abs.txt", "../escape.txt", "a/../../b", "nul\0byte", "line\nbreak"] {
         let is_invalid = |e: Error| matches!(e, Error::InvalidName { .. });
         assert!(
@@ -431,7 +431,7 @@ pub async fn invalid_names(store: Arc<dyn Store>) {
 }
 
 /// Unicode, spaces, `#?&`, backslashes and `.` segments.
-pub async fn unusual_names(store: Arc<dyn Store>) {
+pub(crate) async fn unusual_names(store: Arc<dyn Store>) {
     for name in ["with space.txt", "ünïcødé/日本語.txt", "odd #?&=+%.txt", "emoji 🎉.png", "a/b c/d.txt"] {
         store.put(name, PutPayload::from(name.to_string()), PutOptions::default()).await.unwrap();
         assert_eq!(store.get_bytes(name).await.unwrap(), name.as_bytes(), "{name}");
@@ -562,7 +562,7 @@ pub async fn location(store: Arc<dyn Store>) {
 }
 
 /// file_overwrite = false: `save` finds a free name with create-only writes; nothing is overwritten.
-pub async fn save_without_overwrite(store: Arc<dyn Store>) {
+pub(crate) async fn save_without_overwrite(store: Arc<dyn Store>) {
     let first = store.save("report.pdf", PutPayload::from("one"), PutOptions::default()).await.unwrap();
     assert_eq!(first.name, "report.pdf");
     let second = store.save("report.pdf", PutPayload::from("two"), PutOptions::default()).await.unwrap();
@@ -573,7 +573,7 @@ pub async fn save_without_overwrite(store: Arc<dyn Store>) {
 }
 
 /// Multi-chunk streamed writes and streamed reads.
-pub async fn large_streams(store: Arc<dyn Store>) {
+pub(crate) async fn large_streams(store: Arc<dyn Store>) {
     let data: Vec<u8> =
         (0..(3 * 1024 * 1024 + 12_345u32)).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
     let meta = store

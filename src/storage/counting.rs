@@ -48,7 +48,7 @@ pub enum StoreOp {
 
 impl StoreOp {
     /// Every operation, in declaration order.
-    pub const ALL: [StoreOp; 11] = [
+    pub(crate) const ALL: [StoreOp; 11] = [
         StoreOp::Put,
         StoreOp::Get,
         StoreOp::Head,
@@ -81,7 +81,7 @@ impl StoreOp {
 
     /// True for operations that reach the storage service (everything but [`StoreOp::Url`], which signs
     /// or formats locally).
-    pub fn is_remote(&self) -> bool {
+    pub(crate) fn is_remote(&self) -> bool {
         !matches!(self, StoreOp::Url)
     }
 

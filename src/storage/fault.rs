@@ -113,11 +113,6 @@ impl FaultStore {
         self.add(Rule { op, when: FaultWhen::Nth(nth.max(1)), kind })
     }
 
-    /// Fail every call of `op` from the `nth` (1-based) on.
-    pub fn fail_from(&self, op: StoreOp, nth: u64, kind: FaultKind) -> &Self {
-        self.add(Rule { op, when: FaultWhen::From(nth.max(1)), kind })
-    }
-
     /// Remove every fault and delay (call counts are kept).
     pub fn clear(&self) {
         self.lock().clear();

@@ -53,7 +53,8 @@ impl FileWriter {
     }
 
     /// True once the data has been spooled to disk.
-    pub fn is_spooled(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_spooled(&self) -> bool {
         matches!(self.spool, Spool::Disk { .. })
     }
 

@@ -20,7 +20,7 @@
 use std::fmt;
 
 /// Longest media type accepted, in bytes.
-pub const MAX_MEDIA_TYPE_LEN: usize = 255;
+pub(crate) const MAX_MEDIA_TYPE_LEN: usize = 255;
 
 /// A parsed media type: essence plus an optional charset.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -321,13 +321,4 @@ impl Store for MemoryStore {
     }
 }
 
-impl MemoryStore {
-    /// Names of all live objects, relative to the location (for tests and debugging).
-    pub fn snapshot_names(&self) -> Vec<String> {
-        self.lock()
-            .iter()
-            .filter(|(_, e)| e.live.is_some())
-            .map(|(k, _)| self.keyspace.relative(k).to_string())
-            .collect()
-    }
-}
+impl MemoryStore {}

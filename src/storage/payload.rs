@@ -73,17 +73,8 @@ impl PutPayload {
         PutPayload::Stream { stream, size }
     }
 
-    /// The size, when known without reading.
-    pub async fn known_size(&self) -> Option<u64> {
-        match self {
-            PutPayload::Bytes(b) => Some(b.len() as u64),
-            PutPayload::Stream { size, .. } => *size,
-            PutPayload::File(p) => tokio::fs::metadata(p).await.ok().map(|m| m.len()),
-        }
-    }
-
     /// Turn any payload into a chunk stream (files are read in `chunk_size` pieces).
-    pub async fn into_stream(self, chunk_size: usize) -> Result<ByteStream> {
+    pub(crate) async fn into_stream(self, chunk_size: usize) -> Result<ByteStream> {
         Ok(match self {
             PutPayload::Bytes(b) => futures_util::stream::once(async move { Ok(b) }).boxed(),
             PutPayload::Stream { stream, .. } => stream,

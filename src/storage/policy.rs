@@ -24,14 +24,14 @@ pub struct WriteParams {
 }
 
 /// Guess a content type from a name (`application/octet-stream` when unknown).
-pub fn guess_content_type(name: &str) -> String {
+pub(crate) fn guess_content_type(name: &str) -> String {
     mime_guess::from_path(name).first_raw().unwrap_or("application/octet-stream").to_string()
 }
 
 /// Merge the store's `object_parameters` and `default_acl` with the call's, guess the content type,
 /// and decide gzip (django-gcp: only when `gzip` is on and the content type is in
 /// `gzip_content_types`, and never over an explicit different `content_encoding`).
-pub fn prepare_write(config: &StoreConfig, name: &str, opts: &PutOptions) -> WriteParams {
+pub(crate) fn prepare_write(config: &StoreConfig, name: &str, opts: &PutOptions) -> WriteParams {
     let mut params = config.object_parameters.merged_with(&opts.params);
     if params.acl.is_none() {
         params.acl = config.default_acl.clone();
@@ -49,7 +49,7 @@ pub fn prepare_write(config: &StoreConfig, name: &str, opts: &PutOptions) -> Wri
 }
 
 /// Gzip a stream chunk by chunk (bounded memory).
-pub fn gzip_stream(input: ByteStream) -> ByteStream {
+pub(crate) fn gzip_stream(input: ByteStream) -> ByteStream {
     let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     futures_util::stream::unfold((input, Some(encoder)), |(mut input, encoder)| async move {
         let mut encoder = encoder?;
@@ -78,7 +78,7 @@ pub fn gzip_stream(input: ByteStream) -> ByteStream {
 }
 
 /// Undo gzip on a stream chunk by chunk.
-pub fn gunzip_stream(input: ByteStream) -> ByteStream {
+pub(crate) fn gunzip_stream(input: ByteStream) -> ByteStream {
     let decoder = flate2::write::GzDecoder::new(Vec::new());
     futures_util::stream::unfold((input, Some(decoder)), |(mut input, decoder)| async move {
         let mut decoder = decoder?;
@@ -108,7 +108,7 @@ pub fn gunzip_stream(input: ByteStream) -> ByteStream {
 }
 
 /// True when a read of an object with this encoding should be gunzipped for the caller.
-pub fn should_gunzip(content_encoding: Option<&str>, raw: bool, ranged: bool) -> bool {
+pub(crate) fn should_gunzip(content_encoding: Option<&str>, raw: bool, ranged: bool) -> bool {
     !raw && !ranged && content_encoding.is_some_and(|e| e.eq_ignore_ascii_case("gzip"))
 }
 
@@ -155,7 +155,7 @@ static LAST_GENERATION: AtomicI64 = AtomicI64::new(0);
 
 /// A new generation number for emulated stores: microseconds since the epoch like GCS, strictly
 /// increasing within the process.
-pub fn next_generation() -> i64 {
+pub(crate) fn next_generation() -> i64 {
     let now = chrono::Utc::now().timestamp_micros();
     let mut last = LAST_GENERATION.load(Ordering::Relaxed);
     loop {
@@ -169,7 +169,7 @@ pub fn next_generation() -> i64 {
 
 /// Check a copy's source conditions (`ifSourceGenerationMatch`, `ifSourceMetagenerationMatch`) against
 /// the source's live `(generation, metageneration)`; the message names the source parameters.
-pub fn check_copy_source(opts: &CopyOptions, live: Option<(i64, i64)>) -> Result<(), String> {
+pub(crate) fn check_copy_source(opts: &CopyOptions, live: Option<(i64, i64)>) -> Result<(), String> {
     let conditions = Preconditions {
         if_generation_match: opts.if_source_generation_match,
         if_metageneration_match: opts.if_source_metageneration_match,
@@ -181,7 +181,7 @@ pub fn check_copy_source(opts: &CopyOptions, live: Option<(i64, i64)>) -> Result
 /// The metadata of a fresh copy of `source` named `name`, as GCS makes it: a new generation,
 /// metageneration 1, new times, and `params` (when given) replacing the fields it sets with custom
 /// metadata merged key by key over the source's.
-pub fn copied_meta(source: &ObjectMeta, name: String, params: Option<&ObjectParameters>) -> ObjectMeta {
+pub(crate) fn copied_meta(source: &ObjectMeta, name: String, params: Option<&ObjectParameters>) -> ObjectMeta {
     let mut meta = source.clone();
     if let Some(params) = params {
         meta.metadata.extend(params.metadata.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -52,12 +52,12 @@ pub enum Idempotency {
 
 impl Idempotency {
     /// Uploads and copies: guarded by `ifGenerationMatch` (0 = create-only).
-    pub fn for_write(destination: &Preconditions) -> Self {
+    pub(crate) fn for_write(destination: &Preconditions) -> Self {
         if destination.if_generation_match.is_some() { Idempotency::Guarded } else { Idempotency::Never }
     }
 
     /// Deletes: guarded by `ifGenerationMatch` or by deleting one pinned `generation`.
-    pub fn for_delete(generation: Option<i64>, preconditions: &Preconditions) -> Self {
+    pub(crate) fn for_delete(generation: Option<i64>, preconditions: &Preconditions) -> Self {
         if generation.is_some() || preconditions.if_generation_match.is_some() {
             Idempotency::Guarded
         } else {
@@ -66,7 +66,7 @@ impl Idempotency {
     }
 
     /// Metadata patches: guarded by `ifMetagenerationMatch`.
-    pub fn for_patch(preconditions: &Preconditions) -> Self {
+    pub(crate) fn for_patch(preconditions: &Preconditions) -> Self {
         if preconditions.if_metageneration_match.is_some() { Idempotency::Guarded } else { Idempotency::Never }
     }
 
@@ -74,7 +74,7 @@ impl Idempotency {
     /// values of keys only the caller writes): guarded by `ifMetagenerationMatch` or `ifGenerationMatch`.
     /// Repeating such a patch after it took effect sets the same values again, and the generation
     /// precondition keeps it off any other content.
-    pub fn for_repeatable_patch(preconditions: &Preconditions) -> Self {
+    pub(crate) fn for_repeatable_patch(preconditions: &Preconditions) -> Self {
         if preconditions.if_metageneration_match.is_some() || preconditions.if_generation_match.is_some() {
             Idempotency::Guarded
         } else {
@@ -83,7 +83,7 @@ impl Idempotency {
     }
 
     /// True when a transient failure may be retried.
-    pub fn allows_retry(&self) -> bool {
+    pub(crate) fn allows_retry(&self) -> bool {
         !matches!(self, Idempotency::Never)
     }
 }
@@ -112,7 +112,7 @@ impl RetryPolicy {
 
     /// Upper bound of the wait before retry number `attempt + 1` (after attempt `attempt`, 0-based):
     /// `min(max_backoff, initial_backoff * multiplier^attempt)`.
-    pub fn backoff_cap(&self, attempt: u32) -> Duration {
+    pub(crate) fn backoff_cap(&self, attempt: u32) -> Duration {
         let factor = (self.config.multiplier.max(1) as f64).powi(attempt.min(64) as i32);
         let cap = self.config.initial_backoff.as_secs_f64() * factor;
         let max = self.config.max_backoff.as_secs_f64();
@@ -129,7 +129,7 @@ impl RetryPolicy {
     }
 
     /// Whether the failure `error` of attempt `attempt` (0-based) should be retried.
-    pub fn should_retry(&self, idempotency: Idempotency, error: &Error, attempt: u32) -> bool {
+    pub(crate) fn should_retry(&self, idempotency: Idempotency, error: &Error, attempt: u32) -> bool {
         idempotency.allows_retry() && error.is_retryable() && attempt < self.config.max_retries
     }
 

@@ -53,7 +53,7 @@ impl ObjectMeta {
     /// The metageneration when the backend reported one (GCS metagenerations start at 1), `None` when
     /// it is unknown. Preconditions built from a response must use this: an unknown metageneration is
     /// no guard, and a made-up one would fail or, worse, pass by accident.
-    pub fn known_metageneration(&self) -> Option<i64> {
+    pub(crate) fn known_metageneration(&self) -> Option<i64> {
         (self.metageneration > 0).then_some(self.metageneration)
     }
 }
@@ -151,7 +151,7 @@ impl PutOptions {
     }
 
     /// Set the preconditions.
-    pub fn with_preconditions(mut self, preconditions: Preconditions) -> Self {
+    pub(crate) fn with_preconditions(mut self, preconditions: Preconditions) -> Self {
         self.preconditions = preconditions;
         self
     }
@@ -182,7 +182,7 @@ pub enum ByteRange {
 impl ByteRange {
     /// Resolve against an object of `size` bytes into `start..end`, or `None` if unsatisfiable
     /// (GCS's 416 rules: a start at or beyond the end is unsatisfiable, an end past it is clamped).
-    pub fn resolve(&self, size: u64) -> Option<std::ops::Range<u64>> {
+    pub(crate) fn resolve(&self, size: u64) -> Option<std::ops::Range<u64>> {
         match *self {
             ByteRange::Bounded { start, end } if start < end && start < size => Some(start..end.min(size)),
             ByteRange::From(start) if start < size => Some(start..size),
@@ -192,8 +192,8 @@ impl ByteRange {
     }
 
     /// The HTTP `Range` header value.
-    pub fn to_header(&self) -> String {
-        match *self {
+    pub(crate) fn to_header(self) -> String {
+        match self {
             ByteRange::Bounded { start, end } => {
                 format!("bytes={}-{}", start, end.saturating_sub(1))
             }
@@ -352,7 +352,7 @@ pub struct MetadataPatch {
 
 impl MetadataPatch {
     /// Apply to `meta` (the caller bumps metageneration and `updated`).
-    pub fn apply_to(&self, meta: &mut ObjectMeta) {
+    pub(crate) fn apply_to(&self, meta: &mut ObjectMeta) {
         fn set(slot: &mut Option<String>, v: &Option<String>) {
             if let Some(v) = v {
                 *slot = if v.is_empty() { None } else { Some(v.clone()) };
@@ -485,7 +485,7 @@ impl UrlOptions {
     }
 
     /// Force `response-content-disposition` (e.g. `attachment; filename="a.pdf"`).
-    pub fn with_response_content_disposition(mut self, disposition: impl Into<String>) -> Self {
+    pub(crate) fn with_response_content_disposition(mut self, disposition: impl Into<String>) -> Self {
         self.response_content_disposition = Some(disposition.into());
         self
     }
@@ -509,7 +509,7 @@ impl UrlOptions {
     }
 
     /// Sign even when the store would give a public URL.
-    pub fn with_force_signed(mut self, force: bool) -> Self {
+    pub(crate) fn with_force_signed(mut self, force: bool) -> Self {
         self.force_signed = force;
         self
     }

@@ -50,7 +50,7 @@ impl RetryOptions {
         self
     }
     /// Set [`RetryOptions::max_backoff`].
-    pub fn with_max_backoff(mut self, backoff: Duration) -> Self {
+    pub(crate) fn with_max_backoff(mut self, backoff: Duration) -> Self {
         self.max_backoff = backoff;
         self
     }

@@ -46,7 +46,7 @@ impl TaskContext {
 
     /// Read `X-CloudTasks-*` and `X-CloudScheduler*` headers. Call only after the request's token verified:
     /// the headers are the caller's word.
-    pub fn from_headers(task: &str, headers: &axum::http::HeaderMap) -> Self {
+    pub(crate) fn from_headers(task: &str, headers: &axum::http::HeaderMap) -> Self {
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let number = |name: &str| text(name).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(0);
         let eta = text("x-cloudtasks-tasketa").and_then(|v| v.trim().parse::<f64>().ok()).and_then(|secs| {

@@ -5,7 +5,7 @@ use std::time::Duration;
 /// Check a unix-cron expression as Cloud Scheduler reads it: five fields (minute 0-59, hour 0-23,
 /// day of month 1-31, month 1-12 or JAN-DEC, day of week 0-7 or SUN-SAT), each a comma-separated list of
 /// `*`, `N` or `N-M`, optionally with `/STEP`.
-pub fn check_cron(expression: &str) -> Result<(), String> {
+pub(crate) fn check_cron(expression: &str) -> Result<(), String> {
     let fields: Vec<&str> = expression.split_whitespace().collect();
     if fields.len() != 5 {
         return Err(format!(
@@ -66,14 +66,14 @@ pub fn check_cron(expression: &str) -> Result<(), String> {
 }
 
 /// Check an IANA time zone name (`Europe/Paris`, `UTC`).
-pub fn check_time_zone(tz: &str) -> Result<(), String> {
+pub(crate) fn check_time_zone(tz: &str) -> Result<(), String> {
     tz.parse::<chrono_tz::Tz>().map(|_| ()).map_err(|_| {
         format!("time zone {tz:?} is not an IANA time zone name (e.g. Europe/Paris, America/New_York, UTC)")
     })
 }
 
 /// Check Cloud Scheduler's attempt deadline for HTTP targets: 15 s to 30 min.
-pub fn check_attempt_deadline(deadline: Duration) -> Result<(), String> {
+pub(crate) fn check_attempt_deadline(deadline: Duration) -> Result<(), String> {
     if deadline < Duration::from_secs(15) || deadline > Duration::from_secs(1800) {
         return Err(format!("attempt deadline {deadline:?} must be between 15 s and 30 min"));
     }

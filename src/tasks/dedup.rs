@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::{Error, Result};
 
 /// The longest Cloud Tasks task id.
-pub const MAX_TASK_ID_LEN: usize = 500;
+pub(crate) const MAX_TASK_ID_LEN: usize = 500;
 
 /// The canonical JSON text of `payload`: compact, object keys sorted.
 pub fn canonical_json<P: Serialize + ?Sized>(payload: &P) -> Result<String> {
@@ -116,7 +116,7 @@ pub fn task_id<P: Serialize + ?Sized>(payload: &P, slug: &str, delimiter: &str, 
 
 /// The task id django-gcp gives a deduplicated task with `payload` (its slug `slug`): the same shape as
 /// [`task_id`], the hash of [`django_gcp_json`].
-pub fn django_gcp_task_id<P: Serialize + ?Sized>(
+pub(crate) fn django_gcp_task_id<P: Serialize + ?Sized>(
     payload: &P,
     slug: &str,
     delimiter: &str,
@@ -137,7 +137,7 @@ fn id_of(hashed: &str, slug: &str, delimiter: &str, affix: Option<&str>) -> Resu
 }
 
 /// Cloud Tasks' task id rule: `[A-Za-z0-9_-]{1,500}`.
-pub fn valid_task_id(id: &str) -> bool {
+pub(crate) fn valid_task_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_TASK_ID_LEN
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')

@@ -9,16 +9,16 @@ use chrono::{DateTime, Utc};
 use crate::{Error, Result};
 
 /// The largest task Cloud Tasks accepts (URL, headers and body of an HTTP task together): 1 MB.
-pub const MAX_TASK_BYTES: usize = 1_000_000;
+pub(crate) const MAX_TASK_BYTES: usize = 1_000_000;
 
 /// The shortest dispatch deadline Cloud Tasks accepts.
-pub const MIN_DISPATCH_DEADLINE: Duration = Duration::from_secs(15);
+pub(crate) const MIN_DISPATCH_DEADLINE: Duration = Duration::from_secs(15);
 
 /// The longest dispatch deadline Cloud Tasks accepts.
-pub const MAX_DISPATCH_DEADLINE: Duration = Duration::from_secs(30 * 60);
+pub(crate) const MAX_DISPATCH_DEADLINE: Duration = Duration::from_secs(30 * 60);
 
 /// How far ahead a task may be scheduled: 30 days.
-pub const MAX_SCHEDULE_AHEAD: chrono::TimeDelta = chrono::TimeDelta::days(30);
+pub(crate) const MAX_SCHEDULE_AHEAD: chrono::TimeDelta = chrono::TimeDelta::days(30);
 
 /// The `Content-Type: application/json` header every task carries.
 const HEADER_BYTES: usize = "Content-Type".len() + "application/json".len();

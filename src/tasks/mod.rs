@@ -53,7 +53,7 @@ mod task;
 
 pub use client::{CloudTasksClient, NewTask, RetryOptions, TaskInfo};
 pub use context::TaskContext;
-pub use dedup::{MAX_TASK_ID_LEN, canonical_json, django_gcp_json, django_gcp_task_id, task_id, valid_task_id};
+pub use dedup::{canonical_json, django_gcp_json, task_id};
 pub use dispatcher::{DispatchReport, Dispatcher, DispatcherOptions, SentBatch};
 pub use enqueue::{Enqueued, Tasks, When};
 pub use outbox::{DEFAULT_TASK_OUTBOX, EntryState, OutboxEntry, TaskOutbox};
@@ -61,8 +61,6 @@ pub use publish::PublishOutcome;
 pub use registry::{ErasedTask, Registry, RegistryBuilder, RunError, TaskKind};
 pub use router::{WorkerOptions, worker_router};
 pub use scheduler::{Job, SchedulerClient};
-pub use settings::{
-    CLOUD_TASKS_ENDPOINT, DEFAULT_DELIMITER, DEFAULT_REGION, SCHEDULER_ENDPOINT, TasksSettings, TasksSettingsBuilder,
-    metadata_project_id, valid_queue_id,
-};
+pub(crate) use settings::{CLOUD_TASKS_ENDPOINT, SCHEDULER_ENDPOINT};
+pub use settings::{TasksSettings, TasksSettingsBuilder};
 pub use task::{PeriodicTask, Schedule, SubscriberTask, Subscription, Task, TaskOptions};

@@ -135,7 +135,7 @@ impl TaskOutbox {
     }
 
     /// `CREATE TABLE IF NOT EXISTS`.
-    pub fn create_table_statement(&self) -> TableCreateStatement {
+    pub(crate) fn create_table_statement(&self) -> TableCreateStatement {
         Table::create()
             .table(self.t())
             .if_not_exists()
@@ -193,7 +193,7 @@ impl TaskOutbox {
     }
 
     /// The index the dispatcher scans by (`state`, `next_attempt_at`).
-    pub fn create_index_statement(&self) -> IndexCreateStatement {
+    pub(crate) fn create_index_statement(&self) -> IndexCreateStatement {
         Index::create()
             .if_not_exists()
             .name(format!("idx_{}_due", self.table))
@@ -339,7 +339,7 @@ impl TaskOutbox {
     }
 
     /// Mark `ids` sent.
-    pub async fn mark_sent<C: ConnectionTrait>(&self, db: &C, ids: &[String]) -> Result<u64> {
+    pub(crate) async fn mark_sent<C: ConnectionTrait>(&self, db: &C, ids: &[String]) -> Result<u64> {
         let mut total = 0;
         for chunk in ids.chunks(1000) {
             let stmt = Query::update()
@@ -355,7 +355,7 @@ impl TaskOutbox {
     }
 
     /// Record a failed attempt: error text and the next attempt time.
-    pub async fn record_failure<C: ConnectionTrait>(
+    pub(crate) async fn record_failure<C: ConnectionTrait>(
         &self,
         db: &C,
         id: &str,
@@ -376,7 +376,7 @@ impl TaskOutbox {
 
     /// Move a pending row to [`EntryState::Failed`] with `error` (its attempt counted). True when this
     /// call moved it (false when it was not pending any more: another dispatcher got there first).
-    pub async fn mark_failed<C: ConnectionTrait>(&self, db: &C, id: &str, error: &str) -> Result<bool> {
+    pub(crate) async fn mark_failed<C: ConnectionTrait>(&self, db: &C, id: &str, error: &str) -> Result<bool> {
         let stmt = Query::update()
             .table(self.t())
             .value(col("state"), EntryState::Failed.as_str())
@@ -449,7 +449,7 @@ impl TaskOutbox {
     }
 
     /// Delete rows sent before `before_ms` (after Cloud Tasks' de-duplication window they serve nothing).
-    pub async fn purge_sent<C: ConnectionTrait>(&self, db: &C, before_ms: i64) -> Result<u64> {
+    pub(crate) async fn purge_sent<C: ConnectionTrait>(&self, db: &C, before_ms: i64) -> Result<u64> {
         let stmt = Query::delete()
             .from_table(self.t())
             .and_where(Expr::col(col("state")).eq(EntryState::Sent.as_str()))

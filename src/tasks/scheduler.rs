@@ -95,7 +95,7 @@ impl Job {
     }
 
     /// The `updateMask` fields in which `self` differs from `other` (empty: the same).
-    pub fn differences(&self, other: &Job) -> Vec<&'static str> {
+    pub(crate) fn differences(&self, other: &Job) -> Vec<&'static str> {
         let mut out = Vec::new();
         if self.schedule != other.schedule {
             out.push("schedule");

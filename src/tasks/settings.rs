@@ -24,13 +24,13 @@ use std::time::Duration;
 use crate::{Error, Result};
 
 /// The Cloud Tasks REST endpoint.
-pub const CLOUD_TASKS_ENDPOINT: &str = "https://cloudtasks.googleapis.com";
+pub(crate) const CLOUD_TASKS_ENDPOINT: &str = "https://cloudtasks.googleapis.com";
 /// The Cloud Scheduler REST endpoint.
-pub const SCHEDULER_ENDPOINT: &str = "https://cloudscheduler.googleapis.com";
+pub(crate) const SCHEDULER_ENDPOINT: &str = "https://cloudscheduler.googleapis.com";
 /// django-gcp's default region.
-pub const DEFAULT_REGION: &str = "europe-west1";
+pub(crate) const DEFAULT_REGION: &str = "europe-west1";
 /// django-gcp's default delimiter.
-pub const DEFAULT_DELIMITER: &str = "--";
+pub(crate) const DEFAULT_DELIMITER: &str = "--";
 
 /// The settings of the tasks module. Build with [`TasksSettings::builder`] or read the environment with
 /// [`TasksSettings::from_env`]; both check the combination ([`TasksSettings::validate`]).
@@ -127,7 +127,7 @@ impl TasksSettings {
     }
 
     /// Like [`from_env`](Self::from_env), from the given variables.
-    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+    pub(crate) fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
         let s = Self::read_vars(vars)?;
         s.validate()?;
         Ok(s)
@@ -194,7 +194,7 @@ impl TasksSettings {
     }
 
     /// True when the Cloud Tasks endpoint is a loopback fake or emulator, not Google's.
-    pub fn uses_fake_endpoint(&self) -> bool {
+    pub(crate) fn uses_fake_endpoint(&self) -> bool {
         is_loopback_url(&self.cloud_tasks_endpoint)
     }
 
@@ -289,7 +289,7 @@ impl TasksSettings {
 
     /// The origin of [`tasks_domain`](Self::tasks_domain) (`https://host[:port]`): the external base URL
     /// token audiences are built from.
-    pub fn tasks_origin(&self) -> String {
+    pub(crate) fn tasks_origin(&self) -> String {
         match url::Url::parse(&self.tasks_domain) {
             Ok(u) => u.origin().ascii_serialization(),
             Err(_) => self.tasks_domain.clone(),
@@ -306,7 +306,7 @@ impl TasksSettings {
 
     /// True when `name` carries this application's affix (`…{delimiter}{affix}`): what `sync --cleanup`
     /// may delete. Always false without an affix.
-    pub fn carries_affix(&self, name: &str) -> bool {
+    pub(crate) fn carries_affix(&self, name: &str) -> bool {
         match &self.resource_affix {
             Some(affix) => name.ends_with(&format!("{}{affix}", self.delimiter)),
             None => false,
@@ -325,7 +325,7 @@ impl TasksSettings {
 
     /// True when the Scheduler job id `id` carries the affix where [`job_id`](Self::job_id) puts it:
     /// a job `sync --cleanup` may delete. Always false without an affix.
-    pub fn job_carries_affix(&self, id: &str) -> bool {
+    pub(crate) fn job_carries_affix(&self, id: &str) -> bool {
         match &self.resource_affix {
             Some(affix) if self.django_gcp_compat => id.starts_with(&format!("{affix}{}", self.delimiter)),
             _ => self.carries_affix(id),
@@ -335,7 +335,7 @@ impl TasksSettings {
     /// True when the Scheduler job id `id` carries the affix where the other naming puts it (a prefix by
     /// default, a suffix with [`django_gcp_compat`](Self::django_gcp_compat)): a job of the same
     /// application named the other way, which `sync` reports and never deletes.
-    pub fn job_carries_affix_elsewhere(&self, id: &str) -> bool {
+    pub(crate) fn job_carries_affix_elsewhere(&self, id: &str) -> bool {
         let Some(affix) = &self.resource_affix else { return false };
         let other = if self.django_gcp_compat {
             id.ends_with(&format!("{}{affix}", self.delimiter))
@@ -357,12 +357,12 @@ impl TasksSettings {
 }
 
 /// Queue ids: letters, digits and hyphens, 1 to 100 characters.
-pub fn valid_queue_id(id: &str) -> bool {
+pub(crate) fn valid_queue_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 100 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// The project id from the metadata server (`/computeMetadata/v1/project/project-id`).
-pub async fn metadata_project_id() -> Result<String> {
+pub(crate) async fn metadata_project_id() -> Result<String> {
     let host = std::env::var("GCE_METADATA_HOST")
         .ok()
         .filter(|h| !h.trim().is_empty())

@@ -22,7 +22,7 @@ use crate::config::StoreConfig;
 use crate::{Error, Result};
 
 /// Response headers the widget reads from the bucket.
-pub const NEEDED_RESPONSE_HEADERS: &[&str] = &[
+pub(crate) const NEEDED_RESPONSE_HEADERS: &[&str] = &[
     "Content-Type",
     "Content-Range",
     "Range",
@@ -140,7 +140,7 @@ impl BucketFacts {
     }
 
     /// From `gcloud-storage`'s typed bucket (lifecycle prefixes unknown: the type drops them).
-    pub fn from_bucket(bucket: &gcloud_storage::http::buckets::Bucket) -> Self {
+    pub(crate) fn from_bucket(bucket: &gcloud_storage::http::buckets::Bucket) -> Self {
         let json = serde_json::to_value(bucket).unwrap_or(Value::Null);
         let has_rules = bucket.lifecycle.as_ref().is_some_and(|l| !l.rule.is_empty());
         BucketFacts { lifecycle_prefixes_known: !has_rules, ..Self::from_json(&json) }

@@ -11,10 +11,10 @@ use crate::{Error, Result};
 pub const DEFAULT_INGRESS_PREFIX: &str = "_tmp/";
 
 /// Default size above which the browser gets a resumable session instead of one signed PUT (16 MiB).
-pub const DEFAULT_RESUMABLE_THRESHOLD: u64 = 16 * 1024 * 1024;
+pub(crate) const DEFAULT_RESUMABLE_THRESHOLD: u64 = 16 * 1024 * 1024;
 
 /// Default chunk size of resumable uploads (8 MiB, a multiple of GCS's 256 KiB granularity).
-pub const DEFAULT_CHUNK_SIZE: u64 = 8 * 1024 * 1024;
+pub(crate) const DEFAULT_CHUNK_SIZE: u64 = 8 * 1024 * 1024;
 
 /// One field (`entity.column`) that accepts direct uploads.
 #[derive(Debug, Clone)]
@@ -104,7 +104,7 @@ impl UploadField {
     }
 
     /// Set the ticket lifetime.
-    pub fn ticket_ttl(mut self, ttl: Duration) -> Self {
+    pub(crate) fn ticket_ttl(mut self, ttl: Duration) -> Self {
         self.ticket_ttl = ttl;
         self
     }
@@ -122,14 +122,15 @@ impl UploadField {
     }
 
     /// The `accept` attribute value for an `<input type=file>`.
-    pub fn accept_attribute(&self) -> String {
+    pub(crate) fn accept_attribute(&self) -> String {
         self.accept.join(",")
     }
 }
 
 /// Does `content_type` match `pattern` (`type/subtype`, `type/*` or `*/*`)? Case-insensitive;
 /// `content_type` must parse strictly as one media type ([`media_type`]); its parameters are ignored.
-pub fn content_type_matches(pattern: &str, content_type: &str) -> bool {
+#[cfg(test)]
+pub(crate) fn content_type_matches(pattern: &str, content_type: &str) -> bool {
     media_type::MediaType::parse(content_type).is_ok_and(|t| t.matches(pattern))
 }
 

@@ -8,7 +8,7 @@
 use crate::storage::naming::MAX_NAME_BYTES;
 
 /// What an empty or fully stripped file name becomes.
-pub const FALLBACK_NAME: &str = "file";
+pub(crate) const FALLBACK_NAME: &str = "file";
 
 /// Longest sanitised file name, in bytes: one path segment that every filesystem (the local store keeps
 /// a sidecar per object) and every browser download dialog can hold.
@@ -27,7 +27,7 @@ const MAX_KEPT_EXTENSION: usize = 16;
 /// assert_eq!(sanitize_filename("..", 200), "file");
 /// assert_eq!(sanitize_filename("🐈 cat.png", 200), "🐈 cat.png");
 /// ```
-pub fn sanitize_filename(raw: &str, max_bytes: usize) -> String {
+pub(crate) fn sanitize_filename(raw: &str, max_bytes: usize) -> String {
     let cleaned: String = raw.chars().filter(|c| !c.is_control() && !is_bidi_control(*c)).collect();
     let last = cleaned.rsplit(['/', '\\']).next().unwrap_or("");
     let trimmed = last.trim().trim_start_matches('.').trim();

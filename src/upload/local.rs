@@ -71,7 +71,7 @@ pub enum ActiveContent {
 }
 
 /// The CSP sent with active content served as an attachment.
-pub const ATTACHMENT_CSP: &str = "sandbox";
+pub(crate) const ATTACHMENT_CSP: &str = "sandbox";
 
 /// The CSP sent with active content under [`ActiveContent::Sandbox`].
 pub const SANDBOX_CSP: &str = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'";
@@ -580,7 +580,7 @@ fn essence(content_type: &str) -> Option<String> {
 /// Whether a browser may run `content_type` as a document or script: HTML, XHTML, SVG and every XML
 /// type, JavaScript and its aliases, XSLT, `multipart/x-mixed-replace`, or anything that does not
 /// parse as one media type.
-pub fn is_active_content_type(content_type: &str) -> bool {
+pub(crate) fn is_active_content_type(content_type: &str) -> bool {
     let Some(essence) = essence(content_type) else { return true };
     matches!(
         essence.as_str(),

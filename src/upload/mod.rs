@@ -30,19 +30,13 @@ mod router;
 mod ticket;
 mod verify;
 
-pub use field::{
-    DEFAULT_CHUNK_SIZE, DEFAULT_INGRESS_PREFIX, DEFAULT_RESUMABLE_THRESHOLD, UploadField, UploadFields,
-    content_type_matches,
-};
-pub use filename::{FALLBACK_NAME, MAX_FILENAME_BYTES, sanitize_filename, temp_name};
-pub use local::{
-    ATTACHMENT_CSP, ActiveContent, LocalRoutesOptions, SANDBOX_CSP, is_active_content_type, local_store_routes,
-    local_store_routes_with,
-};
+pub use field::{DEFAULT_INGRESS_PREFIX, UploadField, UploadFields};
+pub use filename::{MAX_FILENAME_BYTES, temp_name};
+pub use local::{ActiveContent, LocalRoutesOptions, SANDBOX_CSP, local_store_routes, local_store_routes_with};
 pub use refusal::{AllowAll, AuthenticateFn, Authorize, AuthorizeFn, Grant, Refusal};
-pub use router::{DEFAULT_BASE, TicketRequest, TicketResponse, UploadRouter, WIDGET_CSS, WIDGET_JS};
+pub use router::{TicketRequest, TicketResponse, UploadRouter};
 pub use ticket::{
-    MAX_TICKET_LEN, TICKET_VERSION, TicketClaims, TicketLedger, TicketProblem, TicketRejection, TicketSigner,
-    UsedTickets,
+    TICKET_VERSION, TicketClaims, TicketLedger, TicketProblem, TicketRejection, TicketSigner, UsedTickets,
 };
-pub use verify::{CLEAR_SUFFIX, Submission, TicketUpload, UploadVerifier};
+pub(crate) use verify::CLEAR_SUFFIX;
+pub use verify::{Submission, TicketUpload, UploadVerifier};

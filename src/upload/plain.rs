@@ -221,7 +221,7 @@ mod tests {
         }
 
         // The widget's own sentences (double-quoted literals that start with a capital letter).
-        let js = super::super::WIDGET_JS;
+        let js = crate::upload::router::WIDGET_JS;
         for literal in js.split('"').skip(1).step_by(2) {
             if literal.starts_with(|c: char| c.is_ascii_uppercase()) && literal.contains(' ') {
                 note("widget", literal);

@@ -43,7 +43,7 @@ impl Refusal {
     }
 
     /// 400 with `error` code.
-    pub fn bad_request(error: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(error: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, error, message)
     }
 

@@ -46,9 +46,9 @@ use crate::storage::naming::normalize_location;
 use http::Method;
 
 /// The widget's script.
-pub const WIDGET_JS: &str = include_str!("assets/widget.js");
+pub(crate) const WIDGET_JS: &str = include_str!("assets/widget.js");
 /// The widget's stylesheet.
-pub const WIDGET_CSS: &str = include_str!("assets/widget.css");
+pub(crate) const WIDGET_CSS: &str = include_str!("assets/widget.css");
 
 /// What a user reads when the request itself is wrong (a broken or outdated page, a hand-made request).
 const NOT_UNDERSTOOD: &str = "The upload could not be started. Reload the page and try again.";
@@ -57,7 +57,7 @@ const NOT_UNDERSTOOD: &str = "The upload could not be started. Reload the page a
 const UNAVAILABLE: &str = "Uploads are not available right now. Try again later.";
 
 /// Default mount point of the ticket route.
-pub const DEFAULT_BASE: &str = "/uploads";
+pub(crate) const DEFAULT_BASE: &str = "/uploads";
 
 /// Body of `POST {base}`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -145,11 +145,6 @@ impl UploadRouter {
     pub fn base(mut self, base: impl Into<String>) -> Self {
         self.base = format!("/{}", base.into().trim_matches('/'));
         self
-    }
-
-    /// The mount point.
-    pub fn base_path(&self) -> &str {
-        &self.base
     }
 
     /// The registered fields.

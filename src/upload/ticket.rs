@@ -34,7 +34,7 @@ const DOMAIN: &[u8] = b"sea-gcp-ticket.v1.";
 pub const TICKET_VERSION: u8 = 1;
 
 /// Longest ticket accepted for decoding (a temp name is at most 1,024 bytes; the rest is small).
-pub const MAX_TICKET_LEN: usize = 4096;
+pub(crate) const MAX_TICKET_LEN: usize = 4096;
 
 /// What a ticket binds. Every field is covered by the signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,7 +100,7 @@ impl TicketProblem {
     }
 
     /// The plain message a user reads for this problem (no field ids, no code).
-    pub fn user_message(&self) -> &'static str {
+    pub(crate) fn user_message(&self) -> &'static str {
         match self {
             TicketProblem::Malformed | TicketProblem::BadSignature => {
                 "The uploaded file could not be recognised. Upload the file again."
@@ -148,7 +148,7 @@ impl TicketRejection {
     }
 
     /// Replace the user's message by a more precise plain one.
-    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+    pub(crate) fn with_message(mut self, message: impl Into<String>) -> Self {
         self.message = message.into();
         self
     }

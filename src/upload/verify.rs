@@ -19,7 +19,7 @@ use crate::promote::UsedTicketTable;
 use crate::storage::{GetOptions, media_type};
 
 /// Suffix of the hidden input that asks to clear a blankable field.
-pub const CLEAR_SUFFIX: &str = "__clear";
+pub(crate) const CLEAR_SUFFIX: &str = "__clear";
 
 /// What the form asked for one upload field.
 #[derive(Debug, Clone, PartialEq, Eq)]

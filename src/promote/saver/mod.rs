@@ -69,7 +69,7 @@ use crate::storage::Store;
 use crate::{Error, Result};
 
 /// How long a bucket's versioning state is trusted before it is read again.
-pub const DEFAULT_VERSIONING_TTL: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_VERSIONING_TTL: Duration = Duration::from_secs(300);
 
 /// Saves models of entity `E` with their blob fields. Cheap to clone.
 pub struct BlobSaver<E: EntityTrait> {
@@ -187,7 +187,7 @@ impl<E: EntityTrait> BlobSaver<E> {
 
     /// How long to trust a bucket's versioning state (default 5 minutes; zero reads it on every save
     /// that needs it).
-    pub fn versioning_ttl(self, ttl: Duration) -> Self {
+    pub(crate) fn versioning_ttl(self, ttl: Duration) -> Self {
         self.edit(|i| i.versioning_ttl = ttl)
     }
 

@@ -14,7 +14,7 @@ impl LocalStore {
     /// Every chunk of a resumable session touches its file, so a session is only removed after
     /// `older_than` without a chunk; its upload URL then starts again from byte 0, as an expired GCS
     /// session would.
-    pub async fn remove_stale_temp_files(&self, older_than: Duration, dry_run: bool) -> Result<Vec<PathBuf>> {
+    pub(crate) async fn remove_stale_temp_files(&self, older_than: Duration, dry_run: bool) -> Result<Vec<PathBuf>> {
         let cutoff = SystemTime::now().checked_sub(older_than).unwrap_or(SystemTime::UNIX_EPOCH);
         let tmp = self.root.join("tmp");
         let mut stale = Vec::new();

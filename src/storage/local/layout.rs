@@ -12,16 +12,16 @@
 use std::path::{Path, PathBuf};
 
 /// The directory holding sidecars.
-pub const OBJECTS_DIR: &str = "objects";
+pub(crate) const OBJECTS_DIR: &str = "objects";
 
 /// The previous layout's sidecar directory.
-pub const LEGACY_META_DIR: &str = "meta";
+pub(crate) const LEGACY_META_DIR: &str = "meta";
 
 const DIR_SUFFIX: &str = ".d";
 const FILE_SUFFIX: &str = ".json";
 
 /// The sidecar path of `key` under `objects`.
-pub fn sidecar_path(objects: &Path, key: &str) -> PathBuf {
+pub(crate) fn sidecar_path(objects: &Path, key: &str) -> PathBuf {
     let mut path = objects.to_path_buf();
     let mut segments = key.split('/').peekable();
     while let Some(segment) = segments.next() {
@@ -36,7 +36,7 @@ pub fn sidecar_path(objects: &Path, key: &str) -> PathBuf {
 
 /// The directory under `objects` holding the sidecars of names that start with `dir/` (`dir` is a
 /// `/`-separated key prefix without a trailing `/`; empty for the root).
-pub fn directory_path(objects: &Path, dir: &str) -> PathBuf {
+pub(crate) fn directory_path(objects: &Path, dir: &str) -> PathBuf {
     let mut path = objects.to_path_buf();
     if !dir.is_empty() {
         for segment in dir.split('/') {
@@ -48,18 +48,18 @@ pub fn directory_path(objects: &Path, dir: &str) -> PathBuf {
 
 /// The name segment a directory entry stands for, or `None` for entries that are not part of the
 /// layout.
-pub fn directory_segment(file_name: &str) -> Option<&str> {
+pub(crate) fn directory_segment(file_name: &str) -> Option<&str> {
     file_name.strip_suffix(DIR_SUFFIX)
 }
 
 /// The last name segment a sidecar file stands for (`""` for a `dir/` placeholder).
-pub fn file_segment(file_name: &str) -> Option<&str> {
+pub(crate) fn file_segment(file_name: &str) -> Option<&str> {
     file_name.strip_suffix(FILE_SUFFIX)
 }
 
 /// Move every sidecar of the previous layout (`root/meta/<key>.json`, `root/meta/<dir>/.json` for a
 /// placeholder) into `objects`, then remove `root/meta`. Returns how many sidecars moved.
-pub async fn migrate_legacy(root: &Path, objects: &Path) -> std::io::Result<usize> {
+pub(crate) async fn migrate_legacy(root: &Path, objects: &Path) -> std::io::Result<usize> {
     let legacy = root.join(LEGACY_META_DIR);
     if !tokio::fs::try_exists(&legacy).await? {
         return Ok(0);

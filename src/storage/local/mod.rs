@@ -36,7 +36,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use signature::UrlSigner;
-pub use signature::encode_path;
+pub(crate) use signature::encode_path;
 
 use super::naming::Keyspace;
 use super::policy::{self, Checksums};
@@ -50,10 +50,10 @@ use http::Method;
 
 /// Longest name segment the local store accepts: filesystems cap a file name at 255 bytes and the sidecar
 /// layout adds `.json` (or `.d` to a directory).
-pub const MAX_SEGMENT_BYTES: usize = 250;
+pub(crate) const MAX_SEGMENT_BYTES: usize = 250;
 
 /// Environment variable holding the secret that signs local-store URLs (stable across restarts).
-pub const SECRET_ENV: &str = "SEA_GCP_SECRET_KEY";
+pub(crate) const SECRET_ENV: &str = "SEA_GCP_SECRET_KEY";
 
 /// A store in a local directory.
 #[derive(Debug)]
@@ -115,7 +115,7 @@ impl LocalStore {
     }
 
     /// The URL signer (the routes serving this store verify requests with it).
-    pub fn url_signer(&self) -> &UrlSigner {
+    pub(crate) fn url_signer(&self) -> &UrlSigner {
         &self.signer
     }
 
@@ -125,12 +125,12 @@ impl LocalStore {
     }
 
     /// The directory of resumable upload sessions served by the local routes (`tmp/sessions`).
-    pub fn sessions_dir(&self) -> PathBuf {
+    pub(crate) fn sessions_dir(&self) -> PathBuf {
         self.root.join("tmp").join("sessions")
     }
 
     /// The keyspace (location prefix) of this store.
-    pub fn keyspace(&self) -> &Keyspace {
+    pub(crate) fn keyspace(&self) -> &Keyspace {
         &self.keyspace
     }
 

@@ -24,19 +24,19 @@ type HmacSha256 = Hmac<Sha256>;
 const CANONICAL_VERSION: &[u8] = b"sea-gcp local URL v2";
 
 /// The parameters a download URL may carry (besides `sig`).
-pub const DOWNLOAD_PARAMS: &[&str] =
+pub(crate) const DOWNLOAD_PARAMS: &[&str] =
     &["expires", "generation", "response-content-disposition", "response-content-type"];
 
 /// The parameters an upload URL may carry (besides `sig`).
-pub const UPLOAD_PARAMS: &[&str] = &["expires", "upload", "max", "ct", "create"];
+pub(crate) const UPLOAD_PARAMS: &[&str] = &["expires", "upload", "max", "ct", "create"];
 
 /// Percent-encode an object key for a URL path (keeps `/`).
-pub fn encode_path(key: &str) -> String {
+pub(crate) fn encode_path(key: &str) -> String {
     crate::encoding::path(key)
 }
 
 /// Percent-encode a query value.
-pub fn encode_query(value: &str) -> String {
+pub(crate) fn encode_query(value: &str) -> String {
     crate::encoding::component(value)
 }
 
@@ -87,7 +87,10 @@ fn quoted(name: &str) -> String {
 }
 
 /// Check that every parameter is in `allowed` (or is `sig`) and appears once; returns them as a map.
-pub fn check_parameters(query: &[(String, String)], allowed: &[&str]) -> Result<BTreeMap<String, String>, UrlRefusal> {
+pub(crate) fn check_parameters(
+    query: &[(String, String)],
+    allowed: &[&str],
+) -> Result<BTreeMap<String, String>, UrlRefusal> {
     let mut params = BTreeMap::new();
     for (name, value) in query {
         if name != "sig" && !allowed.contains(&name.as_str()) {
