@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use sea_gcp::field::{BlobChanges, BlobFieldSpec, BlobValue, DeletePolicy, PendingUpload};
 use sea_gcp::promote::{BlobSaver, Outbox};
-use sea_gcp::storage::counting::CountingStore;
-use sea_gcp::storage::memory::MemoryStore;
+use sea_gcp::storage::CountingStore;
+use sea_gcp::storage::MemoryStore;
 use sea_gcp::storage::{PutOptions, PutPayload, Store, UrlOptions};
 use sea_orm::entity::prelude::*;
 use sea_orm::{ActiveValue::Set, ConnectOptions, Database, DatabaseConnection, IntoActiveModel, Schema};

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sea_gcp::StoreConfig;
-use sea_gcp::storage::local::LocalStore;
-use sea_gcp::storage::{PutOptions, Store, conformance, open};
+use sea_gcp::storage::LocalStore;
+use sea_gcp::storage::{PutOptions, Store, open};
+use sea_gcp::testing::conformance;
 use sea_gcp::upload::cleanup::{CleanupOptions, cleanup_local_store, cleanup_temp_objects};
 use sea_gcp::upload::{LocalRoutesOptions, local_store_routes_with};
 

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use fault_proxy::{FaultProxy, FaultRates};
-use sea_gcp::storage::gcs::GcsStore;
+use sea_gcp::storage::GcsStore;
 use sea_gcp::storage::{GetOptions, ListOptions, PutOptions, PutPayload};
 use sea_gcp::{ErrorKind, Store, StoreConfig};
 use serde_json::{Value, json};
@@ -238,7 +238,7 @@ fn write_json(dir: &Path, name: &str, value: &Value) -> PathBuf {
 /// Application Default Credentials in `credentials`.
 async fn store_with_adc(host: &str, proxy: &FaultProxy, credentials: &Path) -> sea_gcp::Result<GcsStore> {
     let bucket = format!("adc-{}", uuid::Uuid::new_v4().simple());
-    sea_gcp::storage::conformance::create_emulator_bucket(host, &bucket, false).await;
+    sea_gcp::testing::conformance::create_emulator_bucket(host, &bucket, false).await;
     let mut config = StoreConfig::gcs(bucket);
     config.api_endpoint = Some(proxy.url.clone());
     config.authenticate = Some(true);

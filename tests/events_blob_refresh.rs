@@ -27,7 +27,7 @@ async fn stores() -> Vec<(&'static str, Arc<dyn Store>)> {
     match std::env::var("STORAGE_EMULATOR_HOST") {
         Ok(host) if !host.is_empty() => {
             let bucket = format!("refresh-{}", unique());
-            sea_gcp::storage::conformance::create_emulator_bucket(&host, &bucket, false).await;
+            sea_gcp::testing::conformance::create_emulator_bucket(&host, &bucket, false).await;
             let config = StoreConfig {
                 bucket_name: bucket,
                 api_endpoint: Some(host),

@@ -14,8 +14,8 @@ use image_support::*;
 use sea_gcp::Error;
 use sea_gcp::field::{BlobChanges, BlobFieldSpec};
 use sea_gcp::promote::BlobSaver;
-use sea_gcp::storage::counting::{CountingStore, StoreOp};
-use sea_gcp::storage::local::LocalStore;
+use sea_gcp::storage::LocalStore;
+use sea_gcp::storage::{CountingStore, StoreOp};
 use sea_gcp::{Store, StoreConfig};
 use sea_orm::{ActiveValue::Set, EntityTrait};
 

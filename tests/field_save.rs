@@ -12,7 +12,7 @@ use field_support::*;
 use sea_gcp::Error;
 use sea_gcp::field::{BlobChanges, BlobFieldSpec, BlobValue, DeletePolicy, OverwriteMode, PendingUpload, find_checked};
 use sea_gcp::promote::{BlobSaver, replay_outbox};
-use sea_gcp::storage::counting::{CountingStore, StoreOp};
+use sea_gcp::storage::{CountingStore, StoreOp};
 use sea_gcp::storage::{GetOptions, ObjectParameters, Store, UrlOptions};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel};
 
@@ -604,7 +604,7 @@ async fn concurrent_operations_on_one_row_orphan_and_lose_nothing() {
         let db = &db.conn;
         let memory = memory(false);
         // The first operation holds the row lock while it promotes (a slow destination or copy).
-        let store = Arc::new(sea_gcp::storage::fault::FaultStore::new(memory.clone()));
+        let store = Arc::new(sea_gcp::testing::fault::FaultStore::new(memory.clone()));
         store.delay(StoreOp::Copy, Duration::from_millis(30));
         let tables = Tables::create(db).await;
         let saver = saver(db, &tables, store.clone());

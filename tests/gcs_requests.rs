@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use sea_gcp::StoreConfig;
 use sea_gcp::config::RetryConfig;
-use sea_gcp::storage::gcs::GcsStore;
+use sea_gcp::storage::GcsStore;
 use sea_gcp::storage::{
     ByteRange, CopyOptions, DeleteOptions, GetOptions, ListOptions, MetadataPatch, ObjectParameters, Preconditions,
     PutOptions, PutPayload, SignedUploadOptions, Store, UrlOptions,
@@ -109,7 +109,7 @@ fn emulator() -> Option<String> {
 
 async fn create_bucket(host: &str, versioning: bool) -> String {
     let bucket = format!("requests-{}", uuid::Uuid::new_v4().simple());
-    sea_gcp::storage::conformance::create_emulator_bucket(host, &bucket, versioning).await;
+    sea_gcp::testing::conformance::create_emulator_bucket(host, &bucket, versioning).await;
     bucket
 }
 
@@ -169,12 +169,9 @@ async fn put_head_get_range_with_metadata() {
     assert_eq!(sent["contentDisposition"], "inline");
     assert_eq!(sent["contentLanguage"], "en");
     // A guarded upload carries a per-request upload id: a retry that gets 412 recognises its own write.
-    let upload_id = sent["metadata"][sea_gcp::storage::gcs::TAG_UPLOAD].as_str().expect("upload id").to_string();
+    let upload_id = sent["metadata"]["sea-gcp-upload"].as_str().expect("upload id").to_string();
     assert_eq!(upload_id.len(), 32);
-    assert_eq!(
-        sent["metadata"],
-        serde_json::json!({"store": "media", "call": "yes", sea_gcp::storage::gcs::TAG_UPLOAD: upload_id})
-    );
+    assert_eq!(sent["metadata"], serde_json::json!({"store": "media", "call": "yes", "sea-gcp-upload": upload_id}));
     assert!(body.contains("Content-Type: text/plain\r\n\r\nhello world\r\n"));
 
     assert_eq!(meta.name, "docs/a b.txt", "names are relative to the location");
@@ -668,7 +665,7 @@ async fn auto_signing_works_offline_against_the_emulator() {
     let (store, _) = store_with(&host, |_| {}).await;
     let url = store.url("a.txt", UrlOptions::default()).await.unwrap();
     assert!(url.contains("X-Goog-Algorithm=GOOG4-HMAC-SHA256"), "{url}");
-    assert!(url.contains(sea_gcp::storage::gcs::EMULATOR_HMAC_ACCESS_ID), "{url}");
+    assert!(url.contains("sea-gcp-emulator"), "{url}");
 }
 
 /// A response without `metageneration` (fake-gcs-server's patch answer) means "unknown": the save's

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use sea_gcp::StoreConfig;
-use sea_gcp::storage::local::LocalStore;
+use sea_gcp::storage::LocalStore;
 use sea_gcp::storage::{ObjectParameters, PutOptions, SignedUploadOptions, Store, UrlOptions};
 use sea_gcp::upload::{ActiveContent, LocalRoutesOptions, SANDBOX_CSP, local_store_routes_with};
 

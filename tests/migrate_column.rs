@@ -16,9 +16,9 @@ use sea_gcp::migrate::sql::{Params, as_text, quote};
 use sea_gcp::migrate::{
     BackfillOptions, ColumnMigration, ListingMode, ReportReason, WriteMode, backfill, schema, state, swap_columns,
 };
-use sea_gcp::storage::counting::StoreOp;
-use sea_gcp::storage::fault::{FaultKind, FaultStore};
+use sea_gcp::storage::StoreOp;
 use sea_gcp::storage::{GetOptions, PutOptions, PutPayload, Store};
+use sea_gcp::testing::fault::{FaultKind, FaultStore};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use sea_orm_migration::{MigrationTrait, SchemaManager};
 
@@ -93,7 +93,7 @@ async fn memory_store() -> Arc<dyn Store> {
 
 async fn emulator_store(host: &str) -> Arc<dyn Store> {
     let bucket = format!("migrate-{}", uuid::Uuid::new_v4().simple());
-    sea_gcp::storage::conformance::create_emulator_bucket(host, &bucket, false).await;
+    sea_gcp::testing::conformance::create_emulator_bucket(host, &bucket, false).await;
     let mut config = StoreConfig::gcs(bucket);
     config.api_endpoint = Some(host.to_string());
     sea_gcp::storage::open("media", config).await.unwrap()

@@ -19,9 +19,9 @@ use std::time::Duration;
 use field_support::*;
 use sea_gcp::field::{BlobChanges, BlobValue, PendingUpload};
 use sea_gcp::promote::{BlobSaver, replay_outbox};
-use sea_gcp::storage::counting::StoreOp;
-use sea_gcp::storage::fault::{FaultKind, FaultStore};
+use sea_gcp::storage::StoreOp;
 use sea_gcp::storage::{GetOptions, Store};
+use sea_gcp::testing::fault::{FaultKind, FaultStore};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait, IntoActiveModel, TransactionTrait};
 
 /// What a save does.

@@ -17,7 +17,7 @@ use axum::routing::post;
 use field_support::{Tables, databases, docs, permanent_objects, temp_objects};
 use sea_gcp::blobs::BlobFormRejection;
 use sea_gcp::field::{BlobFieldSpec, DeletePolicy};
-use sea_gcp::storage::local::LocalStore;
+use sea_gcp::storage::LocalStore;
 use sea_gcp::storage::{PutOptions, PutPayload, Store};
 use sea_gcp::upload::{AuthorizeFn, Grant, Refusal, TICKET_VERSION, TicketClaims, TicketSigner, UploadField};
 use sea_gcp::{BlobForm, Blobs, StoreConfig};

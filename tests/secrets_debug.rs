@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use sea_gcp::config::SigningConfig;
+use sea_gcp::storage::LocalStore;
 use sea_gcp::storage::Store;
-use sea_gcp::storage::local::LocalStore;
 use sea_gcp::upload::{TicketSigner, UploadField, UploadFields, UploadRouter};
 use sea_gcp::{Secret, Settings, StoreConfig};
 
@@ -44,7 +44,7 @@ async fn debug_output_carries_no_secret() {
     let local = Arc::new(LocalStore::new("media", local_config).await.unwrap().with_url_secret(URL_SECRET));
     assert_hidden("LocalStore", format!("{local:?} {local:#?}"));
 
-    let gcs = sea_gcp::storage::gcs::GcsStore::new("gcs", gcs_config).await.unwrap();
+    let gcs = sea_gcp::storage::GcsStore::new("gcs", gcs_config).await.unwrap();
     assert_hidden("GcsStore", format!("{gcs:?} {gcs:#?}"));
 
     let store: Arc<dyn Store> = local.clone();

@@ -1,12 +1,13 @@
-//! The shared behaviour suite ([`sea_gcp::storage::conformance`]) against every backend.
+//! The shared behaviour suite ([`sea_gcp::testing::conformance`]) against every backend.
 
 mod emulator_support;
 
 use std::sync::Arc;
 
 use sea_gcp::StoreConfig;
-use sea_gcp::storage::memory::MemoryStore;
-use sea_gcp::storage::{Store, conformance, open};
+use sea_gcp::storage::MemoryStore;
+use sea_gcp::storage::{Store, open};
+use sea_gcp::testing::conformance;
 
 #[tokio::test]
 async fn memory_store_behaves_like_gcs() {

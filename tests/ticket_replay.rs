@@ -17,10 +17,9 @@ use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 use serde_json::json;
 
 /// A local store (the memory store issues no signed uploads), keyed `media`.
-async fn local_store() -> (Arc<sea_gcp::storage::local::LocalStore>, tempfile::TempDir) {
+async fn local_store() -> (Arc<sea_gcp::storage::LocalStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store =
-        sea_gcp::storage::local::LocalStore::new("media", sea_gcp::StoreConfig::local(dir.path())).await.unwrap();
+    let store = sea_gcp::storage::LocalStore::new("media", sea_gcp::StoreConfig::local(dir.path())).await.unwrap();
     (Arc::new(store.with_url_secret("url-secret")), dir)
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_gcp::StoreConfig;
-use sea_gcp::storage::local::LocalStore;
+use sea_gcp::storage::LocalStore;
 use sea_gcp::storage::{GetOptions, ListOptions, Store, UrlOptions};
 use sea_gcp::upload::plain::looks_like_code;
 use sea_gcp::upload::{
@@ -438,7 +438,7 @@ async fn declared_size_binds_the_upload() {
 
 #[tokio::test]
 async fn declared_size_binds_memory_and_emulator_uploads() {
-    use sea_gcp::storage::memory::MemoryStore;
+    use sea_gcp::storage::MemoryStore;
     use sea_gcp::storage::{PutOptions, PutPayload};
     // Memory (no signed uploads: the bytes land by other means): verification refuses more than declared.
     let memory: Arc<dyn Store> = Arc::new(MemoryStore::default_for("media"));
@@ -486,7 +486,7 @@ async fn declared_size_binds_memory_and_emulator_uploads() {
         return;
     };
     let bucket = format!("size-{}", uuid::Uuid::new_v4().simple());
-    sea_gcp::storage::conformance::create_emulator_bucket(&host, &bucket, false).await;
+    sea_gcp::testing::conformance::create_emulator_bucket(&host, &bucket, false).await;
     let config = StoreConfig { bucket_name: bucket, api_endpoint: Some(host.clone()), ..StoreConfig::gcs("x") };
     let gcs = sea_gcp::storage::open("media", config).await.unwrap();
     let fields = UploadFields::new().register(UploadField::new("doc.file", gcs).max_size(10 << 20)).unwrap();
@@ -593,7 +593,7 @@ async fn tickets_bound_to_a_subject_verify_only_for_it() {
 #[test]
 #[should_panic(expected = "choose who may upload")]
 fn a_router_without_an_authorisation_choice_does_not_serve() {
-    let store: Arc<dyn Store> = Arc::new(sea_gcp::storage::memory::MemoryStore::default_for("media"));
+    let store: Arc<dyn Store> = Arc::new(sea_gcp::storage::MemoryStore::default_for("media"));
     let fields = UploadFields::new().register(UploadField::new("doc.file", store)).unwrap();
     let _: axum::Router = UploadRouter::new(fields, TicketSigner::new("k")).router();
 }

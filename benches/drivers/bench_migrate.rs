@@ -23,9 +23,9 @@ use sea_gcp::field::BlobValue;
 use sea_gcp::migrate::source::PkValue;
 use sea_gcp::migrate::sql::{Params, RowWrite, quote, update_one};
 use sea_gcp::migrate::{BackfillOptions, ColumnMigration, ListingMode, WriteMode, backfill, state};
-use sea_gcp::storage::counting::{CountingStore, StoreOp};
-use sea_gcp::storage::fault::FaultStore;
+use sea_gcp::storage::{CountingStore, StoreOp};
 use sea_gcp::storage::{GetOptions, ListOptions, PutOptions, PutPayload, Store};
+use sea_gcp::testing::fault::FaultStore;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 
 struct Args {
@@ -222,7 +222,7 @@ async fn main() {
         Some(bucket) => bucket.clone(),
         None => {
             let bucket = format!("bench-migrate-{}", uuid::Uuid::new_v4().simple());
-            sea_gcp::storage::conformance::create_emulator_bucket(&a.emulator, &bucket, false).await;
+            sea_gcp::testing::conformance::create_emulator_bucket(&a.emulator, &bucket, false).await;
             bucket
         }
     };

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use sea_gcp::StoreConfig;
-use sea_gcp::storage::download::{DownloadOptions, download_to_file};
+use sea_gcp::storage::{DownloadOptions, download_to_file};
 use sea_gcp::storage::{GetOptions, PutOptions, PutPayload, Store, open};
 use tokio::io::AsyncWriteExt;
 

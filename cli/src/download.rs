@@ -1,6 +1,6 @@
 //! `sea-gcp download NAME FILE --store media`: one object to a file, in parallel slices when it is large
 //! (`gcloud storage cp gs://BUCKET/NAME FILE`). The work is
-//! [`sea_gcp::storage::download::download_to_file`]'s.
+//! [`sea_gcp::storage::download_to_file`]'s.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::args::load_settings;
-use sea_gcp::storage::download::{DownloadOptions, download_to_file};
+use sea_gcp::storage::{DownloadOptions, download_to_file};
 use sea_gcp::{Error, Result};
 
 /// Download an object to FILE (or into FILE if it is a directory). The file appears only once every byte

@@ -9,7 +9,7 @@ use sea_orm::Database;
 
 use crate::args::load_settings;
 use sea_gcp::migrate::{self, BackfillOptions, BackfillProgress, ColumnMigration, ListingMode, ProgressFn, WriteMode};
-use sea_gcp::storage::counting::StoreOp;
+use sea_gcp::storage::StoreOp;
 use sea_gcp::{Error, Result};
 
 /// Fill a blob column from a path column (text or django-gcp `{"path": ...}` JSON) with the objects'

@@ -490,9 +490,9 @@ mod tests {
         use std::sync::Arc;
 
         use crate::storage::counting::StoreOp;
-        use crate::storage::fault::{FaultKind, FaultStore};
         use crate::storage::memory::MemoryStore;
         use crate::storage::{PutOptions, PutPayload};
+        use crate::testing::fault::{FaultKind, FaultStore};
 
         let inner: Arc<dyn Store> = Arc::new(MemoryStore::default_for("media"));
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();

@@ -24,7 +24,7 @@ pub(crate) const MAX_MEDIA_TYPE_LEN: usize = 255;
 
 /// A parsed media type: essence plus an optional charset.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct MediaType {
+pub(crate) struct MediaType {
     kind: String,
     subtype: String,
     charset: Option<String>,
@@ -33,7 +33,7 @@ pub struct MediaType {
 /// Why a media type was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{input:?} is not a valid media type ({reason}); send one `type/subtype`, optionally with `; charset=...`")]
-pub struct MediaTypeError {
+pub(crate) struct MediaTypeError {
     /// The value as given (cut to [`MAX_MEDIA_TYPE_LEN`] bytes on a character boundary).
     pub input: String,
     /// What is wrong.
@@ -54,7 +54,7 @@ fn is_ows(b: u8) -> bool {
 
 impl MediaType {
     /// Parse `input` strictly (see the module docs).
-    pub fn parse(input: &str) -> Result<Self, MediaTypeError> {
+    pub(crate) fn parse(input: &str) -> Result<Self, MediaTypeError> {
         let err = |reason: &'static str| {
             let mut end = input.len().min(MAX_MEDIA_TYPE_LEN);
             while !input.is_char_boundary(end) {
@@ -146,29 +146,14 @@ impl MediaType {
         Ok(parsed)
     }
 
-    /// The top-level type (`image`), lowercase.
-    pub fn kind(&self) -> &str {
-        &self.kind
-    }
-
-    /// The subtype (`png`), lowercase.
-    pub fn subtype(&self) -> &str {
-        &self.subtype
-    }
-
     /// `type/subtype`, lowercase.
-    pub fn essence(&self) -> String {
+    pub(crate) fn essence(&self) -> String {
         format!("{}/{}", self.kind, self.subtype)
-    }
-
-    /// The charset, lowercase, when one was given.
-    pub fn charset(&self) -> Option<&str> {
-        self.charset.as_deref()
     }
 
     /// Does this type match `pattern` (`type/subtype`, `type/*` or `*/*`, case-insensitive)? A pattern
     /// that is none of these matches nothing.
-    pub fn matches(&self, pattern: &str) -> bool {
+    pub(crate) fn matches(&self, pattern: &str) -> bool {
         let pattern = pattern.trim();
         let Some((ptype, psub)) = pattern.split_once('/') else { return false };
         if ptype == "*" {
@@ -202,7 +187,7 @@ impl std::str::FromStr for MediaType {
 
 /// Does `content_type` pass the accept list `accept` (patterns as in [`MediaType::matches`]; empty:
 /// anything well-formed)? A content type that does not parse strictly never passes.
-pub fn accepts(accept: &[String], content_type: &str) -> bool {
+pub(crate) fn accepts(accept: &[String], content_type: &str) -> bool {
     match MediaType::parse(content_type) {
         Ok(t) => accept.is_empty() || accept.iter().any(|p| t.matches(p)),
         Err(_) => false,
@@ -211,7 +196,7 @@ pub fn accepts(accept: &[String], content_type: &str) -> bool {
 
 /// Is `a` the same media type as `b` once both are normalised (essence and charset)? False when
 /// either does not parse.
-pub fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     matches!((MediaType::parse(a), MediaType::parse(b)), (Ok(x), Ok(y)) if x == y)
 }
 

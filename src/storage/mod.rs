@@ -11,25 +11,30 @@
 //! request is sent. Store-wide options (gzip, object parameters, content-type guessing) are applied by
 //! [`policy`], shared by every backend, so that they behave the same everywhere.
 
-#[cfg(feature = "testing")]
-pub mod conformance;
 #[cfg(any(feature = "testing", feature = "orm"))]
-pub mod counting;
-pub mod download;
-#[cfg(feature = "testing")]
-pub mod fault;
-pub mod file;
+pub(crate) mod counting;
+pub(crate) mod download;
+pub(crate) mod file;
 #[cfg(feature = "gcs")]
-pub mod gcs;
+pub(crate) mod gcs;
 mod listing;
-pub mod local;
-pub mod media_type;
-pub mod memory;
-pub use crate::naming;
+pub(crate) mod local;
+pub(crate) mod media_type;
+pub(crate) mod memory;
+pub(crate) use crate::naming;
 mod payload;
-pub mod policy;
-pub mod retry;
+pub(crate) mod policy;
+pub(crate) mod retry;
 mod types;
+
+#[cfg(any(feature = "testing", feature = "orm"))]
+pub use counting::{CallCounts, CountingStore, StoreOp};
+pub use download::{DownloadOptions, Downloaded, download_to_file};
+pub use file::FileWriter;
+#[cfg(feature = "gcs")]
+pub use gcs::GcsStore;
+pub use local::LocalStore;
+pub use memory::MemoryStore;
 
 use std::sync::Arc;
 

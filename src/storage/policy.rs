@@ -15,7 +15,7 @@ use crate::config::StoreConfig;
 
 /// The parameters a write actually carries after merging the store's settings with the call's.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WriteParams {
+pub(crate) struct WriteParams {
     /// Merged object parameters; `content_type` is always set, `content_encoding` is `gzip` when
     /// [`WriteParams::gzip`] is true.
     pub params: ObjectParameters,
@@ -114,7 +114,7 @@ pub(crate) fn should_gunzip(content_encoding: Option<&str>, raw: bool, ranged: b
 
 /// Incremental CRC32C + MD5, formatted like GCS (base64; CRC32C big-endian).
 #[derive(Default, Clone)]
-pub struct Checksums {
+pub(crate) struct Checksums {
     crc: u32,
     md5: md5::Md5,
     len: u64,
@@ -122,29 +122,24 @@ pub struct Checksums {
 
 impl Checksums {
     /// Feed bytes.
-    pub fn update(&mut self, data: &[u8]) {
+    pub(crate) fn update(&mut self, data: &[u8]) {
         self.crc = crc32c::crc32c_append(self.crc, data);
         self.md5.update(data);
         self.len += data.len() as u64;
     }
 
     /// Bytes fed so far.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.len
     }
 
-    /// True when nothing was fed.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// `(crc32c, md5)` in GCS's base64 form.
-    pub fn finish(self) -> (String, String) {
+    pub(crate) fn finish(self) -> (String, String) {
         (B64.encode(self.crc.to_be_bytes()), B64.encode(self.md5.finalize()))
     }
 
     /// Checksums of a buffer.
-    pub fn of(data: &[u8]) -> (String, String) {
+    pub(crate) fn of(data: &[u8]) -> (String, String) {
         let mut c = Checksums::default();
         c.update(data);
         c.finish()

@@ -41,7 +41,7 @@ use crate::{Error, Result};
 
 /// Whether a call may be repeated after a transient failure. See the [module docs](self) for the rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Idempotency {
+pub(crate) enum Idempotency {
     /// Reads: repeating them has no effect.
     Always,
     /// Writes pinned by a precondition: a repeat of a call that already succeeded fails with 412.
@@ -90,23 +90,25 @@ impl Idempotency {
 
 /// A retry policy built from a store's [`RetryConfig`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     config: RetryConfig,
 }
 
 impl RetryPolicy {
     /// A policy following `config`.
-    pub fn new(config: RetryConfig) -> Self {
+    pub(crate) fn new(config: RetryConfig) -> Self {
         Self { config }
     }
 
     /// A policy that never retries.
-    pub fn none() -> Self {
+    #[cfg(test)]
+    pub(crate) fn none() -> Self {
         Self { config: RetryConfig { max_retries: 0, ..RetryConfig::default() } }
     }
 
     /// The configuration.
-    pub fn config(&self) -> &RetryConfig {
+    #[cfg(test)]
+    pub(crate) fn config(&self) -> &RetryConfig {
         &self.config
     }
 
@@ -120,7 +122,7 @@ impl RetryPolicy {
     }
 
     /// A full-jitter delay: uniform in `[0, backoff_cap(attempt)]`.
-    pub fn delay(&self, attempt: u32) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
         let cap = self.backoff_cap(attempt);
         if cap.is_zero() {
             return cap;
@@ -135,7 +137,7 @@ impl RetryPolicy {
 
     /// Run `call` until it succeeds, fails for good, or the retries are spent. `operation` names the
     /// call in logs (`"gcs.get"`, ...).
-    pub async fn run<T, F, Fut>(&self, operation: &str, idempotency: Idempotency, mut call: F) -> Result<T>
+    pub(crate) async fn run<T, F, Fut>(&self, operation: &str, idempotency: Idempotency, mut call: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use sea_gcp::field::{BlobFieldSpec, BlobValue, DeletePolicy, PendingUpload};
 use sea_gcp::promote::{BlobSaver, Outbox};
-use sea_gcp::storage::memory::MemoryStore;
+use sea_gcp::storage::MemoryStore;
 use sea_gcp::storage::{GetOptions, PutOptions, PutPayload, Store};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, Schema};
 
@@ -228,7 +228,7 @@ pub async fn emulator_bucket(what: &str) -> Option<(String, String)> {
         }
     };
     let bucket = format!("fields-{}", uuid::Uuid::new_v4().simple());
-    sea_gcp::storage::conformance::create_emulator_bucket(&host, &bucket, false).await;
+    sea_gcp::testing::conformance::create_emulator_bucket(&host, &bucket, false).await;
     Some((host, bucket))
 }
 

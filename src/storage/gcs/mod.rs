@@ -37,7 +37,6 @@ mod get;
 mod list;
 mod patch;
 mod put;
-pub use put::TAG_UPLOAD;
 mod upload_session;
 mod url;
 
@@ -60,7 +59,7 @@ use crate::{Error, Result};
 
 /// The HMAC access id (and secret) of the throwaway key that signs URLs against an emulator when
 /// `signing = auto` (see [`GcsStore`]'s URL methods). Never used against Google.
-pub const EMULATOR_HMAC_ACCESS_ID: &str = "sea-gcp-emulator";
+pub(crate) const EMULATOR_HMAC_ACCESS_ID: &str = "sea-gcp-emulator";
 
 /// A store on a Google Cloud Storage bucket.
 #[derive(Debug)]

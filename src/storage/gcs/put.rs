@@ -30,7 +30,7 @@ pub(super) const SINGLE_REQUEST_LIMIT: u64 = 8 * 1024 * 1024;
 
 /// Metadata key of the per-request upload id a guarded one-request upload carries: a retry that gets
 /// 412 (its first attempt took effect but the answer was lost) finds its own object by it.
-pub const TAG_UPLOAD: &str = "sea-gcp-upload";
+pub(crate) const TAG_UPLOAD: &str = "sea-gcp-upload";
 
 /// Files are read in pieces of this size.
 const READ_SIZE: usize = 256 * 1024;

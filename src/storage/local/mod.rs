@@ -24,8 +24,8 @@
 //! ([`signature::UrlSigner`]), so downloads and direct uploads follow the same flow as on GCS.
 
 mod cleanup;
-pub mod layout;
-pub mod signature;
+pub(crate) mod layout;
+pub(crate) mod signature;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

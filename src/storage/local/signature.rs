@@ -43,7 +43,7 @@ pub(crate) fn encode_query(value: &str) -> String {
 /// Why a local-store URL was refused. [`UrlRefusal::code`] is the stable code the routes answer with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum UrlRefusal {
+pub(crate) enum UrlRefusal {
     /// The URL carries no `sig` parameter.
     #[error("the URL is not signed (no sig parameter); ask the application for a new URL")]
     Unsigned,
@@ -69,7 +69,7 @@ pub enum UrlRefusal {
 
 impl UrlRefusal {
     /// The stable machine-readable code (`url_expired`, `unknown_parameter`, ...).
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             UrlRefusal::Unsigned => "unsigned_url",
             UrlRefusal::MalformedSignature | UrlRefusal::BadSignature => "bad_signature",
@@ -105,7 +105,7 @@ pub(crate) fn check_parameters(
 
 /// Signs and verifies local-store URLs.
 #[derive(Clone)]
-pub struct UrlSigner {
+pub(crate) struct UrlSigner {
     secret: Vec<u8>,
     /// Set for a per-process secret: the store whose first signed URL logs a warning (once), so that a
     /// command that never signs (a sync, a download) does not warn about a secret it does not use.
@@ -131,7 +131,7 @@ fn field(mac: &mut HmacSha256, bytes: &[u8]) {
 
 impl UrlSigner {
     /// A signer with this secret.
-    pub fn new(secret: impl AsRef<[u8]>) -> Self {
+    pub(crate) fn new(secret: impl AsRef<[u8]>) -> Self {
         Self { secret: secret.as_ref().to_vec(), ephemeral: None }
     }
 
@@ -161,7 +161,7 @@ impl UrlSigner {
     }
 
     /// The query string (without `?`) for `method` on `key` with `params` (which must include `expires`).
-    pub fn sign(&self, method: &str, key: &str, params: &BTreeMap<String, String>) -> String {
+    pub(crate) fn sign(&self, method: &str, key: &str, params: &BTreeMap<String, String>) -> String {
         if let Some(ephemeral) = &self.ephemeral {
             ephemeral.warned.call_once(|| {
                 tracing::warn!(
@@ -181,7 +181,7 @@ impl UrlSigner {
     /// Verify a request's decoded query pairs: only `allowed` parameters (plus `sig`), each once, the
     /// signature over all of them but `sig`, and `expires` not in the past. Returns the signed
     /// parameters.
-    pub fn verify(
+    pub(crate) fn verify(
         &self,
         method: &str,
         key: &str,

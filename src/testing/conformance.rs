@@ -6,7 +6,8 @@
 //!
 //! ```no_run
 //! # async fn demo() {
-//! use sea_gcp::storage::{conformance, open};
+//! use sea_gcp::storage::open;
+//! use sea_gcp::testing::conformance;
 //! use sea_gcp::StoreConfig;
 //! conformance::run_all(|config: StoreConfig| async move { open("media", config).await.unwrap() }).await;
 //! # }
@@ -24,13 +25,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::policy::Checksums;
-use super::{
+use crate::Error;
+use crate::config::StoreConfig;
+use crate::storage::policy::Checksums;
+use crate::storage::{
     ByteRange, CopyOptions, DeleteOptions, GetOptions, ListOptions, MetadataPatch, ObjectParameters, Preconditions,
     PutOptions, PutPayload, Store,
 };
-use crate::Error;
-use crate::config::StoreConfig;
 
 fn template() -> StoreConfig {
     StoreConfig::default()
@@ -140,7 +141,7 @@ pub async fn create_emulator_bucket(host: &str, bucket: &str, versioning: bool) 
     );
 }
 
-fn chunks(data: &[u8], size: usize) -> super::ByteStream {
+fn chunks(data: &[u8], size: usize) -> crate::storage::ByteStream {
     let parts: Vec<std::io::Result<Bytes>> = data.chunks(size).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
     futures_util::stream::iter(parts).boxed()
 }
@@ -328,7 +329,7 @@ pub(crate) async fn list_semantics(store: Arc<dyn Store>) {
     for name in ["a/1.txt", "a/2.txt", "a/b/3.txt", "a/b/4.txt", "c.txt", "d/5.txt"] {
         store.put(name, PutPayload::from("x"), PutOptions::default()).await.unwrap();
     }
-    let names = |page: &super::ListPage| page.objects.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
+    let names = |page: &crate::storage::ListPage| page.objects.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
     let all = store.list(ListOptions::default()).await.unwrap();
     assert_eq!(names(&all), ["a/1.txt", "a/2.txt", "a/b/3.txt", "a/b/4.txt", "c.txt", "d/5.txt"]);
     let under_a = store.list(ListOptions::prefix("a/")).await.unwrap();
@@ -593,11 +594,11 @@ pub(crate) async fn large_streams(store: Arc<dyn Store>) {
     assert!(total == data, "streamed read returns the same bytes");
 }
 
-/// [`download_to_file`](super::download::download_to_file): sliced and single-stream downloads give
+/// [`download_to_file`](crate::storage::download_to_file): sliced and single-stream downloads give
 /// the stored bytes with the CRC32C checked, a pinned generation is honoured, and a failed download
 /// leaves no file behind.
 pub async fn downloads_to_file(store: Arc<dyn Store>) {
-    use super::download::{DownloadOptions, download_to_file};
+    use crate::storage::{DownloadOptions, download_to_file};
     let data: Vec<u8> = (0..(1024 * 1024 + 777u32)).map(|i| (i.wrapping_mul(2_246_822_519) >> 23) as u8).collect();
     let first = store.put("dl.bin", PutPayload::from(data.clone()), PutOptions::default()).await.unwrap();
     let root = std::env::temp_dir().join(format!("sea-gcp-download-{}", uuid::Uuid::new_v4().simple()));

@@ -21,12 +21,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::counting::StoreOp;
-use super::{
+use crate::config::StoreConfig;
+use crate::storage::StoreOp;
+use crate::storage::{
     BackendKind, CopyOptions, DeleteOptions, GetOptions, GetResult, ListOptions, ListPage, MetadataPatch, ObjectMeta,
     PresignedRequest, PutOptions, PutPayload, SignedUploadOptions, Store, UrlOptions,
 };
-use crate::config::StoreConfig;
 use crate::{Error, Result};
 
 /// When an injected failure happens relative to the real call.
@@ -271,7 +271,7 @@ impl Store for FaultStore {
 }
 
 /// `body` with the first byte of its first non-empty piece flipped.
-fn flip_first_byte(body: super::ByteStream) -> super::ByteStream {
+fn flip_first_byte(body: crate::storage::ByteStream) -> crate::storage::ByteStream {
     use futures_util::StreamExt as _;
     let mut done = false;
     body.map(move |piece| {
