@@ -350,7 +350,7 @@ async fn the_column_json_legacy_values_and_garbage() {
         let sql = format!("SELECT file FROM {} WHERE id = {}", tables.docs, saved.model.id);
         let row =
             db.query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await.unwrap().unwrap();
-        let raw = sea_gcp::field::column::read_raw(&row, "file").unwrap().unwrap();
+        let raw = sea_gcp::field::read_raw(&row, "file").unwrap().unwrap();
         let json = match raw {
             sea_gcp::field::RawCell::Json(j) => j,
             sea_gcp::field::RawCell::Text(t) => serde_json::from_str(&t).unwrap(),
@@ -522,7 +522,7 @@ async fn the_explicit_steps_inside_a_callers_transaction() {
 
 #[tokio::test]
 async fn the_outbox_migration_runs_up_and_down() {
-    use sea_gcp::promote::migration::OutboxMigrator;
+    use sea_gcp::promote::OutboxMigrator;
     use sea_gcp::promote::{Outbox, replay};
     use sea_orm_migration::MigratorTrait;
     // SQLite only: the default table name is shared on the PostgreSQL/MariaDB test databases.

@@ -110,7 +110,7 @@ async fn the_list_builds_every_table_from_empty_and_adopts_earlier_ones() {
         drop_all(db).await;
         Outbox::default().create(db).await.unwrap();
         UsedTicketTable::default().create(db).await.unwrap();
-        sea_gcp::promote::migration::OutboxMigrator::up(db, None).await.unwrap();
+        sea_gcp::promote::OutboxMigrator::up(db, None).await.unwrap();
         db.execute_unprepared(first_task_outbox()).await.unwrap();
         let now = chrono::Utc::now().timestamp_millis();
         db.execute_unprepared(&format!(

@@ -225,7 +225,7 @@ async fn the_migrator_upgrades_an_old_outbox() {
     let outbox = TaskOutbox::default();
     db.execute_unprepared(&old_shape(outbox.table())).await.unwrap();
     raw_row(&db, outbox.table(), "old", "pending", None).await;
-    sea_gcp::tasks::migration::TaskOutboxMigrator::up(&db, None).await.unwrap();
+    sea_gcp::tasks::TaskOutboxMigrator::up(&db, None).await.unwrap();
     let row = outbox.get(&db, "old").await.unwrap().unwrap();
     assert_eq!((row.state, row.failed_at, row.claimed_until), (EntryState::Pending, None, 0));
 }

@@ -146,10 +146,10 @@ async fn migration_creates_the_outbox() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.sqlite").display());
     let db = sea_orm::Database::connect(&url).await.unwrap();
-    sea_gcp::tasks::migration::TaskOutboxMigrator::up(&db, None).await.unwrap();
+    sea_gcp::tasks::TaskOutboxMigrator::up(&db, None).await.unwrap();
     let outbox = TaskOutbox::default();
     assert_eq!(outbox.census(&db).await.unwrap(), (0, 0));
-    sea_gcp::tasks::migration::TaskOutboxMigrator::down(&db, None).await.unwrap();
+    sea_gcp::tasks::TaskOutboxMigrator::down(&db, None).await.unwrap();
     assert!(outbox.census(&db).await.is_err(), "down drops the table");
 }
 

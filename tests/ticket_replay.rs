@@ -78,7 +78,7 @@ async fn replay_is_refused(db: &DatabaseConnection, label: &str) {
     assert_eq!(refused.problem, TicketProblem::Replayed, "{label}: {refused:?}");
     let refusal = Refusal::from(refused);
     assert_eq!((refusal.status.as_u16(), refusal.error.as_str()), (409, "ticket_replayed"), "{label}");
-    assert!(!sea_gcp::upload::plain::looks_like_code(&refusal.message), "{label}: {}", refusal.message);
+    assert!(!sea_gcp::testing::looks_like_code(&refusal.message), "{label}: {}", refusal.message);
     assert_eq!(verifier.verify(&field_id, &ticket).await.unwrap_err().problem, TicketProblem::BadUpload);
 
     // The attack: PUT again through the still-valid create-only URL, post the same ticket, for an

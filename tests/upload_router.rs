@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_gcp::StoreConfig;
 use sea_gcp::storage::LocalStore;
 use sea_gcp::storage::{GetOptions, ListOptions, Store, UrlOptions};
-use sea_gcp::upload::plain::looks_like_code;
+use sea_gcp::testing::looks_like_code;
 use sea_gcp::upload::{
     AuthenticateFn, AuthorizeFn, Grant, Refusal, TicketClaims, TicketProblem, TicketResponse, TicketSigner,
     UploadField, UploadFields, UploadRouter, UploadVerifier, UsedTickets, local_store_routes,
@@ -149,7 +149,7 @@ async fn bad_tickets_are_refused_and_nothing_is_promoted_or_deleted() {
     let r = refuse(grant.ticket.clone(), "doc.cover").await;
     assert_eq!(r.problem, TicketProblem::WrongField);
     assert!(r.detail.contains("doc.file"), "{}", r.detail);
-    assert!(!sea_gcp::upload::plain::looks_like_code(&r.message), "{}", r.message);
+    assert!(!sea_gcp::testing::looks_like_code(&r.message), "{}", r.message);
     // A raw path posted instead of a ticket, and garbage.
     for raw in [name.clone(), "../../etc/passwd".into(), "ingress/x/a.txt".into(), "a.b.c".into(), String::new()] {
         let r = refuse(raw.clone(), "doc.file").await;

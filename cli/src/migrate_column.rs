@@ -56,7 +56,7 @@ pub struct MigrateColumnArgs {
     pub listing: ListingMode,
     /// With `--listing shared`: list a wide prefix in up to this many name ranges at once (1: one page
     /// after another).
-    #[arg(long, default_value_t = migrate::listing::DEFAULT_RANGES, value_parser = clap::value_parser!(usize))]
+    #[arg(long, default_value_t = migrate::DEFAULT_RANGES, value_parser = clap::value_parser!(usize))]
     pub listing_ranges: usize,
     /// `batched` (one UPDATE per batch) or `per-row`.
     #[arg(long, default_value = "batched")]
@@ -160,7 +160,7 @@ impl MigrateColumnArgs {
             s.rows_per_second(),
             s.batches
         )?;
-        let where_ = if s.dry_run { String::new() } else { format!(" in table {}", migrate::state::REPORT_TABLE) };
+        let where_ = if s.dry_run { String::new() } else { format!(" in table {}", migrate::REPORT_TABLE) };
         let csv = self.report_csv.as_ref().map(|p| format!(", CSV {}", p.display())).unwrap_or_default();
         writeln!(out, "  report:             {} row(s){where_}{csv}", s.report_rows)?;
         if s.completed {

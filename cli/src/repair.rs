@@ -9,7 +9,7 @@ use clap::Args;
 use sea_orm::Database;
 
 use crate::args::load_settings;
-use sea_gcp::promote::outbox::Outbox;
+use sea_gcp::promote::Outbox;
 use sea_gcp::storage::Store;
 use sea_gcp::{Error, Result};
 
@@ -42,8 +42,7 @@ impl RepairArgs {
         }
         let db = Database::connect(&self.database_url).await?;
         let report =
-            sea_gcp::promote::replay::replay_outbox(&db, &Outbox::new(self.outbox_table.clone()), &stores, grace)
-                .await?;
+            sea_gcp::promote::replay_outbox(&db, &Outbox::new(self.outbox_table.clone()), &stores, grace).await?;
         writeln!(out, "repair: {report}")?;
         for (id, error) in &report.failed {
             writeln!(out, "  failed {id}: {error}")?;

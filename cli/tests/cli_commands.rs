@@ -76,7 +76,7 @@ fn repair_replays_an_empty_outbox_and_reports() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let conn = sea_orm::Database::connect(&db).await.unwrap();
-        sea_gcp::promote::outbox::Outbox::default().create(&conn).await.unwrap();
+        sea_gcp::promote::Outbox::default().create(&conn).await.unwrap();
     });
     let (ok, out, err) = sea_gcp(&["repair", "--database-url", &db, "--grace", "0s"], &settings);
     assert!(ok, "{err}");

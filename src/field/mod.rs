@@ -13,15 +13,15 @@
 
 #[cfg(feature = "images")]
 pub(crate) mod analyze;
-pub mod change;
-pub mod column;
+pub(crate) mod change;
+pub(crate) mod column;
 pub(crate) mod sniff;
-pub mod spec;
-pub mod validate;
-pub mod value;
+pub(crate) mod spec;
+pub(crate) mod validate;
+pub(crate) mod value;
 
 pub use change::{BlobChange, BlobChanges, PendingUpload, TicketUse, UploadBinding, VerifiedUpload};
-pub use column::{CorruptRow, RawCell, find_checked, scan_column};
+pub use column::{CorruptRow, RawCell, find_checked, read_raw, scan_column};
 pub use spec::{
     AttributesContext, BlobFieldSpec, ChangeEvent, DeletePolicy, DestinationContext, OverwriteMode, safe_file_name,
 };

@@ -174,12 +174,12 @@ pub struct ChangeEvent<M> {
 }
 
 /// `get_destination_path`: returns the destination name and whether overwriting it is allowed.
-pub type DestinationFn<M> =
+pub(crate) type DestinationFn<M> =
     Arc<dyn Fn(DestinationContext<M>) -> BoxFuture<'static, Result<(String, bool)>> + Send + Sync>;
 /// `update_attributes`: returns the object parameters to set on the destination.
-pub type AttributesFn<M> = Arc<dyn Fn(&AttributesContext<M>) -> Result<ObjectParameters> + Send + Sync>;
+pub(crate) type AttributesFn<M> = Arc<dyn Fn(&AttributesContext<M>) -> Result<ObjectParameters> + Send + Sync>;
 /// `on_change`: called after the commit.
-pub type OnChangeFn<M> = Arc<dyn Fn(&ChangeEvent<M>) + Send + Sync>;
+pub(crate) type OnChangeFn<M> = Arc<dyn Fn(&ChangeEvent<M>) + Send + Sync>;
 
 /// The spec of one blob column of entity `E`.
 pub struct BlobFieldSpec<E: EntityTrait> {

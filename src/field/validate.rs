@@ -27,7 +27,7 @@ pub enum Scenario {
 
 /// The facts the matrix needs about one field of one save.
 #[derive(Debug, Clone, Copy)]
-pub struct FieldState<'a> {
+pub(crate) struct FieldState<'a> {
     /// `table.column`, for messages.
     pub field: &'a str,
     /// True when the row is being inserted.
@@ -41,7 +41,7 @@ pub struct FieldState<'a> {
 }
 
 /// Check `change` (`None`: the field is not mentioned) against the matrix and name the scenario.
-pub fn check(state: FieldState<'_>, change: Option<&BlobChange>) -> Result<Scenario> {
+pub(crate) fn check(state: FieldState<'_>, change: Option<&BlobChange>) -> Result<Scenario> {
     let refuse = |message: String| Err(Error::Validation { field: state.field.to_string(), message });
     let existing = if state.adding { None } else { state.existing };
     match change {

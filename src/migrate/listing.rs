@@ -66,7 +66,7 @@ const PAGE: u32 = 1000;
 
 /// Resolves object names to their metadata through listings. Shared by a run's concurrent batches.
 #[derive(Debug)]
-pub struct Resolver {
+pub(crate) struct Resolver {
     store: Arc<dyn Store>,
     mode: ListingMode,
     ranges: usize,
@@ -75,7 +75,7 @@ pub struct Resolver {
 
 impl Resolver {
     /// A resolver over `store`.
-    pub fn new(store: Arc<dyn Store>, mode: ListingMode) -> Self {
+    pub(crate) fn new(store: Arc<dyn Store>, mode: ListingMode) -> Self {
         Self { store, mode, ranges: DEFAULT_RANGES, cache: Mutex::new(Vec::new()) }
     }
 

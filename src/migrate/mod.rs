@@ -22,18 +22,19 @@
 //!
 //! The `sea-gcp migrate-column` command runs steps 2–4 ([`crate::cli`]).
 
-pub mod backfill;
-pub mod listing;
-pub mod report;
+pub(crate) mod backfill;
+pub(crate) mod listing;
+pub(crate) mod report;
 pub mod schema;
 pub mod source;
 pub mod sql;
 pub mod state;
-pub mod swap;
+pub(crate) mod swap;
 
 pub use backfill::{BackfillOptions, BackfillProgress, BackfillSummary, ProgressFn, WriteMode, backfill};
-pub use listing::ListingMode;
+pub use listing::{DEFAULT_RANGES, ListingMode};
 pub use report::{ReportEntry, ReportReason};
+pub use state::REPORT_TABLE;
 pub use swap::{SwapOutcome, swap_columns};
 
 use crate::{Error, Result};

@@ -22,16 +22,11 @@ use super::used_tickets::UsedTicketTable;
 
 /// Creates the outbox table and its `updated_at` index (`down` drops the table).
 #[derive(Debug, Clone, Default)]
-pub struct CreateOutbox {
+pub(crate) struct CreateOutbox {
     outbox: Outbox,
 }
 
-impl CreateOutbox {
-    /// A migration for an outbox with a non-default table name.
-    pub fn with_table(table: impl Into<String>) -> Self {
-        Self { outbox: Outbox::new(table) }
-    }
-}
+impl CreateOutbox {}
 
 impl MigrationName for CreateOutbox {
     fn name(&self) -> &str {
@@ -54,7 +49,7 @@ impl MigrationTrait for CreateOutbox {
 /// Creates the used-ticket table of an outbox ([`UsedTicketTable`]) and its `expires_at` index (`down`
 /// drops the table).
 #[derive(Debug, Clone, Default)]
-pub struct CreateUsedTickets {
+pub(crate) struct CreateUsedTickets {
     table: UsedTicketTable,
 }
 

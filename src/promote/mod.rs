@@ -1,12 +1,13 @@
 //! The save protocol: promotion from temporary ingress to destination, the outbox, and replay.
 
-pub mod migration;
-pub mod outbox;
-pub mod replay;
-pub mod saver;
-pub mod steps;
-pub mod used_tickets;
+pub(crate) mod migration;
+pub(crate) mod outbox;
+pub(crate) mod replay;
+pub(crate) mod saver;
+pub(crate) mod steps;
+pub(crate) mod used_tickets;
 
+pub use migration::OutboxMigrator;
 pub use outbox::{Intent, IntentState, ObjectRef, Outbox};
 pub use replay::{ReplayReport, replay, replay_outbox};
 pub use saver::{AppliedSave, BlobDelete, BlobSave, BlobSaver, CommitReport, FailedSave, PendingSave, RowOp, Saved};

@@ -10,8 +10,6 @@
 //! The table name is configurable ([`Outbox::new`]) so that several applications, or concurrent tests,
 //! can share a database; the migration ([`super::migration`]) creates the default `sea_gcp_outbox`.
 
-use std::collections::BTreeMap;
-
 use sea_orm::sea_query::{
     Alias, ColumnDef, Expr, ExprTrait, Index, IndexCreateStatement, Query, Table, TableCreateStatement,
 };
@@ -131,7 +129,7 @@ pub(crate) fn now_millis() -> i64 {
 }
 
 /// The unique key of a temporary object: SHA-256 of `store`, NUL, `name`, in hex.
-pub fn temp_key(store: &str, name: &str) -> String {
+pub(crate) fn temp_key(store: &str, name: &str) -> String {
     let mut h = Sha256::new();
     h.update(store.as_bytes());
     h.update([0u8]);
@@ -388,13 +386,4 @@ fn read_intent(row: &QueryResult) -> Result<Intent> {
         created_at: row.try_get("", "created_at")?,
         updated_at: row.try_get("", "updated_at")?,
     })
-}
-
-/// Counts of intents by state, for reports and `doctor`.
-pub async fn census<C: ConnectionTrait>(db: &C, outbox: &Outbox) -> Result<BTreeMap<&'static str, usize>> {
-    let mut out = BTreeMap::from([("pending", 0usize), ("done", 0usize)]);
-    for intent in outbox.list(db, None).await? {
-        *out.entry(intent.state.as_str()).or_default() += 1;
-    }
-    Ok(out)
 }

@@ -18,7 +18,7 @@ pub(crate) const TAG_DESTINATION: &str = "sea-gcp-destination";
 /// destination was computed inside a transaction that never committed) and returns the object's
 /// metadata (size, content type, generation) for the limit checks. With `generation`, the patch
 /// applies only to that generation.
-pub async fn claim(
+pub(crate) async fn claim(
     store: &dyn Store,
     temp: &str,
     generation: Option<i64>,
@@ -53,7 +53,7 @@ pub(crate) async fn created_by(store: &dyn Store, destination: &str, intent_id: 
 /// `params` (from `update_attributes`, with the tag added) are laid over it when given. `None` keeps the
 /// copy a single request on GCS, which otherwise reads the source first to merge metadata.
 /// `expect_destination` is the destination precondition: `Some(0)` for create-only.
-pub async fn copy(
+pub(crate) async fn copy(
     store: &dyn Store,
     temp: &str,
     (temp_generation, temp_metageneration): (i64, Option<i64>),
@@ -108,7 +108,7 @@ pub(crate) async fn undo_destination(
 
 /// What the temporary object of a pending intent says about the intent's copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClaimState {
+pub(crate) enum ClaimState {
     /// The object was claimed by this intent for this destination (a copy may exist there).
     Claimed(String),
     /// The object exists but this intent never claimed it: nothing was copied.
@@ -133,7 +133,7 @@ pub(crate) async fn claim_state(store: &dyn Store, intent: &Intent) -> Result<Cl
 /// After-commit work of a `done` intent: the deferred overwrite copy (if any), then deleting the
 /// temporary object and the obsolete objects. Returns the deferred copy's metadata when one was made
 /// (or found already made).
-pub async fn finish(store: &dyn Store, intent: &Intent) -> Result<Option<ObjectMeta>> {
+pub(crate) async fn finish(store: &dyn Store, intent: &Intent) -> Result<Option<ObjectMeta>> {
     let mut deferred = None;
     if intent.overwrite
         && let (Some(temp), Some(dest)) = (intent.temp_name.as_deref(), intent.destination.as_deref())

@@ -45,7 +45,7 @@ fn col(name: &str) -> Alias {
 }
 
 /// The record key of a nonce: SHA-256 hex (fixed length; the nonce itself is not stored).
-pub fn ticket_key(nonce: &str) -> String {
+pub(crate) fn ticket_key(nonce: &str) -> String {
     hex::encode(Sha256::digest(nonce.as_bytes()))
 }
 

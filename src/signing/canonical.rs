@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use sha2::{Digest, Sha256};
 
 /// The region part of every GCS credential scope.
 pub(crate) const REGION: &str = "auto";
@@ -92,8 +91,9 @@ pub(crate) fn credential_scope(date: &str) -> String {
 }
 
 /// The signed headers: lowercased names, canonical values, `host` included.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CanonicalHeaders {
+pub(crate) struct CanonicalHeaders {
     /// `name:value\n` lines, sorted by name.
     pub block: String,
     /// `name;name;...`, the `X-Goog-SignedHeaders` value.
@@ -151,7 +151,8 @@ pub(crate) fn canonical_headers(headers: &BTreeMap<String, String>, host: &str) 
 
 /// `METHOD\npath\nquery\nheaders\n\nsigned-headers\npayload`, the payload being the signed
 /// `x-goog-content-sha256` value or `UNSIGNED-PAYLOAD`.
-pub fn canonical_request(method: &str, path: &str, query: &str, headers: &CanonicalHeaders) -> String {
+#[cfg(test)]
+pub(crate) fn canonical_request(method: &str, path: &str, query: &str, headers: &CanonicalHeaders) -> String {
     let mut out = String::with_capacity(
         method.len() + path.len() + query.len() + headers.block.len() + headers.signed_headers.len() + 24,
     );
@@ -166,20 +167,6 @@ pub fn canonical_request(method: &str, path: &str, query: &str, headers: &Canoni
     out.push_str(&headers.signed_headers);
     out.push('\n');
     out.push_str(headers.payload_hash.as_deref().unwrap_or(UNSIGNED_PAYLOAD));
-    out
-}
-
-/// `ALGORITHM\ndatetime\nscope\nhex(sha256(canonical_request))`.
-pub fn string_to_sign(algorithm: &str, datetime: &str, scope: &str, canonical_request: &str) -> String {
-    let digest = Sha256::digest(canonical_request.as_bytes());
-    let mut out = String::with_capacity(algorithm.len() + datetime.len() + scope.len() + 67);
-    out.push_str(algorithm);
-    out.push('\n');
-    out.push_str(datetime);
-    out.push('\n');
-    out.push_str(scope);
-    out.push('\n');
-    out.push_str(&hex::encode(digest));
     out
 }
 

@@ -15,14 +15,14 @@
 
 mod batch;
 mod cache;
-pub mod canonical;
+pub(crate) mod canonical;
 mod config;
 mod hmac;
 #[cfg(feature = "gcs")]
 mod iam;
 mod key;
 mod post_policy;
-pub mod target;
+pub(crate) mod target;
 #[cfg(any(feature = "gcs", feature = "pubsub"))]
 pub mod token;
 mod url;

@@ -41,7 +41,7 @@ pub struct Endpoint {
 /// The inputs that decide where a URL points (borrowed from a [`super::V4Request`] or
 /// [`super::PostPolicyRequest`]).
 #[derive(Debug, Clone, Copy)]
-pub struct Target<'a> {
+pub(crate) struct Target<'a> {
     /// Bucket name.
     pub bucket: &'a str,
     /// Object name, if any.
@@ -52,7 +52,7 @@ pub struct Target<'a> {
 
 /// A resolved target: everything needed to write the URL and the `host` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     /// `http` or `https`.
     pub scheme: String,
     /// Host and optional port, as the URL shows it.
@@ -65,7 +65,7 @@ pub struct Resolved {
 
 impl Resolved {
     /// `scheme://authority/path`.
-    pub fn base_url(&self) -> String {
+    pub(crate) fn base_url(&self) -> String {
         let mut out = String::with_capacity(self.scheme.len() + self.authority.len() + self.path.len() + 3);
         out.push_str(&self.scheme);
         out.push_str("://");

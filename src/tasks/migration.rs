@@ -22,16 +22,11 @@ use super::TaskOutbox;
 
 /// Creates the task outbox and its index (`down` drops the table).
 #[derive(Debug, Clone, Default)]
-pub struct CreateTaskOutbox {
+pub(crate) struct CreateTaskOutbox {
     outbox: TaskOutbox,
 }
 
-impl CreateTaskOutbox {
-    /// A migration for an outbox with a non-default table name.
-    pub fn with_table(table: impl Into<String>) -> Self {
-        Self { outbox: TaskOutbox::new(table) }
-    }
-}
+impl CreateTaskOutbox {}
 
 impl MigrationName for CreateTaskOutbox {
     fn name(&self) -> &str {
@@ -55,16 +50,11 @@ impl MigrationTrait for CreateTaskOutbox {
 /// ([`TaskOutbox::upgrade`]; existing rows read as not failed, not claimed). Does nothing on a table
 /// that has them. `down` leaves them (dropping a column loses the failed rows' dates).
 #[derive(Debug, Clone, Default)]
-pub struct UpgradeTaskOutbox {
+pub(crate) struct UpgradeTaskOutbox {
     outbox: TaskOutbox,
 }
 
-impl UpgradeTaskOutbox {
-    /// The upgrade of an outbox with a non-default table name.
-    pub fn with_table(table: impl Into<String>) -> Self {
-        Self { outbox: TaskOutbox::new(table) }
-    }
-}
+impl UpgradeTaskOutbox {}
 
 impl MigrationName for UpgradeTaskOutbox {
     fn name(&self) -> &str {

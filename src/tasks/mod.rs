@@ -34,12 +34,12 @@
 
 mod client;
 mod context;
-pub mod cron;
+pub(crate) mod cron;
 mod dedup;
 mod dispatcher;
 mod enqueue;
-pub mod limits;
-pub mod migration;
+pub(crate) mod limits;
+pub(crate) mod migration;
 mod outbox;
 mod publish;
 mod registry;
@@ -56,6 +56,7 @@ pub use context::TaskContext;
 pub use dedup::{canonical_json, django_gcp_json, task_id};
 pub use dispatcher::{DispatchReport, Dispatcher, DispatcherOptions, SentBatch};
 pub use enqueue::{Enqueued, Tasks, When};
+pub use migration::TaskOutboxMigrator;
 pub use outbox::{DEFAULT_TASK_OUTBOX, EntryState, OutboxEntry, TaskOutbox};
 pub use publish::PublishOutcome;
 pub use registry::{ErasedTask, Registry, RegistryBuilder, RunError, TaskKind};

@@ -16,3 +16,8 @@ pub mod metadata_server;
 pub use crate::local::oidc;
 #[cfg(feature = "tasks")]
 pub use crate::local::{cloud_tasks, scheduler};
+
+/// Whether a message meant for end users reads like code (a Rust type, a path, a stack frame): the
+/// check the refusal tests apply to every message a client sees.
+#[cfg(feature = "axum")]
+pub use crate::upload::plain::looks_like_code;

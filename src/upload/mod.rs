@@ -24,7 +24,7 @@ pub mod doctor;
 mod field;
 mod filename;
 pub(crate) mod local;
-pub mod plain;
+pub(crate) mod plain;
 mod refusal;
 mod router;
 mod ticket;
