@@ -235,6 +235,9 @@ else
     cargo test --workspace --all-features --all-targets --no-fail-fast || status=$?
     section "cargo test --doc"
     cargo test --workspace --all-features --doc --no-fail-fast || status=$?
+    # The API docs link only to public items and every link resolves.
+    section "cargo doc (warnings are errors)"
+    RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps --all-features -p sea-gcp || status=$?
 fi
 
 if [ "$status" -eq 0 ]; then

@@ -7,7 +7,7 @@
 //! Google's JWKS ([`JwksCache`]: cached per `Cache-Control`, refreshed on an unknown `kid` with one fetch
 //! however many requests wait for it, a failed fetch shared by its waiters and retried only after a
 //! backoff), `iss`, `aud`, `exp`/`iat`/`nbf` with a small skew and `email_verified`. A request with more
-//! than one `Authorization` header is refused before anything else ([`single_authorization`]). [`InvokerPolicy`] adds what an endpoint needs on top: the audience built from a
+//! than one `Authorization` header is refused before anything else (`single_authorization`). [`InvokerPolicy`] adds what an endpoint needs on top: the audience built from a
 //! configured external base URL (never from the `Host` header), the e-mail allow-list (fail closed when
 //! none is configured) and an explicit, logged opt-out.
 //!

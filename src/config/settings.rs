@@ -46,7 +46,7 @@ pub(crate) fn canonical_store_key(key: &str) -> String {
 }
 
 /// The application's settings: its named stores and the sections of each subsystem, with where every
-/// value came from. See the [module docs](self).
+/// value came from. See the module docs.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Settings {
     stores: BTreeMap<String, StoreConfig>,

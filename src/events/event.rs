@@ -35,7 +35,7 @@ pub struct Event {
 }
 
 impl Event {
-    /// The Pub/Sub message, wrapped or unwrapped (see [`PubSubMessage::from_push`]).
+    /// The Pub/Sub message, wrapped or unwrapped (see `PubSubMessage::from_push`).
     pub fn pubsub(&self) -> Result<PubSubMessage, MessageError> {
         PubSubMessage::from_push(&self.headers, &self.body)
     }

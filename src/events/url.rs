@@ -6,7 +6,7 @@ use crate::encoding;
 
 /// The endpoint URL for `kind` and `reference`: `{base}{path}/{kind}/{reference}?{params}`, absolute when
 /// `base` is given (the router's external base URL), else relative. Segments are percent-encoded; the
-/// parameters are form-encoded and decode back to the same map ([`parse_parameters`]).
+/// parameters are form-encoded and decode back to the same map (`parse_parameters`).
 pub fn event_url(
     base: Option<&str>,
     path: &str,

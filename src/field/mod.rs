@@ -1,12 +1,12 @@
 //! Blob fields: a SeaORM column that names an object in a [`Store`](crate::Store) and caches its
 //! metadata.
 //!
-//! * [`BlobValue`]: the column's value and its versioned JSON shape ([`value`]), usable as a
-//!   `DeriveEntityModel` field, `Option<BlobValue>` for blankable columns ([`column`](mod@column)).
+//! * [`BlobValue`]: the column's value and its versioned JSON shape (`value`), usable as a
+//!   `DeriveEntityModel` field, `Option<BlobValue>` for blankable columns.
 //! * [`BlobFieldSpec`]: how a column behaves on save: store, ingress prefix, overwrite mode, limits,
-//!   delete policy and callbacks ([`spec`]).
+//!   delete policy and callbacks (`spec`).
 //! * [`BlobChanges`]: what a save changes: attach a [`PendingUpload`], blank, or a raw value
-//!   ([`change`]), checked against django-gcp's matrix ([`validate`]).
+//!   (`change`), checked against django-gcp's matrix (`validate`).
 //!
 //! Saving is done by [`promote::BlobSaver`](crate::promote::BlobSaver), which runs the crash-safe
 //! promotion protocol.

@@ -20,7 +20,7 @@
 //! 4. **Swap** ([`swap::swap_columns`]): drop the old column and rename the blob column into its place —
 //!    refused while the report lists problems or rows remain unmigrated, unless forced.
 //!
-//! The `sea-gcp migrate-column` command runs steps 2–4 ([`crate::cli`]).
+//! The `sea-gcp migrate-column` command runs steps 2–4 (`crate::cli`).
 
 pub(crate) mod backfill;
 pub(crate) mod listing;

@@ -92,7 +92,7 @@ pub struct SourceRow {
 }
 
 impl SourceRow {
-    /// Read `pk, from, to` (as selected by [`super::sql::select_page`]).
+    /// Read `pk, from, to` (as selected by `super::sql::select_page`).
     pub fn read(row: &QueryResult) -> Result<SourceRow, String> {
         let pk = PkValue::read(row, 0)?;
         let from = row.try_get_by_index::<Option<String>>(1).map_err(|e| format!("old column: {e}"))?;

@@ -19,7 +19,7 @@ use crate::Result;
 use crate::config::StoreConfig;
 
 /// One [`Store`] operation, as counted by [`CountingStore`] and targeted by
-/// [`FaultStore`](super::fault::FaultStore).
+/// `FaultStore`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StoreOp {
     /// [`Store::put`].

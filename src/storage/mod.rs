@@ -9,7 +9,7 @@
 //!
 //! Names are relative to the store's `location` and are normalised by [`naming::normalize`] before any
 //! request is sent. Store-wide options (gzip, object parameters, content-type guessing) are applied by
-//! [`policy`], shared by every backend, so that they behave the same everywhere.
+//! `policy`, shared by every backend, so that they behave the same everywhere.
 
 #[cfg(any(feature = "testing", feature = "orm"))]
 pub(crate) mod counting;

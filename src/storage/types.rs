@@ -35,7 +35,7 @@ pub struct ObjectMeta {
     pub generation: i64,
     /// Metageneration: starts at 1, increments on every metadata patch of this generation. `0` means
     /// unknown (a response that did not report it, as some emulators do): use
-    /// [`ObjectMeta::known_metageneration`] rather than sending `0` as a precondition.
+    /// `ObjectMeta::known_metageneration` rather than sending `0` as a precondition.
     pub metageneration: i64,
     /// Storage class (`STANDARD`, `NEARLINE`, ...), when known.
     pub storage_class: Option<String>,
@@ -346,7 +346,7 @@ pub struct MetadataPatch {
     /// The caller declares that applying this patch twice is harmless: it sets constant values of keys
     /// only it writes (the save protocol's claim). A transient failure is then retried under
     /// `if_generation_match` too, not only under `if_metageneration_match` (Google's rule for patches,
-    /// which protects other writers' keys). See [`crate::storage::retry`].
+    /// which protects other writers' keys). See `crate::storage::retry`.
     pub repeatable: bool,
 }
 

@@ -6,7 +6,7 @@
 //! - [`Tasks`]: `enqueue`, `enqueue_later` (a delay or a time), deduplicated tasks ([`task_id`]), eager and
 //!   disabled modes, `publish` for subscriber tasks.
 //! - [`Tasks::enqueue_in`]: enqueue inside the caller's database transaction (the [`TaskOutbox`], created by
-//!   [`migration::CreateTaskOutbox`]); the [`Dispatcher`] sends committed entries, each exactly once.
+//!   `migration::CreateTaskOutbox`); the [`Dispatcher`] sends committed entries, each exactly once.
 //! - [`worker_router`]: `POST /tasks/{name}` and `POST /subscriber-tasks/{name}`, OIDC-verified.
 //! - [`CloudTasksClient`]: the Cloud Tasks REST calls (why REST: `docs/tasks.md`).
 //!

@@ -134,7 +134,7 @@ impl TasksSettings {
     }
 
     /// The settings `sea-gcp tasks sync` needs, from the given variables: everything
-    /// [`from_vars`](Self::from_vars) checks but the default queue, which Scheduler jobs and push
+    /// `from_vars` checks but the default queue, which Scheduler jobs and push
     /// subscriptions never name (a queue set anyway is still checked).
     pub fn for_sync_from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
         let mut s = Self::read_vars(vars)?;

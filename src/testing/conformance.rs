@@ -38,7 +38,7 @@ fn template() -> StoreConfig {
 }
 
 /// What a backend under test enforces. Real GCS, the memory store and the local store enforce
-/// everything ([`Capabilities::FULL`]); an emulator may not, and then the checks it cannot pass are
+/// everything (`Capabilities::FULL`); an emulator may not, and then the checks it cannot pass are
 /// skipped — each skip names the gap — while the request our client sends for them is checked elsewhere
 /// (`tests/gcs_requests.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -167,7 +167,7 @@ pub async fn cleanup_temp_objects(store: &dyn Store, opts: &CleanupOptions) -> R
 }
 
 /// [`cleanup_temp_objects`] on a local store, plus its stale temp files
-/// ([`LocalStore::remove_stale_temp_files`]).
+/// (`LocalStore::remove_stale_temp_files`).
 pub async fn cleanup_local_store(store: &LocalStore, opts: &CleanupOptions) -> Result<CleanupReport> {
     let mut report = cleanup_temp_objects(store, opts).await?;
     report.files = store.remove_stale_temp_files(opts.older_than, opts.dry_run).await?;

@@ -14,7 +14,7 @@
 //!
 //! `gcloud-storage`'s `Bucket` type has no `matchesPrefix` in lifecycle conditions, so facts are read
 //! from the raw JSON when there is one ([`BucketFacts::from_json`]); from the typed bucket
-//! ([`BucketFacts::from_bucket`]) prefix conditions are unknown and reported as unverifiable.
+//! (`BucketFacts::from_bucket`) prefix conditions are unknown and reported as unverifiable.
 
 use serde_json::Value;
 

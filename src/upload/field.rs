@@ -116,7 +116,7 @@ impl UploadField {
     }
 
     /// Does this field accept `content_type`? It must parse strictly as one media type
-    /// ([`MediaType`](crate::storage::media_type::MediaType)); its parameters do not count.
+    /// (`MediaType`); its parameters do not count.
     pub fn accepts(&self, content_type: &str) -> bool {
         media_type::accepts(&self.accept, content_type)
     }

@@ -133,8 +133,8 @@ pub struct TicketRejection {
     pub problem: TicketProblem,
     /// The field the ticket was posted for.
     pub field: String,
-    /// What the user reads: plain words, no field ids or code ([`TicketProblem::user_message`] unless
-    /// a more precise one was given with [`TicketRejection::with_message`]).
+    /// What the user reads: plain words, no field ids or code (`TicketProblem::user_message` unless
+    /// a more precise one was given with `TicketRejection::with_message`).
     pub message: String,
     /// What a developer reads in the log: which check failed, with the field id.
     pub detail: String,

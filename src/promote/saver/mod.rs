@@ -113,7 +113,7 @@ pub enum RowOp {
     Delete,
 }
 
-/// What the after-commit work did (see [`BlobSave::committed`]).
+/// What the after-commit work did (see `BlobSave::committed`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommitReport {
     /// Intents completed (temporary and obsolete objects deleted, deferred copies made).
