@@ -83,9 +83,12 @@ impl LocalCloud {
     /// Create queue `queue_path` with Cloud Tasks-like retries for development: 10 attempts, backoff
     /// from 1 s doubling to 60 s.
     pub fn create_queue(&self, queue_path: &str) {
-        let config = cloud_tasks::QueueConfig::default()
-            .with_max_attempts(10)
-            .with_backoff(Duration::from_secs(1), Duration::from_secs(60));
+        let config = cloud_tasks::QueueConfig {
+            max_attempts: 10,
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            ..Default::default()
+        };
         self.tasks.create_queue(queue_path, config);
     }
 

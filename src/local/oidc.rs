@@ -151,26 +151,29 @@ pub enum JwksFault {
     Hang,
 }
 
-struct JwksState {
+pub(crate) struct JwksState {
     keys: Mutex<Vec<Value>>,
     /// Issuers whose key is read when the JWKS is served (it may still be being made).
     shared: Mutex<Vec<Arc<TestIssuer>>>,
-    fetches: AtomicU64,
-    cache_control: Mutex<String>,
-    delay: Mutex<Duration>,
-    fault: Mutex<JwksFault>,
+    pub(crate) fetches: AtomicU64,
+    pub(crate) cache_control: Mutex<String>,
+    pub(crate) delay: Mutex<Duration>,
+    pub(crate) fault: Mutex<JwksFault>,
 }
 
 /// A JWKS server on a loopback port, serving the public keys of the issuers published to it.
 pub struct FakeJwks {
     addr: SocketAddr,
-    state: Arc<JwksState>,
+    pub(crate) state: Arc<JwksState>,
     task: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for FakeJwks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeJwks").field("addr", &self.addr).field("fetches", &self.fetches()).finish()
+        f.debug_struct("FakeJwks")
+            .field("addr", &self.addr)
+            .field("fetches", &self.state.fetches.load(Ordering::SeqCst))
+            .finish()
     }
 }
 
@@ -206,11 +209,6 @@ impl FakeJwks {
         format!("http://{}/oauth2/v3/certs", self.addr)
     }
 
-    /// How many times the JWKS was fetched.
-    pub fn fetches(&self) -> u64 {
-        self.state.fetches.load(Ordering::SeqCst)
-    }
-
     /// Add `issuer`'s key (a key rotation: Google publishes the new key beside the old ones).
     pub fn publish(&self, issuer: &TestIssuer) {
         self.state.keys.lock().unwrap().push(issuer.jwk());
@@ -220,26 +218,6 @@ impl FakeJwks {
     /// made: [`TestIssuer::generate_in_background`]).
     pub(crate) fn publish_shared(&self, issuer: Arc<TestIssuer>) {
         self.state.shared.lock().unwrap().push(issuer);
-    }
-
-    /// Serve `value` as `Cache-Control`.
-    pub fn set_cache_control(&self, value: &str) {
-        *self.state.cache_control.lock().unwrap() = value.into();
-    }
-
-    /// Delay each response by `delay` (to make concurrent cold-cache requests overlap).
-    pub fn set_delay(&self, delay: Duration) {
-        *self.state.delay.lock().unwrap() = delay;
-    }
-
-    /// Answer 500 while `failing` (`set_fault(JwksFault::ServerError)`, or `JwksFault::None`).
-    pub fn set_failing(&self, failing: bool) {
-        self.set_fault(if failing { JwksFault::ServerError } else { JwksFault::None });
-    }
-
-    /// Answer every fetch from now on as `fault` says (each is still counted).
-    pub fn set_fault(&self, fault: JwksFault) {
-        *self.state.fault.lock().unwrap() = fault;
     }
 
     /// A verifier reading this server's keys, with Google's issuers and a zero forced-refresh interval

@@ -43,18 +43,18 @@ pub struct SchedulerDispatch {
     pub status: Option<u16>,
 }
 
-struct Shared {
+pub(crate) struct Shared {
     issuer: Arc<TestIssuer>,
-    jobs: Mutex<BTreeMap<String, Map<String, Value>>>,
-    dispatches: Mutex<Vec<SchedulerDispatch>>,
-    calls: Mutex<Vec<String>>,
+    pub(crate) jobs: Mutex<BTreeMap<String, Map<String, Value>>>,
+    pub(crate) dispatches: Mutex<Vec<SchedulerDispatch>>,
+    pub(crate) calls: Mutex<Vec<String>>,
     http: crate::lazy_client::LazyClient,
 }
 
 /// An in-process Cloud Scheduler (see the module docs).
 pub struct FakeScheduler {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     server: JoinHandle<()>,
 }
 
@@ -152,32 +152,10 @@ impl FakeScheduler {
         self.shared.jobs.lock().unwrap().iter().map(|(k, v)| (k.clone(), Value::Object(v.clone()))).collect()
     }
 
-    /// Every `:run` dispatch so far.
-    pub fn dispatches(&self) -> Vec<SchedulerDispatch> {
-        self.shared.dispatches.lock().unwrap().clone()
-    }
-
-    /// Every mutating call so far (`POST name`, `PATCH name mask`, `DELETE name`).
-    pub fn mutations(&self) -> Vec<String> {
-        self.shared.calls.lock().unwrap().clone()
-    }
-
     /// Run job `name` (`projects/P/locations/L/jobs/J`) as its schedule does: what the clock calls.
     pub(crate) fn fire(&self, name: &str) {
         let id = name.rsplit('/').next().unwrap_or_default();
         let _ = run(&self.shared, name, id);
-    }
-
-    /// Wait for `n` dispatches (or `timeout`).
-    pub async fn wait_for_dispatches(&self, n: usize, timeout: Duration) -> usize {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let count = self.shared.dispatches.lock().unwrap().len();
-            if count >= n || std::time::Instant::now() >= deadline {
-                return count;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
     }
 }
 

@@ -8,14 +8,16 @@
 //! - `cloud_tasks`, `scheduler` (with feature `tasks`): local Cloud Tasks and Cloud Scheduler. The same
 //!   services back the app handle's local mode ([`crate::local`]).
 
+#[cfg(feature = "tasks")]
+pub mod cloud_tasks;
 pub mod conformance;
 pub mod fault;
 #[cfg(feature = "metadata")]
 pub mod metadata_server;
 #[cfg(feature = "oidc")]
-pub use crate::local::oidc;
+pub mod oidc;
 #[cfg(feature = "tasks")]
-pub use crate::local::{cloud_tasks, scheduler};
+pub mod scheduler;
 
 /// Whether a message meant for end users reads like code (a Rust type, a path, a stack frame): the
 /// check the refusal tests apply to every message a client sees.
