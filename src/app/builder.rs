@@ -270,6 +270,12 @@ impl GcpBuilder {
         for customize in self.blobs {
             blobs = customize(blobs);
         }
+        #[cfg(all(feature = "tasks", feature = "images"))]
+        let variant_queue = super::variants::queue();
+        #[cfg(all(feature = "tasks", feature = "images"))]
+        {
+            blobs = blobs.variant_queue(variant_queue.clone());
+        }
         let blobs = blobs.build()?;
         let uploads_open = blobs.upload_router().is_ok_and(|u| u.is_open());
         if entities && !uploads_open {
@@ -281,11 +287,23 @@ impl GcpBuilder {
         }
 
         #[cfg(feature = "tasks")]
-        let tasks = if self.task_count > 0 {
-            Some(super::tasks::TaskPart::build(&settings, self.tasks.build()?).await?)
+        #[cfg_attr(not(feature = "images"), allow(unused_mut))]
+        let (mut registry, mut task_count) = (self.tasks, self.task_count);
+        #[cfg(all(feature = "tasks", feature = "images"))]
+        if blobs.has_variants() {
+            registry = registry.task(super::variants::MakeVariants { blobs: blobs.clone() });
+            task_count += 1;
+        }
+        #[cfg(feature = "tasks")]
+        let tasks = if task_count > 0 {
+            Some(super::tasks::TaskPart::build(&settings, registry.build()?).await?)
         } else {
             None
         };
+        #[cfg(all(feature = "tasks", feature = "images"))]
+        if let Some(part) = &tasks {
+            variant_queue.set(part.tasks.clone(), part.outbox.clone());
+        }
 
         #[cfg(feature = "events")]
         let events = if self.events.is_empty() {

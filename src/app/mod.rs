@@ -57,6 +57,8 @@ mod builder;
 mod manage;
 #[cfg(feature = "tasks")]
 mod tasks;
+#[cfg(all(feature = "tasks", feature = "images"))]
+mod variants;
 
 use std::sync::Arc;
 

@@ -115,6 +115,9 @@ struct EntityEntry {
     uploads: Vec<UploadField>,
     /// (`table.column`, store key) of each field.
     fields: Vec<(String, String)>,
+    /// Where the variants of each field with variants are made, by (`table`, `column`).
+    #[cfg(feature = "images")]
+    variants: Vec<((String, String), crate::images::generate::VariantTarget)>,
 }
 
 /// Registers one entity once the builder's stores are known.
@@ -127,6 +130,8 @@ pub struct BlobsBuilder {
     outbox: Outbox,
     versioning_ttl: Option<Duration>,
     pending: Vec<Register>,
+    #[cfg(feature = "images")]
+    variant_queue: Option<Arc<dyn crate::images::generate::VariantQueue>>,
     #[cfg(feature = "axum")]
     upload: UploadConfig,
 }
@@ -206,6 +211,12 @@ impl BlobsBuilder {
             if let Some(ttl) = b.versioning_ttl {
                 saver = saver.versioning_ttl(ttl);
             }
+            #[cfg(feature = "images")]
+            if let Some(queue) = &b.variant_queue {
+                saver = saver.variant_queue(queue.clone());
+            }
+            #[cfg(feature = "images")]
+            let mut variants = Vec::new();
             for store in b.stores.values() {
                 saver = saver.store(store.clone());
             }
@@ -234,7 +245,11 @@ impl BlobsBuilder {
                     }
                     uploads.push(upload);
                 }
-                #[cfg(not(feature = "axum"))]
+                #[cfg(feature = "images")]
+                if !spec.variants().is_empty() {
+                    variants.push(variant_target(spec, store, b.variant_queue.is_some())?);
+                }
+                #[cfg(not(any(feature = "axum", feature = "images")))]
                 let _ = store;
                 names.push((spec.field_name(), spec.store_key().to_string()));
                 saver = saver.field(spec.clone());
@@ -244,9 +259,18 @@ impl BlobsBuilder {
                 #[cfg(feature = "axum")]
                 uploads,
                 fields: names,
+                #[cfg(feature = "images")]
+                variants,
             };
             Ok((TypeId::of::<E>(), entry))
         }));
+        self
+    }
+
+    /// Queue the variants of new images through `queue` (the app handle's task outbox).
+    #[cfg(feature = "images")]
+    pub(crate) fn variant_queue(mut self, queue: Arc<dyn crate::images::generate::VariantQueue>) -> Self {
+        self.variant_queue = Some(queue);
         self
     }
 
@@ -437,6 +461,8 @@ impl Blobs {
             outbox: Outbox::default(),
             versioning_ttl: None,
             pending: Vec::new(),
+            #[cfg(feature = "images")]
+            variant_queue: None,
             #[cfg(feature = "axum")]
             upload: UploadConfig::default(),
         }
@@ -597,6 +623,44 @@ impl Blobs {
         self.url(column, value, options).await
     }
 
+    /// A URL of the variant `variant` of `value` (of the blob field `column`) when it has been made, else
+    /// of `value` itself: a page asks for the thumbnail and shows the original until the variants task
+    /// has run, with no storage call either way (feature `images`; see `docs/images.md`).
+    #[cfg(feature = "images")]
+    pub async fn variant_url<C: sea_orm::ColumnTrait>(
+        &self,
+        column: C,
+        value: &crate::field::BlobValue,
+        variant: &str,
+        options: crate::storage::UrlOptions,
+    ) -> Result<String> {
+        match value.variant(variant) {
+            Some(made) => {
+                let mut shown = crate::field::BlobValue::uncached(made.name.clone());
+                shown.generation = made.generation;
+                self.url(column, &shown, options).await
+            }
+            None => self.url(column, value, options).await,
+        }
+    }
+
+    /// Where the variants of `table.column` are made, when that field has variants.
+    #[cfg(feature = "images")]
+    pub(crate) fn variant_target(&self, table: &str, column: &str) -> Option<&crate::images::generate::VariantTarget> {
+        self.inner
+            .entities
+            .values()
+            .flat_map(|e| e.variants.iter())
+            .find(|((t, c), _)| t == table && c == column)
+            .map(|(_, target)| target)
+    }
+
+    /// True when some registered field has variants.
+    #[cfg(feature = "images")]
+    pub(crate) fn has_variants(&self) -> bool {
+        self.inner.entities.values().any(|e| !e.variants.is_empty())
+    }
+
     #[cfg(feature = "axum")]
     fn uploads(&self) -> Result<&UploadRouter> {
         self.inner.uploads.as_ref().ok_or_else(|| {
@@ -635,4 +699,40 @@ impl Blobs {
     pub fn upload_router(&self) -> Result<&UploadRouter> {
         self.uploads()
     }
+}
+
+/// Check a field's variants and say where they are made.
+#[cfg(feature = "images")]
+fn variant_target<E: EntityTrait>(
+    spec: &BlobFieldSpec<E>,
+    store: &Arc<dyn Store>,
+    queued: bool,
+) -> Result<((String, String), crate::images::generate::VariantTarget)> {
+    let field = spec.field_name();
+    let config = |message: String| Error::config(Some(spec.store_key().to_string()), message);
+    if !queued {
+        return Err(config(format!(
+            "blob field `{field}` has variants, which a task makes after the save commits: register the field on              the app handle (Gcp) built with the `tasks` feature"
+        )));
+    }
+    crate::promote::saver::variants::single_primary_key::<E>()?;
+    for variant in spec.variants() {
+        let name = variant.name();
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(config(format!(
+                "variant `{name}` of blob field `{field}`: use 1 to 64 lowercase letters, digits, `_` or `-` (it is \
+                 part of the object name)"
+            )));
+        }
+    }
+    let key = (E::default().table_name().to_string(), spec.column_name().to_string());
+    let target = crate::images::generate::VariantTarget {
+        store: store.clone(),
+        variants: spec.variants().to_vec(),
+        max_pixels: spec.pixel_limit(),
+    };
+    Ok((key, target))
 }

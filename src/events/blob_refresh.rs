@@ -17,10 +17,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement, Value};
+use sea_orm::DatabaseConnection;
 
 use super::{Event, EventHandler, HandlerError, StorageEvent, StorageEventKind};
 use crate::field::BlobValue;
+use crate::field::cas::{Column, RowValue, compare_and_set, rows_naming};
 use crate::storage::{GetOptions, Store};
 use crate::{Error, Result};
 
@@ -48,19 +49,12 @@ pub struct RefreshReport {
     pub skipped_newer: usize,
 }
 
-#[derive(Debug, Clone)]
-struct Target {
-    table: String,
-    column: String,
-    primary_key: String,
-}
-
 /// The opt-in refresh handler for one store's blob columns.
 #[derive(Clone)]
 pub struct BlobRefresh {
     db: DatabaseConnection,
     store: Arc<dyn Store>,
-    targets: Vec<Target>,
+    targets: Vec<Column>,
     missing: MissingPolicy,
 }
 
@@ -71,13 +65,6 @@ impl std::fmt::Debug for BlobRefresh {
             .field("targets", &self.targets)
             .field("missing", &self.missing)
             .finish()
-    }
-}
-
-fn q(backend: DatabaseBackend, name: &str) -> String {
-    match backend {
-        DatabaseBackend::MySql => format!("`{}`", name.replace('`', "``")),
-        _ => format!("\"{}\"", name.replace('"', "\"\"")),
     }
 }
 
@@ -99,7 +86,7 @@ impl BlobRefresh {
         column: impl Into<String>,
         primary_key: impl Into<String>,
     ) -> Self {
-        self.targets.push(Target { table: table.into(), column: column.into(), primary_key: primary_key.into() });
+        self.targets.push(Column { table: table.into(), column: column.into(), primary_key: primary_key.into() });
         self
     }
 
@@ -132,7 +119,7 @@ impl BlobRefresh {
             Err(e) => return Err(e),
         };
         for target in &self.targets {
-            for (pk, raw, current) in self.rows(target, &name).await? {
+            for RowValue { pk, raw, value: current } in rows_naming(&self.db, target, &name).await? {
                 let replacement = match &live {
                     Some(meta) => {
                         if current.generation.is_some_and(|g| g > meta.generation) {
@@ -171,7 +158,7 @@ impl BlobRefresh {
                     }
                 };
                 let is_missing = live.is_none();
-                if self.write(target, &pk, &raw, replacement).await? {
+                if compare_and_set(&self.db, target, &pk, &raw, replacement.as_ref()).await? {
                     if is_missing {
                         report.missing += 1;
                     } else {
@@ -184,58 +171,6 @@ impl BlobRefresh {
         }
         tracing::info!(store = self.store.key(), name, kind = ?event.kind, ?report, "blob caches refreshed from a storage event");
         Ok(report)
-    }
-
-    /// Rows of `target` whose value names `name`: (primary key as text, the raw cell text, the value).
-    async fn rows(&self, target: &Target, name: &str) -> Result<Vec<(String, String, BlobValue)>> {
-        let backend = self.db.get_database_backend();
-        let (t, c, k) = (q(backend, &target.table), q(backend, &target.column), q(backend, &target.primary_key));
-        let sql = match backend {
-            DatabaseBackend::Postgres => format!(
-                "SELECT {k}::text AS pk, {c}::text AS val FROM {t} WHERE COALESCE({c}->>'name', {c}->>'path') = $1"
-            ),
-            DatabaseBackend::MySql => format!(
-                "SELECT CAST({k} AS CHAR) AS pk, CAST({c} AS CHAR) AS val FROM {t} \
-                 WHERE COALESCE(JSON_UNQUOTE(JSON_EXTRACT({c}, '$.name')), JSON_UNQUOTE(JSON_EXTRACT({c}, '$.path'))) = ?"
-            ),
-            _ => format!(
-                "SELECT CAST({k} AS TEXT) AS pk, {c} AS val FROM {t} \
-                 WHERE COALESCE(json_extract({c}, '$.name'), json_extract({c}, '$.path')) = ?"
-            ),
-        };
-        let rows = self.db.query_all_raw(Statement::from_sql_and_values(backend, sql, [name.into()])).await?;
-        let mut out = Vec::new();
-        for row in rows {
-            let pk: String = row.try_get("", "pk")?;
-            let raw: String = row.try_get("", "val")?;
-            match BlobValue::from_text(&raw) {
-                Ok(value) => out.push((pk, raw, value)),
-                Err(message) => {
-                    tracing::warn!(table = %target.table, column = %target.column, row = pk, message, "corrupt blob value left alone")
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Compare-and-set one row; false when the row changed since it was read.
-    async fn write(&self, target: &Target, pk: &str, raw: &str, value: Option<BlobValue>) -> Result<bool> {
-        let backend = self.db.get_database_backend();
-        let (t, c, k) = (q(backend, &target.table), q(backend, &target.column), q(backend, &target.primary_key));
-        let sql = match backend {
-            DatabaseBackend::Postgres => format!("UPDATE {t} SET {c} = $1 WHERE {k}::text = $2 AND {c}::text = $3"),
-            DatabaseBackend::MySql => {
-                format!("UPDATE {t} SET {c} = ? WHERE CAST({k} AS CHAR) = ? AND CAST({c} AS CHAR) = ?")
-            }
-            _ => format!("UPDATE {t} SET {c} = ? WHERE CAST({k} AS TEXT) = ? AND {c} = ?"),
-        };
-        let new: Value = match value {
-            Some(v) => v.into(),
-            None => Value::Json(None),
-        };
-        let result =
-            self.db.execute_raw(Statement::from_sql_and_values(backend, sql, [new, pk.into(), raw.into()])).await?;
-        Ok(result.rows_affected() == 1)
     }
 }
 

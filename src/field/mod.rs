@@ -13,6 +13,7 @@
 
 #[cfg(feature = "images")]
 pub(crate) mod analyze;
+pub(crate) mod cas;
 pub(crate) mod change;
 pub(crate) mod column;
 pub(crate) mod sniff;
@@ -26,4 +27,4 @@ pub use spec::{
     AttributesContext, BlobFieldSpec, ChangeEvent, DeletePolicy, DestinationContext, OverwriteMode, safe_file_name,
 };
 pub use validate::Scenario;
-pub use value::{BlobValue, Drift};
+pub use value::{BlobValue, Drift, VariantValue};

@@ -194,6 +194,8 @@ pub struct BlobFieldSpec<E: EntityTrait> {
     analyze: bool,
     #[cfg(feature = "images")]
     max_pixels: u64,
+    #[cfg(feature = "images")]
+    variants: Vec<crate::images::Variant>,
     delete_policy: DeletePolicy,
     blank: bool,
     blank_set: bool,
@@ -217,6 +219,8 @@ impl<E: EntityTrait> Clone for BlobFieldSpec<E> {
             analyze: self.analyze,
             #[cfg(feature = "images")]
             max_pixels: self.max_pixels,
+            #[cfg(feature = "images")]
+            variants: self.variants.clone(),
             delete_policy: self.delete_policy,
             blank: self.blank,
             blank_set: self.blank_set,
@@ -269,6 +273,8 @@ impl<E: EntityTrait> BlobFieldSpec<E> {
             analyze: true,
             #[cfg(feature = "images")]
             max_pixels: super::analyze::DEFAULT_MAX_PIXELS,
+            #[cfg(feature = "images")]
+            variants: Vec::new(),
             delete_policy: DeletePolicy::Keep,
             blank: false,
             blank_set: false,
@@ -337,6 +343,17 @@ impl<E: EntityTrait> BlobFieldSpec<E> {
     #[cfg(feature = "images")]
     pub fn max_pixels(mut self, pixels: u64) -> Self {
         self.max_pixels = pixels;
+        self
+    }
+
+    /// Make `variant` of every image saved in this field (feature `images`): after the save commits, a
+    /// task enqueued in the save's own transaction writes it beside the original
+    /// (`<name>.variants/<variant>-g<generation>.<ext>`) and records it in the row's value; it is deleted
+    /// with the original. Needs the app handle with the `tasks` feature. See `docs/images.md`.
+    #[cfg(feature = "images")]
+    pub fn variant(mut self, variant: crate::images::Variant) -> Self {
+        self.variants.retain(|v| v.name() != variant.name());
+        self.variants.push(variant);
         self
     }
 
@@ -481,6 +498,32 @@ impl<E: EntityTrait> BlobFieldSpec<E> {
     /// True when uploads are identified from their bytes ([`identify_type`](Self::identify_type)).
     pub(crate) fn identifies_type(&self) -> bool {
         self.identify.unwrap_or(!self.accept.is_empty())
+    }
+
+    /// The variants made of this field's images.
+    #[cfg(feature = "images")]
+    pub(crate) fn variants(&self) -> &[crate::images::Variant] {
+        &self.variants
+    }
+
+    /// The pixel limit images are decoded under (analysis and variants).
+    #[cfg(feature = "images")]
+    pub(crate) fn pixel_limit(&self) -> u64 {
+        self.max_pixels
+    }
+
+    /// The objects made from `value` besides itself: its recorded variants, and the names the declared
+    /// variants of its generation would have (a variant written but not yet recorded), for deletion with
+    /// the original.
+    pub(crate) fn derived_objects(&self, value: &super::BlobValue) -> Vec<String> {
+        let mut names: Vec<String> = value.variants.values().map(|v| v.name.clone()).collect();
+        #[cfg(feature = "images")]
+        if let Some(generation) = value.generation {
+            names.extend(self.variants.iter().map(|v| v.object_name(&value.name, generation)));
+        }
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// The pixel limit when image uploads are analysed ([`analyze_images`](Self::analyze_images)).

@@ -6,7 +6,9 @@
 //!  "original_name": "Q3 report.pdf", "metadata": {"reviewed": "yes"}, "updated": "2026-11-27T05:00:00Z"}
 //! ```
 //!
-//! Images analysed at promotion (feature `images`) also carry `"width"` and `"height"`, as displayed.
+//! Images analysed at promotion (feature `images`) also carry `"width"` and `"height"`, as displayed, and
+//! the variants made of them once made: `"variants": {"thumb": {"name": "q3.png.variants/thumb-g17.jpg",
+//! "generation": "…", "size": 18231, "content_type": "image/jpeg", "width": 400, "height": 300}}`.
 //!
 //! Everything but `v` and `name` is a cache of the object's metadata at `generation`, so reading the size,
 //! the content type or a URL from a loaded row costs no storage call. Generations are strings (as in the
@@ -57,6 +59,82 @@ pub struct BlobValue {
     pub width: Option<u32>,
     /// Height in pixels as displayed (EXIF orientation applied), for images analysed at promotion.
     pub height: Option<u32>,
+    /// The variants made of this generation, by variant name (feature `images`): a variant URL costs no
+    /// storage call.
+    pub variants: BTreeMap<String, VariantValue>,
+}
+
+/// A variant of a blob value's object (a thumbnail), as recorded in the row once made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantValue {
+    /// The variant's object name, in the original's store.
+    pub name: String,
+    /// The variant object's generation.
+    pub generation: Option<i64>,
+    /// Its size in bytes.
+    pub size: Option<u64>,
+    /// Its content type (`image/jpeg`, ...).
+    pub content_type: Option<String>,
+    /// Its width in pixels.
+    pub width: Option<u32>,
+    /// Its height in pixels.
+    pub height: Option<u32>,
+}
+
+impl VariantValue {
+    fn to_json(&self) -> Json {
+        let mut map = Map::new();
+        map.insert("name".into(), json!(self.name));
+        if let Some(g) = self.generation {
+            map.insert("generation".into(), json!(g.to_string()));
+        }
+        if let Some(s) = self.size {
+            map.insert("size".into(), json!(s));
+        }
+        if let Some(c) = &self.content_type {
+            map.insert("content_type".into(), json!(c));
+        }
+        if let Some(w) = self.width {
+            map.insert("width".into(), json!(w));
+        }
+        if let Some(h) = self.height {
+            map.insert("height".into(), json!(h));
+        }
+        Json::Object(map)
+    }
+
+    fn from_json(key: &str, value: &Json) -> std::result::Result<Self, String> {
+        let Json::Object(map) = value else {
+            return Err(format!("`variants.{key}` must be an object, found {}", kind_of(value)));
+        };
+        let name = match map.get("name") {
+            Some(Json::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(format!("`variants.{key}.name` must be a non-empty string")),
+        };
+        let dimension = |k: &str| match map.get(k) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::Number(n)) => n
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| format!("`variants.{key}.{k}` must be a 32-bit integer, found {n}")),
+            Some(other) => Err(format!("`variants.{key}.{k}` must be a number, found {}", kind_of(other))),
+        };
+        Ok(Self {
+            name,
+            generation: opt_int(map, "generation").map_err(|e| format!("variants.{key}: {e}"))?,
+            size: match map.get("size") {
+                None | Some(Json::Null) => None,
+                Some(Json::Number(n)) => {
+                    Some(n.as_u64().ok_or_else(|| format!("`variants.{key}.size` must be a non-negative integer"))?)
+                }
+                Some(other) => return Err(format!("`variants.{key}.size` must be a number, found {}", kind_of(other))),
+            },
+            content_type: opt_str(map, "content_type").map_err(|e| format!("variants.{key}: {e}"))?,
+            width: dimension("width")?,
+            height: dimension("height")?,
+        })
+    }
 }
 
 /// What [`BlobValue::refresh`] found different from the cache.
@@ -97,6 +175,7 @@ impl BlobValue {
             legacy: false,
             width: None,
             height: None,
+            variants: BTreeMap::new(),
         }
     }
 
@@ -119,6 +198,7 @@ impl BlobValue {
     pub(crate) fn keep_analysis_of(&mut self, previous: &BlobValue) {
         if self.generation.is_some() && self.generation == previous.generation {
             self.set_dimensions(previous.dimensions());
+            self.variants = previous.variants.clone();
         }
     }
 
@@ -128,6 +208,7 @@ impl BlobValue {
         if self.generation.is_some_and(|g| g != meta.generation) {
             self.width = None;
             self.height = None;
+            self.variants.clear();
         }
         self.generation = Some(meta.generation);
         self.metageneration = meta.known_metageneration();
@@ -159,6 +240,11 @@ impl BlobValue {
     /// with no storage call: `<img width="{w}" height="{h}">` reserves the image's space before it loads.
     pub fn dimensions(&self) -> Option<(u32, u32)> {
         self.width.zip(self.height)
+    }
+
+    /// The variant `name` when it has been made (feature `images`), with no storage call.
+    pub fn variant(&self, name: &str) -> Option<&VariantValue> {
+        self.variants.get(name)
     }
 
     /// Cached generation, with no storage call.
@@ -248,6 +334,10 @@ impl BlobValue {
         if let Some(u) = self.updated {
             map.insert("updated".into(), json!(u.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)));
         }
+        if !self.variants.is_empty() {
+            let variants = self.variants.iter().map(|(k, v)| (k.clone(), v.to_json())).collect::<Map<_, _>>();
+            map.insert("variants".into(), Json::Object(variants));
+        }
         Json::Object(map)
     }
 
@@ -287,7 +377,7 @@ impl BlobValue {
     }
 
     fn from_v1(map: &Map<String, Json>) -> std::result::Result<Self, String> {
-        const KNOWN: [&str; 13] = [
+        const KNOWN: [&str; 14] = [
             "v",
             "name",
             "generation",
@@ -301,6 +391,7 @@ impl BlobValue {
             "updated",
             "width",
             "height",
+            "variants",
         ];
         if let Some(unknown) = map.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(format!("unknown key `{unknown}` in a version 1 blob value"));
@@ -348,6 +439,14 @@ impl BlobValue {
                 Some(other) => return Err(format!("`{key}` must be a number, found {}", kind_of(other))),
             };
         }
+        v.variants = match map.get("variants") {
+            None | Some(Json::Null) => BTreeMap::new(),
+            Some(Json::Object(m)) => m
+                .iter()
+                .map(|(k, val)| VariantValue::from_json(k, val).map(|v| (k.clone(), v)))
+                .collect::<std::result::Result<_, _>>()?,
+            Some(other) => return Err(format!("`variants` must be an object, found {}", kind_of(other))),
+        };
         v.updated = match opt_str(map, "updated")? {
             None => None,
             Some(s) => Some(

@@ -24,6 +24,7 @@
 //! ```
 
 pub(crate) mod decode;
+pub(crate) mod generate;
 mod render;
 mod variant;
 

@@ -124,6 +124,13 @@ impl Variant {
         Self::new(name, Resize::Fill { width, height })
     }
 
+    /// The object name of this variant of `original` at `generation`, beside the original:
+    /// `<original>.variants/<variant>-g<generation>.<ext>`. Deterministic, so a repeated run finds its
+    /// own earlier write.
+    pub(crate) fn object_name(&self, original: &str, generation: i64) -> String {
+        format!("{original}.variants/{}-g{generation}.{}", self.name, self.format.extension())
+    }
+
     /// Write the variant as `format` (default JPEG).
     pub fn format(mut self, format: Format) -> Self {
         self.format = format;

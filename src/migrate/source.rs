@@ -145,7 +145,7 @@ pub enum Destination {
     /// NULL (or JSON `null`): to be filled.
     Empty,
     /// A blob value (cached or not).
-    Value(BlobValue),
+    Value(Box<BlobValue>),
     /// Not a blob value.
     Corrupt(String),
 }
@@ -155,7 +155,7 @@ pub(crate) fn parse_destination(text: Option<&str>) -> Destination {
     match text.map(str::trim) {
         None | Some("") | Some("null") => Destination::Empty,
         Some(t) => match BlobValue::from_text(t) {
-            Ok(v) => Destination::Value(v),
+            Ok(v) => Destination::Value(Box::new(v)),
             Err(e) => Destination::Corrupt(e),
         },
     }

@@ -217,6 +217,18 @@ impl TaskOutbox {
     }
 
     pub(crate) async fn insert<C: ConnectionTrait>(&self, db: &C, p: &Prepared, id: &str) -> Result<()> {
+        let stmt = self.insert_statement(p, id);
+        match db.execute(&stmt).await {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Err(Error::DuplicateTask { task: p.task.into(), id: id.into(), retried: false })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The insert of a pending entry for `p` with id `id`.
+    pub(crate) fn insert_statement(&self, p: &Prepared, id: &str) -> sea_orm::sea_query::InsertStatement {
         let now = chrono::Utc::now().timestamp_millis();
         let values: Vec<Value> = vec![
             id.into(),
@@ -234,18 +246,11 @@ impl TaskOutbox {
             Option::<i64>::None.into(),
             0i64.into(),
         ];
-        let stmt = Query::insert()
+        Query::insert()
             .into_table(self.t())
             .columns(COLUMNS.iter().map(|c| col(c)))
             .values_panic(values.into_iter().map(Expr::val))
-            .to_owned();
-        match db.execute(&stmt).await {
-            Ok(_) => Ok(()),
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                Err(Error::DuplicateTask { task: p.task.into(), id: id.into(), retried: false })
-            }
-            Err(e) => Err(e.into()),
-        }
+            .to_owned()
     }
 
     /// Up to `limit` pending rows due by `now_ms`, the longest-waiting first.

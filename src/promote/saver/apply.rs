@@ -69,6 +69,8 @@ where
     let written = promote_all(&saver, &mut core.plans, txn, &row, adding).await?;
     cache_values::<E, C>(txn, &mut row, &written).await?;
     record_intents(&saver, &core.plans, txn).await?;
+    #[cfg(feature = "images")]
+    super::variants::queue(&saver, &core.plans, txn).await?;
     Ok(row)
 }
 
@@ -173,6 +175,9 @@ where
                 if let Some(old) = plan.old.as_ref().filter(|_| spec.policy() == DeletePolicy::Delete) {
                     let mut intent = Intent::new(spec.store_key(), table, spec.column_name(), IntentState::Done);
                     intent.obsolete.push(ObjectRef { name: old.name.clone(), generation: old.generation });
+                    intent
+                        .obsolete
+                        .extend(spec.derived_objects(old).into_iter().map(|name| ObjectRef { name, generation: None }));
                     intent.row_key = Some(row_key.clone());
                     plan.intent = Some(intent);
                 }

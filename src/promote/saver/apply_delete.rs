@@ -62,6 +62,9 @@ where
         if let Some(old_value) = old.as_ref().filter(|_| spec.policy() == DeletePolicy::Delete) {
             let mut intent = Intent::new(spec.store_key(), table, spec.column_name(), IntentState::Done);
             intent.obsolete.push(ObjectRef { name: old_value.name.clone(), generation: old_value.generation });
+            intent
+                .obsolete
+                .extend(spec.derived_objects(old_value).into_iter().map(|name| ObjectRef { name, generation: None }));
             intent.row_key = Some(row_key.clone());
             let inserted = saver.inner.outbox.insert(txn, &intent, &spec.field_name()).await;
             inserted.map_err(|e| e.at_step(SaveStep::RowWrite, spec.field_name()))?;

@@ -52,6 +52,8 @@ mod prepare;
 mod promote_one;
 mod rows;
 mod state;
+#[cfg(feature = "images")]
+pub(crate) mod variants;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -83,6 +85,8 @@ struct Inner<E: EntityTrait> {
     outbox: Outbox,
     versioning_ttl: Duration,
     versioning: Mutex<HashMap<String, (Instant, bool)>>,
+    #[cfg(feature = "images")]
+    variant_queue: Option<Arc<dyn crate::images::generate::VariantQueue>>,
 }
 
 impl<E: EntityTrait> Clone for BlobSaver<E> {
@@ -145,6 +149,8 @@ impl<E: EntityTrait> BlobSaver<E> {
                 outbox: Outbox::default(),
                 versioning_ttl: DEFAULT_VERSIONING_TTL,
                 versioning: Mutex::new(HashMap::new()),
+                #[cfg(feature = "images")]
+                variant_queue: None,
             }),
         }
     }
@@ -162,6 +168,8 @@ impl<E: EntityTrait> BlobSaver<E> {
                 outbox: i.outbox.clone(),
                 versioning_ttl: i.versioning_ttl,
                 versioning: Mutex::new(versioning),
+                #[cfg(feature = "images")]
+                variant_queue: i.variant_queue.clone(),
             });
         }
         f(Arc::get_mut(&mut self.inner).expect("uniquely owned after the copy above"));
@@ -189,6 +197,12 @@ impl<E: EntityTrait> BlobSaver<E> {
     /// that needs it).
     pub(crate) fn versioning_ttl(self, ttl: Duration) -> Self {
         self.edit(|i| i.versioning_ttl = ttl)
+    }
+
+    /// Queue the variants of new images through `queue`, in each save's transaction.
+    #[cfg(feature = "images")]
+    pub(crate) fn variant_queue(self, queue: Arc<dyn crate::images::generate::VariantQueue>) -> Self {
+        self.edit(|i| i.variant_queue = Some(queue))
     }
 
     /// The outbox.

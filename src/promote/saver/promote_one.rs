@@ -76,8 +76,12 @@ where
         }
     }
     intent.destination = Some(dest.clone());
-    if let Some(old) = plan.old.as_ref().filter(|old| spec.policy() == DeletePolicy::Delete && old.name != dest) {
-        intent.obsolete.push(ObjectRef { name: old.name.clone(), generation: old.generation });
+    if let Some(old) = plan.old.as_ref().filter(|_| spec.policy() == DeletePolicy::Delete) {
+        if old.name != dest {
+            intent.obsolete.push(ObjectRef { name: old.name.clone(), generation: old.generation });
+        }
+        // The old generation's variants go with it, even when the new object took the same name.
+        intent.obsolete.extend(spec.derived_objects(old).into_iter().map(|name| ObjectRef { name, generation: None }));
     }
     Ok(())
 }

@@ -1,0 +1,180 @@
+//! Variants on a blob field, on the production path in local mode: a save queues the variants task in
+//! its own transaction (a rolled-back save queues nothing), the local Cloud Tasks pushes it to the app's
+//! worker route, the task writes each variant beside the original and records it in the row, a variant
+//! URL needs no storage call, and replacing or deleting the original deletes its variants. The
+//! guarantees of one run (exactly one object per name under failures, lost answers, concurrent runs and
+//! a save replacing the original mid-run, on every database) are tested beside `make_variants`.
+
+use std::io::Cursor;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_gcp::field::{BlobChanges, BlobValue, DeletePolicy, PendingUpload};
+use sea_gcp::images::Variant;
+use sea_gcp::storage::{GetOptions, PutOptions, PutPayload, Store, UrlOptions};
+use sea_gcp::tasks::EntryState;
+use sea_gcp::{Gcp, Settings};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, Database, EntityTrait, Schema};
+
+mod photos {
+    use sea_gcp::field::BlobValue;
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "photos")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i32,
+        pub title: String,
+        pub file: Option<BlobValue>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([(x * 3) as u8, (y * 2) as u8, 60]));
+    let mut out = Vec::new();
+    image::DynamicImage::from(image).write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+    out
+}
+
+struct App {
+    gcp: Gcp,
+    media: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> (App, sea_gcp::app::Background) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let vars = [
+        ("SEA_GCP__BASE_URL".to_string(), base),
+        ("SEA_GCP__STORES__MEDIA__BACKEND".into(), "local".into()),
+        ("SEA_GCP__STORES__MEDIA__ROOT".into(), dir.path().join("media").display().to_string()),
+        ("SEA_GCP__UPLOADS__ALLOW_ANONYMOUS".into(), "true".into()),
+    ];
+    let settings = Settings::from_env_vars(vars).unwrap();
+    let db = Database::connect(format!("sqlite://{}?mode=rwc", dir.path().join("app.sqlite").display())).await.unwrap();
+    let backend = db.get_database_backend();
+    db.execute(&Schema::new(backend).create_table_from_entity(photos::Entity)).await.unwrap();
+    let gcp = Gcp::builder(settings, db)
+        .blob_field_with(photos::Column::File, "media", |f| {
+            f.accept(["image/*"]).delete_policy(DeletePolicy::Delete).variant(Variant::limit("thumb", 40, 40))
+        })
+        .create_tables()
+        .build()
+        .await
+        .unwrap();
+    assert!(gcp.local_cloud().is_some(), "local mode");
+    let router = gcp.router();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let background = gcp.spawn_background();
+    let media = gcp.blobs().store("media").unwrap().clone();
+    (App { gcp, media, _dir: dir }, background)
+}
+
+/// A temporary upload, as a browser leaves it through a ticket.
+async fn upload(store: &dyn Store, name: &str, bytes: Vec<u8>) -> PendingUpload {
+    let temp = format!("_tmp/{}/{name}", uuid::Uuid::now_v7());
+    let meta = store
+        .put(&temp, PutPayload::Bytes(bytes.into()), PutOptions::create_only().with_content_type("image/png"))
+        .await
+        .unwrap();
+    PendingUpload::trusted(temp, Some(meta.generation), name)
+}
+
+async fn row(app: &App, id: i32) -> Option<photos::Model> {
+    photos::Entity::find_by_id(id).one(app.gcp.db()).await.unwrap()
+}
+
+/// Wait until the row's value records its thumb.
+async fn thumb_recorded(app: &App, id: i32) -> BlobValue {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let value = row(app, id).await.and_then(|r| r.file).expect("the row and its file");
+        if value.variant("thumb").is_some() {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the thumb was never recorded: {value:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn exists(store: &dyn Store, name: &str) -> bool {
+    store.head(name, GetOptions::default()).await.is_ok()
+}
+
+async fn queued(app: &App) -> u64 {
+    let outbox = app.gcp.task_outbox().expect("variants need the task outbox");
+    let mut total = 0;
+    for state in [EntryState::Pending, EntryState::Sent, EntryState::Failed] {
+        total += outbox.count(app.gcp.db(), state).await.unwrap();
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_image_gets_its_variant_through_the_task_path_and_loses_it_with_the_original() {
+    let (app, background) = start().await;
+    let (gcp, media) = (&app.gcp, app.media.as_ref());
+
+    // A rolled-back save queues nothing.
+    let model = photos::ActiveModel { title: Set("rolled back".into()), ..Default::default() };
+    let changes =
+        BlobChanges::<photos::Entity>::new().attach(photos::Column::File, upload(media, "a.png", png(120, 80)).await);
+    let pending = gcp.blobs().begin_insert(model, changes).await.unwrap();
+    pending.rollback().await.unwrap();
+    assert_eq!(queued(&app).await, 0, "a rolled-back save queues no variants task");
+
+    // A committed save queues one; the task makes the variant and records it.
+    let model = photos::ActiveModel { title: Set("kept".into()), ..Default::default() };
+    let changes =
+        BlobChanges::<photos::Entity>::new().attach(photos::Column::File, upload(media, "b.png", png(120, 80)).await);
+    let pending = gcp.blobs().begin_insert::<photos::Entity>(model, changes).await.unwrap();
+    let saved = gcp.commit_save(pending).await.unwrap();
+    let id = saved.model.id;
+    assert_eq!(queued(&app).await, 1, "one task per saved value");
+    let value = thumb_recorded(&app, id).await;
+    let thumb = value.variant("thumb").unwrap().clone();
+    let generation = value.generation.unwrap();
+    assert_eq!(thumb.name, format!("{}.variants/thumb-g{generation}.jpg", value.name));
+    assert_eq!((thumb.width, thumb.height, thumb.content_type.as_deref()), (Some(40), Some(27), Some("image/jpeg")));
+    assert!(exists(media, &thumb.name).await);
+    let dispatches = gcp.local_cloud().unwrap().cloud_tasks().dispatches();
+    assert!(
+        dispatches.iter().any(|d| d.task_id.starts_with("sea-gcp-variants") && d.status == Some(200)),
+        "pushed to the worker route and answered 200: {dispatches:?}"
+    );
+
+    // URLs: the variant's when made, the original's for a variant never made.
+    let url = gcp.blobs().variant_url(photos::Column::File, &value, "thumb", UrlOptions::default()).await.unwrap();
+    assert!(url.contains(".variants/thumb-g"), "{url}");
+    let fallback = gcp.blobs().variant_url(photos::Column::File, &value, "poster", UrlOptions::default()).await;
+    assert!(!fallback.unwrap().contains(".variants/"), "an unknown variant serves the original");
+
+    // Replacing the original deletes the old variant after the commit and makes the new one.
+    let current = row(&app, id).await.unwrap();
+    let changes =
+        BlobChanges::<photos::Entity>::new().attach(photos::Column::File, upload(media, "c.png", png(60, 90)).await);
+    let active: photos::ActiveModel = current.into();
+    gcp.commit_save(gcp.blobs().begin_update(active, changes).await.unwrap()).await.unwrap();
+    assert!(!exists(media, &thumb.name).await, "the replaced original's variant is deleted with it");
+    assert!(!exists(media, &value.name).await, "and the original itself");
+    let replaced = thumb_recorded(&app, id).await;
+    let new_thumb = replaced.variant("thumb").unwrap().clone();
+    assert_ne!(new_thumb.name, thumb.name);
+    assert_eq!((new_thumb.width, new_thumb.height), (Some(27), Some(40)));
+
+    // Deleting the row deletes the original and its variants.
+    let current = row(&app, id).await.unwrap();
+    gcp.blobs().delete(current).await.unwrap();
+    assert!(!exists(media, &replaced.name).await);
+    assert!(!exists(media, &new_thumb.name).await, "the deleted row's variant is deleted with it");
+
+    background.stop().await;
+}
