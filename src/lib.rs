@@ -23,7 +23,7 @@
 //! |---|---|---|
 //! | `gcs` | yes | the GCS backend, IAM `signBlob` signing, bucket checks |
 //! | `orm` | yes | `BlobValue` columns, the save protocol and outbox, path-column migration (sea-orm; your app picks the drivers) |
-//! | `images` | no | blob-field image analysis: width and height at promotion, a pixel limit against decompression bombs (implies `orm`) |
+//! | `images` | no | blob-field image analysis: width and height at promotion, a pixel limit against decompression bombs; named variants made by a task after the save commits (with `tasks`) (implies `orm`) |
 //! | `axum` | yes | the direct-upload router, widget and local-store routes (implies `orm`) |
 //! | `testing` | no | the behaviour suite for your own `Store`, fault-injecting and call-counting stores, fakes of Google services |
 //! | `oidc` | no | verification of Google-signed ID tokens (JWKS cache, allow-lists) |

@@ -194,7 +194,7 @@ async fn an_original_replaced_before_or_during_the_run_leaves_no_variant() {
 
         // During: the save lands while the variants are being written; the run deletes what it wrote.
         let case = Case::new(&db.conn, "during").await;
-        case.faulty.delay(StoreOp::Put, Duration::from_millis(300));
+        case.faulty.delay(StoreOp::Put, Duration::from_millis(1500));
         let replace = async {
             tokio::time::sleep(Duration::from_millis(100)).await;
             case.set_row(&newer).await;

@@ -8,6 +8,10 @@
 //!   formats by the `image` crate; resizing is Lanczos3 by `fast_image_resize`; JPEG output by
 //!   `jpeg-encoder`. An original over the pixel limit is refused before its pixels are decoded. libjpeg
 //!   reports corrupt files by unwinding, which `render` catches: keep the default `panic = "unwind"`.
+//! * On a blob field, [`BlobFieldSpec::variant`](crate::field::BlobFieldSpec::variant): made once by a
+//!   task queued in the save's own transaction, recorded in the row, deleted with the original; URLs from
+//!   [`Blobs::variant_url`](crate::Blobs::variant_url). With the app handle and the `tasks` feature; the
+//!   protocol is in `docs/images.md`.
 //!
 //! ```
 //! use sea_gcp::images::{Variant, render};
