@@ -177,3 +177,61 @@ async fn a_saved_image_gets_its_variant_through_the_task_path_and_loses_it_with_
 
     background.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_makes_the_variants_of_rows_saved_before_the_variant_was_declared() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = || {
+        Settings::from_env_vars([
+            ("SEA_GCP__STORES__MEDIA__BACKEND".to_string(), "local".to_string()),
+            ("SEA_GCP__STORES__MEDIA__ROOT".into(), dir.path().join("media").display().to_string()),
+            ("SEA_GCP__UPLOADS__ALLOW_ANONYMOUS".into(), "true".into()),
+        ])
+        .unwrap()
+    };
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.sqlite").display());
+    let db = Database::connect(&url).await.unwrap();
+    db.execute(&Schema::new(db.get_database_backend()).create_table_from_entity(photos::Entity)).await.unwrap();
+
+    // Saved before the field had variants.
+    let before = Gcp::builder(settings(), db.clone()).blob_field(photos::Column::File, "media").create_tables().build();
+    let before = before.await.unwrap();
+    let media = before.blobs().store("media").unwrap().clone();
+    for title in ["one", "two", "three"] {
+        let model = photos::ActiveModel { title: Set(title.into()), ..Default::default() };
+        let upload = upload(media.as_ref(), &format!("{title}.png"), png(90, 60)).await;
+        before
+            .blobs()
+            .insert(model, BlobChanges::<photos::Entity>::new().attach(photos::Column::File, upload))
+            .await
+            .unwrap();
+    }
+
+    // The same app after the variant was declared.
+    let after = Gcp::builder(settings(), db.clone())
+        .blob_field_with(photos::Column::File, "media", |f| f.variant(Variant::fill("square", 20, 20)))
+        .build()
+        .await
+        .unwrap();
+    let run = |args: &[&str]| {
+        let args: Vec<String> = ["sea-gcp"].iter().chain(args).map(|s| s.to_string()).collect();
+        let after = after.clone();
+        async move {
+            let mut out = Vec::new();
+            assert!(after.manage_args(args, &mut out).await.unwrap());
+            String::from_utf8(out).unwrap()
+        }
+    };
+    let dry = run(&["variants", "backfill", "--dry-run"]).await;
+    assert!(dry.contains("photos.file: would make the variants of 3 value(s)"), "{dry}");
+    let done = run(&["variants", "backfill"]).await;
+    assert!(done.contains("photos.file: made the variants of 3 value(s)"), "{done}");
+    assert!(done.contains("3 variant(s) written"), "{done}");
+    for row in photos::Entity::find().all(&db).await.unwrap() {
+        let square = row.file.as_ref().and_then(|v| v.variant("square")).expect("recorded").clone();
+        assert_eq!((square.width, square.height), (Some(20), Some(20)));
+        assert!(exists(media.as_ref(), &square.name).await);
+    }
+    let again = run(&["variants", "backfill"]).await;
+    assert!(again.contains("made the variants of 0 value(s)"), "a rerun has nothing to do: {again}");
+}

@@ -15,7 +15,9 @@ commands:
   tasks sync [--dry-run] [--cleanup]
                                  make Cloud Scheduler hold one job per periodic task (--cleanup: delete jobs
                                  carrying the resource affix that no task claims; --dry-run: only print)
-  tasks manifest                 print the registry as JSON (for `sea-gcp tasks sync --manifest`)";
+  tasks manifest                 print the registry as JSON (for `sea-gcp tasks sync --manifest`)
+  variants backfill [--dry-run]  make the missing variants of every row of the fields with variants, here,
+                                 with progress (resumable: rows already done cost no storage call)";
 
 impl Gcp {
     /// Answer a management command when the process was started as `<app> sea-gcp ...` and return true
@@ -82,6 +84,30 @@ impl Gcp {
                     let verb = if dry_run { "would change" } else { "changed" };
                     let count = plan.changes.iter().filter(|c| !plan_noop(c)).count();
                     write(out, &format!("{verb} {count} job(s)\n"))?;
+                }
+            }
+            #[cfg(feature = "images")]
+            ["variants", "backfill", flags @ ..] => {
+                let dry_run = match flags {
+                    [] => false,
+                    ["--dry-run"] => true,
+                    other => return Err(Error::config(None, format!("unknown flag {}\n{USAGE}", other.join(" ")))),
+                };
+                let fields = self.blobs().variant_fields();
+                if fields.is_empty() {
+                    write(out, "no blob field has variants: nothing to backfill\n")?;
+                }
+                for field in &fields {
+                    let name = format!("{}.{}", field.table, field.column);
+                    let report = crate::images::backfill::backfill(self.db(), field, dry_run, |so_far| {
+                        let _ = out.write_all(format!("{name}: {so_far}\n").as_bytes());
+                    })
+                    .await?;
+                    let verb = if dry_run { "would make the variants of" } else { "made the variants of" };
+                    write(out, &format!("{name}: {verb} {} value(s); {report}\n", report.incomplete))?;
+                    for (pk, error) in &report.failed {
+                        write(out, &format!("{name}: row {pk} failed: {error} (run again to retry)\n"))?;
+                    }
                 }
             }
             _ => return Err(Error::config(None, format!("unknown sea-gcp command `{}`\n{USAGE}", words.join(" ")))),

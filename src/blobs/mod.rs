@@ -655,6 +655,25 @@ impl Blobs {
             .map(|(_, target)| target)
     }
 
+    /// Every field with variants, for `sea-gcp variants backfill`.
+    #[cfg(feature = "images")]
+    pub(crate) fn variant_fields(&self) -> Vec<crate::images::backfill::BackfillTarget> {
+        let mut fields: Vec<_> = self
+            .inner
+            .entities
+            .values()
+            .flat_map(|e| e.variants.iter())
+            .map(|((table, column), target)| crate::images::backfill::BackfillTarget {
+                store: target.store.key().to_string(),
+                table: table.clone(),
+                column: column.clone(),
+                target: target.clone(),
+            })
+            .collect();
+        fields.sort_by(|a, b| (&a.table, &a.column).cmp(&(&b.table, &b.column)));
+        fields
+    }
+
     /// True when some registered field has variants.
     #[cfg(feature = "images")]
     pub(crate) fn has_variants(&self) -> bool {
@@ -715,7 +734,7 @@ fn variant_target<E: EntityTrait>(
             "blob field `{field}` has variants, which a task makes after the save commits: register the field on              the app handle (Gcp) built with the `tasks` feature"
         )));
     }
-    crate::promote::saver::variants::single_primary_key::<E>()?;
+    let primary_key = crate::promote::saver::variants::single_primary_key::<E>()?.to_string();
     for variant in spec.variants() {
         let name = variant.name();
         let valid = !name.is_empty()
@@ -731,6 +750,7 @@ fn variant_target<E: EntityTrait>(
     let key = (E::default().table_name().to_string(), spec.column_name().to_string());
     let target = crate::images::generate::VariantTarget {
         store: store.clone(),
+        primary_key,
         variants: spec.variants().to_vec(),
         max_pixels: spec.pixel_limit(),
     };

@@ -56,6 +56,8 @@ pub(crate) struct VariantJob {
 #[derive(Clone)]
 pub(crate) struct VariantTarget {
     pub(crate) store: Arc<dyn Store>,
+    /// The table's single-column primary key.
+    pub(crate) primary_key: String,
     pub(crate) variants: Vec<Variant>,
     pub(crate) max_pixels: u64,
 }

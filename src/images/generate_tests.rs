@@ -67,7 +67,12 @@ impl Case {
             name: ORIGINAL.into(),
             generation,
         };
-        let target = VariantTarget { store: faulty.clone(), variants: variants(), max_pixels: 1_000_000 };
+        let target = VariantTarget {
+            store: faulty.clone(),
+            primary_key: "id".into(),
+            variants: variants(),
+            max_pixels: 1_000_000,
+        };
         Self { db: db.clone(), table, memory, faulty, job, target }
     }
 
@@ -233,6 +238,57 @@ async fn an_original_that_is_not_an_image_is_refused_once_not_retried() {
         let made = case.run().await.unwrap();
         assert_eq!(made.refused, ["thumb", "square"], "{}", db.name);
         assert_eq!(case.objects().await.len(), 1, "{}: nothing written", db.name);
+        case.drop_table().await;
+    }
+}
+
+#[tokio::test]
+async fn a_backfill_makes_what_is_missing_page_by_page_and_a_rerun_makes_nothing() {
+    use crate::images::backfill::{BackfillTarget, backfill_paged};
+    for db in db_support::databases().await {
+        let case = Case::new(&db.conn, "backfill").await;
+        // Four more rows, each with its own original; row 3 already has its variants.
+        let backend = db.conn.get_database_backend();
+        for id in 2..=5 {
+            let name = format!("docs/{id}/photo.png");
+            let meta = case.memory.put(&name, PutPayload::Bytes(png(50, 50).into()), PutOptions::create_only());
+            let value: sea_orm::Value = BlobValue::from_meta(&meta.await.unwrap(), None).into();
+            let sql = match backend {
+                sea_orm::DatabaseBackend::Postgres => format!("INSERT INTO {} (id, file) VALUES ($1, $2)", case.table),
+                _ => format!("INSERT INTO {} (id, file) VALUES (?, ?)", case.table),
+            };
+            db.conn.execute_raw(Statement::from_sql_and_values(backend, sql, [id.into(), value])).await.unwrap();
+        }
+        let field = BackfillTarget {
+            store: "media".into(),
+            table: case.table.clone(),
+            column: "file".into(),
+            target: case.target.clone(),
+        };
+        let mut third = case.job.clone();
+        third.name = "docs/3/photo.png".into();
+        third.generation = case.memory.head(&third.name, GetOptions::default()).await.unwrap().generation;
+        make_variants(&db.conn, &case.target, &third).await.unwrap();
+
+        let dry = backfill_paged(&db.conn, &field, true, 2, |_| {}).await.unwrap();
+        assert_eq!((dry.rows, dry.incomplete, dry.written), (5, 4, 0), "{}: a dry run only counts", db.name);
+        let mut pages = 0;
+        let done = backfill_paged(&db.conn, &field, false, 2, |_| pages += 1).await.unwrap();
+        assert_eq!((done.rows, done.incomplete, done.written), (5, 4, 8), "{}: {done:?}", db.name);
+        assert_eq!(pages, 3, "{}: five rows, two a page", db.name);
+        assert!(done.failed.is_empty(), "{}: {done:?}", db.name);
+        let objects = case.objects().await;
+        assert_eq!(objects.len(), 15, "{}: five originals and two variants each: {objects:?}", db.name);
+        let column =
+            crate::field::cas::Column { table: case.table.clone(), column: "file".into(), primary_key: "id".into() };
+        for id in 1..=5 {
+            let rows = rows_naming(&db.conn, &column, &format!("docs/{id}/photo.png")).await.unwrap();
+            let value = &rows[0].value;
+            assert!(value.variant("thumb").is_some() && value.variant("square").is_some(), "{}: row {id}", db.name);
+            assert!(objects.contains(&value.variant("thumb").unwrap().name), "{}: row {id}", db.name);
+        }
+        let again = backfill_paged(&db.conn, &field, false, 2, |_| {}).await.unwrap();
+        assert_eq!((again.incomplete, again.written, again.found), (0, 0, 0), "{}: a rerun makes nothing", db.name);
         case.drop_table().await;
     }
 }

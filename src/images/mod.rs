@@ -27,6 +27,7 @@
 //! assert_eq!((made.width, made.height, made.content_type), (400, 300, "image/jpeg"));
 //! ```
 
+pub(crate) mod backfill;
 pub(crate) mod decode;
 pub(crate) mod generate;
 mod render;
