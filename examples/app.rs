@@ -42,6 +42,8 @@ use axum::routing::{get, post};
 use hmac::{Hmac, Mac};
 use sea_gcp::blobs::BlobFormRejection;
 use sea_gcp::events::{Event, HandlerError};
+use sea_gcp::images::Variant;
+use sea_gcp::storage::UrlOptions;
 use sea_gcp::tasks::{Task, TaskContext};
 use sea_gcp::upload::{Grant, Refusal};
 use sea_gcp::{BlobForm, Blobs, BoxError, Gcp, Settings};
@@ -350,7 +352,8 @@ async fn run() -> Result<(), BoxError> {
     let gcp = Gcp::builder(settings, db.clone())
         .blob_field_with(document::Column::File, "media", |f| f.max_size(max_size).delete_replaced())
         .blob_field_with(document::Column::Attachment, "media", |f| {
-            f.max_size(10 * MIB).delete_replaced().accept(accept)
+            // Images get a thumbnail, made by a task after the save commits (the list shows it).
+            f.max_size(10 * MIB).delete_replaced().accept(accept).variant(Variant::limit("thumb", 160, 160))
         })
         .authenticate_uploads(authorize_upload)
         .blobs(move |b| b.tune_uploads(move |f| f.resumable_threshold(threshold).chunk_size(chunk)))
@@ -448,12 +451,21 @@ async fn list(State(app): Shared, headers: HeaderMap, Query(query): Query<ListQu
     let notice = (query.saved == "again").then_some("This document was already saved.");
     let rows = document::Entity::find().order_by_asc(document::Column::Id).all(&app.db).await;
     let log = activity::Entity::find().order_by_desc(activity::Column::Id).limit(10).all(&app.db).await;
-    match (rows, log) {
-        (Ok(rows), Ok(log)) => {
-            page(pages::list(&rows, &log, app.backend, &csrf_token(&app.csrf_key, &sid), notice), cookie)
-        }
-        (Err(e), _) | (_, Err(e)) => server_error(e),
+    let (rows, log) = match (rows, log) {
+        (Ok(rows), Ok(log)) => (rows, log),
+        (Err(e), _) | (_, Err(e)) => return server_error(e),
+    };
+    // Thumbnails of image attachments, once their variant is made: URLs from the row, no storage call.
+    let mut thumbs = std::collections::HashMap::new();
+    for row in &rows {
+        let Some(thumb) = row.attachment.as_ref().and_then(|v| v.variant("thumb").map(|t| (v, t))) else { continue };
+        let url = app.blobs.variant_url(document::Column::Attachment, thumb.0, "thumb", UrlOptions::default()).await;
+        match url {
+            Ok(url) => thumbs.insert(row.id, pages::Thumb { url, width: thumb.1.width, height: thumb.1.height }),
+            Err(e) => return server_error(e),
+        };
     }
+    page(pages::list(&rows, &log, &thumbs, app.backend, &csrf_token(&app.csrf_key, &sid), notice), cookie)
 }
 
 async fn new_form(State(app): Shared, headers: HeaderMap) -> Response {

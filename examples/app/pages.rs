@@ -93,11 +93,33 @@ fn csrf_input(token: &str) -> String {
     format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(token))
 }
 
-/// The list of documents (`csrf`: the session's token, for the delete forms; `notice`: a message to
-/// show above it).
+/// An attachment's thumbnail: its URL and size in pixels.
+pub struct Thumb {
+    /// The variant's URL.
+    pub url: String,
+    /// Its width.
+    pub width: Option<u32>,
+    /// Its height.
+    pub height: Option<u32>,
+}
+
+fn thumb_img(thumb: Option<&Thumb>) -> String {
+    let Some(t) = thumb else { return String::new() };
+    let size = |name: &str, v: Option<u32>| v.map(|v| format!(" {name}=\"{v}\"")).unwrap_or_default();
+    format!(
+        "<img class=\"thumb\" src=\"{}\"{}{} alt=\"\"> ",
+        esc(&t.url),
+        size("width", t.width),
+        size("height", t.height)
+    )
+}
+
+/// The list of documents (`thumbs`: attachment thumbnails by row id; `csrf`: the session's token, for
+/// the delete forms; `notice`: a message to show above it).
 pub fn list(
     rows: &[document::Model],
     log: &[activity::Model],
+    thumbs: &std::collections::HashMap<i32, Thumb>,
     backend: &str,
     csrf: &str,
     notice: Option<&str>,
@@ -121,7 +143,7 @@ pub fn list(
                 id = row.id,
                 title = esc(&row.title),
                 file = file_cell(row.id, "file", Some(&row.file)),
-                att = file_cell(row.id, "attachment", row.attachment.as_ref()),
+                att = thumb_img(thumbs.get(&row.id)) + &file_cell(row.id, "attachment", row.attachment.as_ref()),
                 csrf = csrf_input(csrf),
             ));
         }

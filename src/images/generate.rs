@@ -105,6 +105,10 @@ pub(crate) async fn make_variants(
         made.discarded = discard(store, target, job).await?;
         return Ok(made);
     }
+    if rows.iter().all(|r| !r.value.content_type.as_deref().is_some_and(|t| t.starts_with("image/"))) {
+        tracing::debug!(name = %job.name, "no variants of an original that is not an image");
+        return Ok(made);
+    }
     let missing: Vec<&Variant> =
         target.variants.iter().filter(|v| rows.iter().any(|r| !r.value.variants.contains_key(v.name()))).collect();
     if missing.is_empty() {

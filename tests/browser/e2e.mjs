@@ -356,6 +356,35 @@ async function imagePreview(page, { imagePath, textPath }) {
   check(!(await page.eval(`${preview}.getAttribute('src')`)), "a replaced preview's image is released");
 }
 
+// An image attachment gets its thumbnail variant from the task the save queued: the list shows it once
+// the row records it, loaded from the variant's own object.
+async function thumbnail(page, { imagePath, textPath }) {
+  const title = "thumb " + Date.now();
+  await page.goto(base + "/documents/new");
+  await page.eval(`document.querySelector('#title').value = ${JSON.stringify(title)}`);
+  await page.setFile("#file", textPath);
+  await page.waitFor(`${widgetState("documents.file")} === 'done'`, "the file upload to finish");
+  await page.setFile("#attachment", imagePath);
+  await page.waitFor(`${widgetState("documents.attachment")} === 'done'`, "the image upload to finish");
+  await page.clickAndWaitLoad("#save");
+  check((await page.eval("location.pathname")) === "/", "saving returns to the list");
+  const shown = `(() => {
+    const row = [...document.querySelectorAll('#documents tbody tr')]
+      .find((r) => r.querySelector('.title').textContent === ${JSON.stringify(title)});
+    const img = row && row.querySelector('img.thumb');
+    return img && img.complete && img.naturalWidth > 0
+      ? { src: img.getAttribute('src'), width: img.naturalWidth, attr: img.getAttribute('width') } : null; })()`;
+  let seen = null;
+  for (let i = 0; i < 150 && !seen; i++) {
+    await page.goto(base + "/");
+    seen = await page.eval(shown);
+    if (!seen) await new Promise((r) => setTimeout(r, 200));
+  }
+  check(!!seen, "the list shows the attachment's thumbnail once the variants task has run");
+  check(seen.src.includes(".variants/thumb-g"), `the thumbnail is the variant's object (${seen.src.slice(0, 80)}…)`);
+  check(seen.width === 4 && seen.attr === "4", `a 4-pixel image keeps its size in a 160-pixel box (${seen.width}, width="${seen.attr}")`);
+}
+
 async function main() {
   mkdirSync(workDir, { recursive: true });
   const limit = parseInt(process.env.E2E_MAX_SIZE || String(3 * MIB), 10);
@@ -408,6 +437,7 @@ async function main() {
     await oversize(page, hugePath, limit);
     await doubleClickSave(page, { title: "double " + Date.now(), file: longPath });
     await imagePreview(page, { imagePath, textPath: smallPath });
+    await thumbnail(page, { imagePath, textPath: smallPath });
     console.log("PASS: all browser checks");
   } finally {
     proc.kill("SIGKILL");
