@@ -19,7 +19,7 @@ fn invalid(name: &str, reason: impl Into<String>) -> Error {
 /// Normalise and validate an object name relative to a store's location.
 ///
 /// ```
-/// use sea_gcp::storage::naming::normalize;
+/// use sea_gcp::naming::normalize;
 /// assert_eq!(normalize(r"photos\2026/./cat.jpg").unwrap(), "photos/2026/cat.jpg");
 /// assert!(normalize("../etc/passwd").is_err());
 /// ```

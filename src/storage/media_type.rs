@@ -8,14 +8,8 @@
 //! `type/subtype`) and a `charset`; other parameters are dropped, so the stored value is exactly what
 //! was checked.
 //!
-//! ```
-//! use sea_gcp::storage::media_type::{MediaType, accepts};
-//! let t = MediaType::parse("Text/Plain; Charset=\"UTF-8\"; format=flowed").unwrap();
-//! assert_eq!(t.to_string(), "text/plain; charset=utf-8");
-//! assert!(MediaType::parse("image/png; a=b, text/html").is_err());
-//! assert!(accepts(&["image/*".to_string()], "image/png"));
-//! assert!(!accepts(&["image/*".to_string()], "image/png, text/html"));
-//! ```
+//! `Text/Plain; Charset="UTF-8"; format=flowed` is stored as `text/plain; charset=utf-8`;
+//! `image/png; a=b, text/html` is refused (see the tests below).
 
 use std::fmt;
 
@@ -288,5 +282,19 @@ mod tests {
         assert!(!accepts(&[], "text/html, image/png"));
         assert!(same("Text/Plain; Charset=UTF-8", "text/plain; charset=utf-8"));
         assert!(!same("text/plain", "text/plain; charset=utf-8"));
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::*;
+
+    #[test]
+    fn the_module_summary_holds() {
+        let t = MediaType::parse("Text/Plain; Charset=\"UTF-8\"; format=flowed").unwrap();
+        assert_eq!(t.to_string(), "text/plain; charset=utf-8");
+        assert!(MediaType::parse("image/png; a=b, text/html").is_err());
+        assert!(accepts(&["image/*".to_string()], "image/png"));
+        assert!(!accepts(&["image/*".to_string()], "image/png, text/html"));
     }
 }
