@@ -29,7 +29,7 @@ async fn commit_rows(h: &Harness, db: &DatabaseConnection, outbox: &TaskOutbox, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_dispatchers_send_each_row_once_and_take_over_a_dead_claimers_rows() {
-    let h = start("", |b| b).await;
+    let h = start("", |_| {}).await;
     h.fake.set_paused(&h.queue_path(), true); // hold the tasks: count creates, not runs
     for db in databases().await {
         let (db, backend) = (&db.conn, db.name);
@@ -84,7 +84,7 @@ async fn two_dispatchers_send_each_row_once_and_take_over_a_dead_claimers_rows()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commit_and_send_wakes_the_dispatcher_before_its_poll() {
-    let h = start("", |b| b).await;
+    let h = start("", |_| {}).await;
     h.fake.set_paused(&h.queue_path(), true);
     for db in databases().await {
         let (db, backend) = (&db.conn, db.name);

@@ -50,9 +50,9 @@ async fn raw_row(db: &DatabaseConnection, table: &str, id: &str, state: &str, sc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_refuses_what_cloud_tasks_always_refuses_before_the_commit() {
-    let h = start("", |b| b).await;
-    let short_deadline = start("", |b| b.with_dispatch_deadline(Duration::from_secs(5))).await;
-    let long_deadline = start("", |b| b.with_dispatch_deadline(Duration::from_secs(31 * 60))).await;
+    let h = start("", |_| {}).await;
+    let short_deadline = start("", |s| s.dispatch_deadline = Some(Duration::from_secs(5))).await;
+    let long_deadline = start("", |s| s.dispatch_deadline = Some(Duration::from_secs(31 * 60))).await;
     let big = Note { text: "x".repeat(1_000_001), n: 0 };
     let small = Note { text: "fine".into(), n: 0 };
     let too_late = When::Delay(Duration::from_secs(31 * 24 * 3600));
@@ -126,7 +126,7 @@ async fn refused_rows_fail_once_are_reported_once_and_can_be_retried_or_discarde
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt().json().with_writer(move || writer.clone()).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let h = start("", |b| b).await;
+    let h = start("", |_| {}).await;
     for db in databases().await {
         let (db, backend) = (&db.conn, db.name);
         let outbox = TaskOutbox::new(unique("task_outbox"));
@@ -194,7 +194,7 @@ async fn refused_rows_fail_once_are_reported_once_and_can_be_retried_or_discarde
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outbox_of_the_old_shape_is_upgraded_and_its_rows_are_sent() {
-    let h = start("", |b| b).await;
+    let h = start("", |_| {}).await;
     for db in databases().await {
         let (db, backend) = (&db.conn, db.name);
         let outbox = TaskOutbox::new(unique("task_outbox"));

@@ -134,7 +134,7 @@ async fn suite(h: &Harness, db: &DatabaseConnection, backend: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactional_enqueue_dispatches_exactly_once_on_every_backend() {
-    let h = start("", |b| b).await;
+    let h = start("", |_| {}).await;
     for db in databases().await {
         suite(&h, &db.conn, db.name).await;
     }
@@ -155,7 +155,7 @@ async fn migration_creates_the_outbox() {
 
 #[tokio::test]
 async fn a_failed_send_stays_pending_and_is_retried() {
-    let h = start("", |b| b).await;
+    let h = start("", |_| {}).await;
     let dbs = databases().await;
     let db = &dbs[0].conn;
     let outbox = TaskOutbox::new(unique("task_outbox"));
@@ -196,7 +196,11 @@ async fn django_gcp_compat_ids_match_django_gcp() {
     let payload = json!({"a": 1, "b": "café"});
     // CPython: hashlib.sha256(json.dumps({"a": 1, "b": "café"}).encode()).hexdigest()[:8]
     let python = "e550fea5--dedup--shop";
-    let h = start("", |b| b.with_resource_affix("shop").with_django_gcp_compat(true)).await;
+    let h = start("", |s| {
+        s.resource_affix = Some("shop".into());
+        s.django_gcp_compat = true;
+    })
+    .await;
     let sea_gcp::tasks::Enqueued::Sent(info) = h.tasks.enqueue::<Dedup>(&payload).await.unwrap() else {
         panic!("not sent")
     };
@@ -210,7 +214,7 @@ async fn django_gcp_compat_ids_match_django_gcp() {
         panic!("not outboxed")
     };
     assert_eq!(id, python);
-    let default = start("", |b| b.with_resource_affix("shop")).await;
+    let default = start("", |s| s.resource_affix = Some("shop".into())).await;
     let Enqueued::Sent(info) = default.tasks.enqueue::<Dedup>(&payload).await.unwrap() else { panic!("not sent") };
     assert_ne!(info.id(), python, "the default hashes canonical JSON");
     assert_eq!(info.id(), sea_gcp::tasks::task_id(&payload, "dedup", "--", Some("shop")).unwrap());

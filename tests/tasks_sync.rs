@@ -16,7 +16,12 @@ use serde_json::Value;
 use tasks_support::*;
 
 async fn setup(affix: bool) -> (Harness, FakeScheduler, SchedulerClient) {
-    let h = start("", |b| if affix { b.with_resource_affix("shop-test") } else { b }).await;
+    let h = start("", |s| {
+        if affix {
+            s.resource_affix = Some("shop-test".into());
+        }
+    })
+    .await;
     let scheduler = FakeScheduler::start(h.issuer.clone()).await;
     let client = SchedulerClient::unauthenticated(scheduler.url());
     (h, scheduler, client)

@@ -21,7 +21,7 @@ fn note(text: &str) -> Note {
 
 #[tokio::test]
 async fn enqueue_runs_once_with_cloud_tasks_context() {
-    let h = start("", |b| b).await;
+    let h = start("", |_| {}).await;
     let Enqueued::Sent(info) = h.tasks.enqueue::<Record>(&note("hello")).await.unwrap() else { panic!("not sent") };
     assert!(info.name.starts_with(&format!("{}/tasks/", h.queue_path())), "{}", info.name);
     assert_eq!(h.wait_runs("record", 1).await, 1);
@@ -43,7 +43,7 @@ async fn enqueue_runs_once_with_cloud_tasks_context() {
 
 #[tokio::test]
 async fn enqueue_later_runs_not_before_its_time() {
-    let h = start("", |b| b).await;
+    let h = start("", |_| {}).await;
     let started = Instant::now();
     h.tasks.enqueue_later::<Record>(&note("later"), Duration::from_millis(1500)).await.unwrap();
     let at = chrono::Utc::now() + chrono::Duration::milliseconds(800);
@@ -65,7 +65,7 @@ async fn enqueue_later_runs_not_before_its_time() {
 
 #[tokio::test]
 async fn dedup_refuses_the_same_payload_in_any_key_order() {
-    let h = start("", |b| b.with_resource_affix("shop-test")).await;
+    let h = start("", |s| s.resource_affix = Some("shop-test".into())).await;
     h.fake.set_paused(&h.queue_path(), true);
     let first = h.tasks.enqueue::<Dedup>(&json!({"user": 1, "kind": "welcome"})).await.unwrap();
     let Enqueued::Sent(info) = first else { panic!() };
@@ -98,7 +98,7 @@ async fn dedup_refuses_the_same_payload_in_any_key_order() {
 
 #[tokio::test]
 async fn a_failing_task_is_retried_and_sees_its_retry_count() {
-    let h = start("", |b| b).await;
+    let h = start("", |_| {}).await;
     h.tasks.enqueue::<Flaky>(&2).await.unwrap();
     assert_eq!(h.wait_runs("flaky", 3).await, 3);
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -131,7 +131,7 @@ async fn post(url: &str, token: Option<&str>, body: &str, forged: bool) -> (u16,
 
 #[tokio::test]
 async fn forged_or_missing_tokens_never_run_a_task() {
-    let h = start("", |b| b).await;
+    let h = start("", |_| {}).await;
     let url = h.settings.task_url("record");
     let body = r#"{"text":"attack"}"#;
     let stranger = TestIssuer::generate("not-in-jwks");
@@ -178,7 +178,7 @@ async fn forged_or_missing_tokens_never_run_a_task() {
 
 #[tokio::test]
 async fn a_second_authorization_header_is_refused_whichever_comes_first() {
-    let h = start("", |b| b).await;
+    let h = start("", |_| {}).await;
     let url = h.settings.task_url("record");
     let good = format!("Bearer {}", h.issuer.mint(&h.issuer.claims(&url, INVOKER)));
     let client = reqwest::Client::new();
@@ -207,7 +207,7 @@ async fn a_second_authorization_header_is_refused_whichever_comes_first() {
 
 #[tokio::test]
 async fn the_body_is_read_only_after_authentication() {
-    let h = start("", |b| b).await;
+    let h = start("", |_| {}).await;
     let big = format!(r#"{{"text":"{}"}}"#, "x".repeat(2 << 20));
     for url in [h.settings.task_url("record"), h.settings.subscriber_task_url("on-order")] {
         // No token: refused before the body is read, so its size is never looked at.
@@ -226,7 +226,7 @@ async fn the_body_is_read_only_after_authentication() {
 
 #[tokio::test]
 async fn worker_answers_404_400_500_without_details() {
-    let h = start("", |b| b).await;
+    let h = start("", |_| {}).await;
     let token_for = |task: &str| h.issuer.mint(&h.issuer.claims(&h.settings.task_url(task), INVOKER));
     let (status, text) =
         post(&h.settings.task_url("no-such-task"), Some(&token_for("no-such-task")), "{}", false).await;
@@ -248,7 +248,7 @@ async fn worker_answers_404_400_500_without_details() {
 
 #[tokio::test]
 async fn the_router_mounts_under_a_prefix() {
-    let h = start("/internal", |b| b).await;
+    let h = start("/internal", |_| {}).await;
     assert!(h.settings.task_url("record").ends_with("/internal/tasks/record"));
     h.tasks.enqueue::<Record>(&note("prefixed")).await.unwrap();
     assert_eq!(h.wait_runs("record", 1).await, 1);
@@ -259,7 +259,7 @@ async fn the_router_mounts_under_a_prefix() {
 
 #[tokio::test]
 async fn the_fake_refuses_what_cloud_tasks_refuses() {
-    let h = start("", |b| b).await;
+    let h = start("", |_| {}).await;
     let client = CloudTasksClient::unauthenticated(h.fake.url());
     let queue = h.queue_path();
     let task = || NewTask::new(h.settings.task_url("record"), br#"{"text":"x"}"#.to_vec());
@@ -333,7 +333,7 @@ async fn the_fake_refuses_what_cloud_tasks_refuses() {
 
 #[tokio::test]
 async fn latency_is_simulated_per_call() {
-    let h = start("", |b| b).await;
+    let h = start("", |_| {}).await;
     h.fake.set_paused(&h.queue_path(), true);
     h.fake.set_latency(Duration::from_millis(50));
     let started = Instant::now();
@@ -343,7 +343,7 @@ async fn latency_is_simulated_per_call() {
 
 #[tokio::test]
 async fn eager_runs_in_process_and_disabled_enqueues_nothing() {
-    let h = start("", |b| b.with_eager_execute(true)).await;
+    let h = start("", |s| s.eager_execute = true).await;
     let out = h.tasks.enqueue::<Record>(&note("eager")).await.unwrap();
     assert_eq!(out, Enqueued::Ran(json!({"echo": "eager"})));
     let runs = h.runs_of("record");
@@ -359,7 +359,7 @@ async fn eager_runs_in_process_and_disabled_enqueues_nothing() {
     assert_eq!(h.runs_of("record").len(), 1, "the refused tasks did not run");
     assert_eq!(h.fake.api_calls(), 0, "eager mode sends nothing");
 
-    let h = start("", |b| b.with_disable_execute(true)).await;
+    let h = start("", |s| s.disable_execute = true).await;
     assert_eq!(h.tasks.enqueue::<Record>(&note("off")).await.unwrap(), Enqueued::Disabled);
     assert_eq!(
         h.tasks.enqueue_later::<Record>(&note("off"), Duration::from_secs(1)).await.unwrap(),
@@ -375,7 +375,7 @@ async fn unregistered_tasks_and_bad_registries_are_refused() {
     let runs = Runs::default();
     let dup = sea_gcp::tasks::Registry::builder().task(Record(runs.clone())).task(Record(runs.clone())).build();
     assert!(dup.unwrap_err().to_string().contains("two tasks"));
-    let h = start("", |b| b).await;
+    let h = start("", |_| {}).await;
     let only_record = sea_gcp::tasks::Registry::builder().task(Record(runs.clone())).build().unwrap();
     let tasks = Tasks::new(h.settings.clone(), only_record, CloudTasksClient::unauthenticated(h.fake.url())).unwrap();
     let err = tasks.enqueue::<Flaky>(&1).await.unwrap_err();
@@ -386,7 +386,7 @@ async fn unregistered_tasks_and_bad_registries_are_refused() {
 #[tokio::test]
 async fn subscriber_tasks_run_with_the_decoded_message() {
     use sea_gcp::pubsub::{PubSubMessage, make_pubsub_message};
-    let h = start("", |b| b).await;
+    let h = start("", |_| {}).await;
     let url = h.settings.subscriber_task_url("on-order");
     let token = h.issuer.mint(&h.issuer.claims(&url, INVOKER));
     let mut message = PubSubMessage::new(br#"{"text":"order 7","n":7}"#.to_vec())
@@ -417,7 +417,7 @@ async fn subscriber_tasks_run_with_the_decoded_message() {
 
 #[tokio::test]
 async fn publish_in_eager_mode_runs_the_subscriber_in_process() {
-    let h = start("", |b| b.with_eager_execute(true)).await;
+    let h = start("", |s| s.eager_execute = true).await;
     let pubsub = sea_gcp::pubsub::PubSubClient::emulator("127.0.0.1:9", PROJECT);
     let runs = Runs::default();
     let outcome = h

@@ -62,14 +62,14 @@ async fn connect(url: &str) -> DatabaseConnection {
 }
 
 fn settings(fake_url: &str) -> TasksSettings {
-    TasksSettings::builder()
-        .with_default_queue("bench")
-        .with_tasks_domain("http://127.0.0.1:9")
-        .with_project_id("bench-project")
-        .with_invoker_service_account("invoker@bench-project.iam.gserviceaccount.com")
-        .with_cloud_tasks_endpoint(fake_url)
-        .build()
-        .unwrap()
+    let mut settings = TasksSettings::default();
+    settings.default_queue = "bench".into();
+    settings.tasks_domain = "http://127.0.0.1:9".into();
+    settings.project_id = Some("bench-project".into());
+    settings.invoker_service_account = Some("invoker@bench-project.iam.gserviceaccount.com".into());
+    settings.cloud_tasks_endpoint = fake_url.into();
+    settings.validate().unwrap();
+    settings
 }
 
 fn fleet_tasks(fake_url: &str) -> Tasks {

@@ -62,6 +62,6 @@ pub use publish::PublishOutcome;
 pub use registry::{ErasedTask, Registry, RegistryBuilder, RunError, TaskKind};
 pub use router::{WorkerOptions, worker_router};
 pub use scheduler::{Job, SchedulerClient};
+pub use settings::TasksSettings;
 pub(crate) use settings::{CLOUD_TASKS_ENDPOINT, SCHEDULER_ENDPOINT};
-pub use settings::{TasksSettings, TasksSettingsBuilder};
 pub use task::{PeriodicTask, Schedule, SubscriberTask, Subscription, Task, TaskOptions};

@@ -116,11 +116,6 @@ fn parse_bool(name: &str, value: &str) -> Result<bool> {
 }
 
 impl TasksSettings {
-    /// A builder (every setting at its default).
-    pub fn builder() -> TasksSettingsBuilder {
-        TasksSettingsBuilder::default()
-    }
-
     /// Read the `GCP_TASKS_*` variables (see the module docs), then [`validate`](Self::validate).
     pub fn from_env() -> Result<Self> {
         Self::from_vars(std::env::vars())
@@ -388,85 +383,6 @@ pub(crate) async fn metadata_project_id() -> Result<String> {
     Ok(text.trim().to_string())
 }
 
-/// Builder of [`TasksSettings`]; [`build`](Self::build) validates.
-#[derive(Debug, Clone, Default)]
-pub struct TasksSettingsBuilder {
-    settings: TasksSettings,
-}
-
-impl TasksSettingsBuilder {
-    /// Set [`TasksSettings::default_queue`].
-    pub fn with_default_queue(mut self, queue: impl Into<String>) -> Self {
-        self.settings.default_queue = queue.into();
-        self
-    }
-    /// Set [`TasksSettings::tasks_domain`].
-    pub fn with_tasks_domain(mut self, domain: impl Into<String>) -> Self {
-        self.settings.tasks_domain = domain.into();
-        self
-    }
-    /// Set [`TasksSettings::resource_affix`].
-    pub fn with_resource_affix(mut self, affix: impl Into<String>) -> Self {
-        self.settings.resource_affix = Some(affix.into());
-        self
-    }
-    /// Set [`TasksSettings::django_gcp_compat`].
-    pub fn with_django_gcp_compat(mut self, yes: bool) -> Self {
-        self.settings.django_gcp_compat = yes;
-        self
-    }
-    /// Set [`TasksSettings::region`].
-    pub fn with_region(mut self, region: impl Into<String>) -> Self {
-        self.settings.region = region.into();
-        self
-    }
-    /// Set [`TasksSettings::delimiter`].
-    pub fn with_delimiter(mut self, delimiter: impl Into<String>) -> Self {
-        self.settings.delimiter = delimiter.into();
-        self
-    }
-    /// Set [`TasksSettings::eager_execute`].
-    pub fn with_eager_execute(mut self, eager: bool) -> Self {
-        self.settings.eager_execute = eager;
-        self
-    }
-    /// Set [`TasksSettings::disable_execute`].
-    pub fn with_disable_execute(mut self, disabled: bool) -> Self {
-        self.settings.disable_execute = disabled;
-        self
-    }
-    /// Set [`TasksSettings::project_id`].
-    pub fn with_project_id(mut self, project: impl Into<String>) -> Self {
-        self.settings.project_id = Some(project.into());
-        self
-    }
-    /// Set [`TasksSettings::invoker_service_account`].
-    pub fn with_invoker_service_account(mut self, email: impl Into<String>) -> Self {
-        self.settings.invoker_service_account = Some(email.into());
-        self
-    }
-    /// Set [`TasksSettings::cloud_tasks_endpoint`] (a fake's URL in tests).
-    pub fn with_cloud_tasks_endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.settings.cloud_tasks_endpoint = endpoint.into();
-        self
-    }
-    /// Set [`TasksSettings::scheduler_endpoint`].
-    pub fn with_scheduler_endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.settings.scheduler_endpoint = endpoint.into();
-        self
-    }
-    /// Set [`TasksSettings::dispatch_deadline`].
-    pub fn with_dispatch_deadline(mut self, deadline: Duration) -> Self {
-        self.settings.dispatch_deadline = Some(deadline);
-        self
-    }
-    /// Validate and return the settings.
-    pub fn build(self) -> Result<TasksSettings> {
-        self.settings.validate()?;
-        Ok(self.settings)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,13 +441,14 @@ mod tests {
         v.push(("GCP_TASKS_DISABLE_EXECUTE".into(), "1".into()));
         let err = TasksSettings::from_vars(v).unwrap_err().to_string();
         assert!(err.contains("both true"), "{err}");
-        let err = TasksSettings::builder()
-            .with_default_queue("q")
-            .with_tasks_domain("http://localhost")
-            .with_eager_execute(true)
-            .with_disable_execute(true)
-            .build()
-            .unwrap_err();
+        let both = TasksSettings {
+            default_queue: "q".into(),
+            tasks_domain: "http://localhost".into(),
+            eager_execute: true,
+            disable_execute: true,
+            ..TasksSettings::default()
+        };
+        let err = both.validate().unwrap_err();
         assert!(err.to_string().contains("at most one"));
     }
 
@@ -577,13 +494,14 @@ mod tests {
 
     #[test]
     fn origin_of_a_prefixed_domain() {
-        let s = TasksSettings::builder()
-            .with_default_queue("q")
-            .with_tasks_domain("https://worker.example.com/internal/")
-            .with_project_id("p")
-            .with_invoker_service_account("i@p.iam.gserviceaccount.com")
-            .build()
-            .unwrap();
+        let s = TasksSettings {
+            default_queue: "q".into(),
+            tasks_domain: "https://worker.example.com/internal/".into(),
+            project_id: Some("p".into()),
+            invoker_service_account: Some("i@p.iam.gserviceaccount.com".into()),
+            ..TasksSettings::default()
+        };
+        s.validate().unwrap();
         assert_eq!(s.tasks_origin(), "https://worker.example.com");
         assert_eq!(s.task_url("x"), "https://worker.example.com/internal/tasks/x");
     }

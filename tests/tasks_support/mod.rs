@@ -174,22 +174,20 @@ impl Harness {
 }
 
 /// Start everything; the worker router is mounted under `prefix` ("" or "/internal").
-pub async fn start(
-    prefix: &str,
-    configure: impl FnOnce(sea_gcp::tasks::TasksSettingsBuilder) -> sea_gcp::tasks::TasksSettingsBuilder,
-) -> Harness {
+pub async fn start(prefix: &str, configure: impl FnOnce(&mut TasksSettings)) -> Harness {
     let issuer = Arc::new(TestIssuer::generate("tasks-key"));
     let jwks = FakeJwks::start(&[&issuer]).await;
     let fake = FakeCloudTasks::start(issuer.clone()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let worker_url = format!("http://{}", listener.local_addr().unwrap());
-    let builder = TasksSettings::builder()
-        .with_default_queue(QUEUE)
-        .with_tasks_domain(format!("{worker_url}{prefix}"))
-        .with_project_id(PROJECT)
-        .with_invoker_service_account(INVOKER)
-        .with_cloud_tasks_endpoint(fake.url());
-    let settings = configure(builder).build().unwrap();
+    let mut settings = TasksSettings::default();
+    settings.default_queue = QUEUE.into();
+    settings.tasks_domain = format!("{worker_url}{prefix}");
+    settings.project_id = Some(PROJECT.into());
+    settings.invoker_service_account = Some(INVOKER.into());
+    settings.cloud_tasks_endpoint = fake.url();
+    configure(&mut settings);
+    settings.validate().unwrap();
     fake.create_queue(
         &settings.queue_path(QUEUE),
         QueueConfig::default().with_backoff(Duration::from_millis(50), Duration::from_millis(200)),
