@@ -122,7 +122,7 @@ async fn bench(db: &DatabaseConnection, dbname: &'static str, store: Arc<dyn Sto
     assert_eq!(unchanged.remote(), 0, "an unchanged save took {unchanged}");
     let loaded = doc::Entity::find_by_id(saved.id).one(db).await.unwrap().unwrap();
     counting.reset();
-    let _ = (loaded.cover.size(), loaded.cover.content_type());
+    let _ = (loaded.cover.size, loaded.cover.content_type.as_deref());
     let _ = loaded.cover.pinned_url(counting.as_ref(), UrlOptions::default()).await.unwrap();
     let read = counting.counts();
     assert_eq!(read.remote(), 0, "reading a loaded row took {read}");

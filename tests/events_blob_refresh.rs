@@ -168,7 +168,7 @@ async fn storage_events_keep_blob_caches_true() {
             assert_eq!(push(notification(&*store, "OBJECT_DELETE", &name, meta2.generation)).await, 201, "{ctx}");
             let row1 = read(&db.conn, &table, 1).await;
             assert!(!row1.is_cached(), "{ctx}");
-            assert_eq!((row1.name(), row1.original_name()), (name.as_str(), Some("Q3 report.pdf")));
+            assert_eq!((row1.name.as_str(), row1.original_name.as_deref()), (name.as_str(), Some("Q3 report.pdf")));
             assert_eq!(read(&db.conn, &table, 3).await, newer, "{ctx}");
             let again =
                 StorageEvent::from_pubsub(&notification(&*store, "OBJECT_DELETE", &name, meta2.generation)).unwrap();

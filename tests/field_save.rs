@@ -60,9 +60,9 @@ async fn scenarios(db: &DatabaseConnection, store: Arc<dyn Store>, label: &str) 
     let id = saved.model.id;
     let file = saved.model.file.clone().expect("file set");
     assert!(file.name.starts_with(&format!("docs/{id}/")), "{label}: {}", file.name);
-    assert_eq!(file.size(), Some(5));
-    assert_eq!(file.content_type(), Some("text/plain"));
-    assert_eq!(file.original_name(), Some("a.txt"));
+    assert_eq!(file.size, Some(5));
+    assert_eq!(file.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(file.original_name.as_deref(), Some("a.txt"));
     assert!(file.is_cached());
     assert_eq!(store.get_bytes(&file.name).await.unwrap().as_ref(), b"first");
     check(format!("{label}: add valid")).await;
@@ -71,7 +71,7 @@ async fn scenarios(db: &DatabaseConnection, store: Arc<dyn Store>, label: &str) 
     let loaded = docs::Entity::find_by_id(id).one(db).await.unwrap().unwrap();
     counting.reset();
     let f = loaded.file.clone().unwrap();
-    assert_eq!((f.size(), f.content_type()), (Some(5), Some("text/plain")));
+    assert_eq!((f.size, f.content_type.as_deref()), (Some(5), Some("text/plain")));
     let url = f.pinned_url(counting.as_ref(), UrlOptions::default()).await.unwrap();
     assert!(url.contains(&f.generation.unwrap().to_string()) || store.kind() != sea_gcp::storage::BackendKind::Memory);
     assert_eq!(counting.counts().remote(), 0, "{label}: reading a cached value made storage calls");
@@ -367,10 +367,10 @@ async fn the_column_json_legacy_values_and_garbage() {
         exec(db, &format!("UPDATE {} SET file = '{legacy}' WHERE id = {}", tables.docs, saved.model.id)).await;
         let row = docs::Entity::find_by_id(saved.model.id).one(db).await.unwrap().unwrap();
         let mut value = row.file.unwrap();
-        assert!(value.legacy && !value.is_cached() && value.size().is_none());
+        assert!(value.legacy && !value.is_cached() && value.size.is_none());
         let drift = value.refresh(store.as_ref()).await.unwrap();
         assert!(drift.changed.contains(&"generation") && drift.changed.contains(&"size"), "{drift:?}");
-        assert_eq!(value.size(), Some(4));
+        assert_eq!(value.size, Some(4));
 
         // garbage: a typed error naming table, column and row; never blank, never a panic
         let bad = [r#"{"v": 7, "name": "x"}"#, r#"{"v": 1, "name": 3}"#, r#"[1, 2]"#];

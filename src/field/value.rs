@@ -221,21 +221,6 @@ impl BlobValue {
         self.legacy = false;
     }
 
-    /// The object name (relative to the store's location).
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Cached size, with no storage call. `None` until cached.
-    pub fn size(&self) -> Option<u64> {
-        self.size
-    }
-
-    /// Cached content type, with no storage call.
-    pub fn content_type(&self) -> Option<&str> {
-        self.content_type.as_deref()
-    }
-
     /// Width and height in pixels as displayed, for an image analysed at promotion (feature `images`),
     /// with no storage call: `<img width="{w}" height="{h}">` reserves the image's space before it loads.
     pub fn dimensions(&self) -> Option<(u32, u32)> {
@@ -245,16 +230,6 @@ impl BlobValue {
     /// The variant `name` when it has been made (feature `images`), with no storage call.
     pub fn variant(&self, name: &str) -> Option<&VariantValue> {
         self.variants.get(name)
-    }
-
-    /// Cached generation, with no storage call.
-    pub fn generation(&self) -> Option<i64> {
-        self.generation
-    }
-
-    /// The uploaded file's original name.
-    pub fn original_name(&self) -> Option<&str> {
-        self.original_name.as_deref()
     }
 
     /// True when the metadata cache is filled (a generation is known).
@@ -562,7 +537,7 @@ mod tests {
         assert_eq!(v.name, "a/b.txt");
         assert!(v.legacy);
         assert!(!v.is_cached());
-        assert_eq!(v.size(), None);
+        assert_eq!(v.size, None);
     }
 
     #[test]
