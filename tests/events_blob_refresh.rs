@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sea_gcp::auth::InvokerPolicy;
 use sea_gcp::events::{BlobRefresh, EventsRouter, RefreshReport, StorageEvent};
-use sea_gcp::field::BlobValue;
+use sea_gcp::field::{BlobValue, VariantValue};
 use sea_gcp::pubsub::{PubSubMessage, make_pubsub_message};
 use sea_gcp::storage::{GetOptions, MetadataPatch, PutOptions, PutPayload, Store};
 use sea_gcp::{StoreConfig, storage};
@@ -180,6 +180,60 @@ async fn storage_events_keep_blob_caches_true() {
             assert_eq!(push(foreign).await, 200, "{ctx}");
 
             db.conn.execute_unprepared(&format!("DROP TABLE {table}")).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overwrite_outside_the_app_deletes_the_old_generations_variants() {
+    for (store_name, store) in stores().await {
+        for db in databases().await {
+            let ctx = format!("{store_name}/{}", db.name);
+            let table = format!("photos_{}", unique());
+            let b = db.conn.get_database_backend();
+            let create = format!("CREATE TABLE {table} (id INTEGER PRIMARY KEY, file {} NULL)", json_type(b));
+            db.conn.execute_unprepared(&create).await.unwrap();
+            let name = format!("photos/{}.png", unique());
+            let meta1 = store.put(&name, PutPayload::Bytes(Bytes::from_static(b"first")), PutOptions::default());
+            let meta1 = meta1.await.unwrap();
+            let thumb = format!("{name}.variants/thumb-g{}.jpg", meta1.generation);
+            let made = store.put(&thumb, PutPayload::Bytes(Bytes::from_static(b"thumb")), PutOptions::create_only());
+            let made = made.await.unwrap();
+            let mut value = BlobValue::from_meta(&meta1, None);
+            let recorded = VariantValue {
+                name: thumb.clone(),
+                generation: Some(made.generation),
+                size: Some(made.size),
+                content_type: None,
+                width: Some(4),
+                height: Some(4),
+            };
+            value.variants.insert("thumb".into(), recorded);
+            insert(&db.conn, &table, 1, value).await;
+
+            // A metadata change keeps the generation, so the variant stays.
+            let refresh = BlobRefresh::new(db.conn.clone(), store.clone()).column(&table, "file");
+            let mut patch = MetadataPatch::default();
+            patch.metadata.insert("reviewed".into(), Some("yes".into()));
+            let meta2 = store.patch_metadata(&name, patch).await.unwrap();
+            let event = |kind: &str, generation: i64| {
+                StorageEvent::from_pubsub(&notification(&*store, kind, &name, generation)).unwrap()
+            };
+            refresh.apply(&event("OBJECT_METADATA_UPDATE", meta2.generation)).await.unwrap();
+            assert!(read(&db.conn, &table, 1).await.variant("thumb").is_some(), "{ctx}: same generation, same pixels");
+            assert!(store.head(&thumb, GetOptions::default()).await.is_ok(), "{ctx}");
+
+            // Overwritten outside the app: the new generation has no variant yet, the old one's is deleted.
+            let meta3 = store.put(&name, PutPayload::Bytes(Bytes::from_static(b"second")), PutOptions::default());
+            let meta3 = meta3.await.unwrap();
+            refresh.apply(&event("OBJECT_FINALIZE", meta3.generation)).await.unwrap();
+            let now = read(&db.conn, &table, 1).await;
+            assert_eq!(now.generation, Some(meta3.generation), "{ctx}");
+            assert!(now.variants.is_empty(), "{ctx}: {now:?}");
+            assert!(
+                store.head(&thumb, GetOptions::default()).await.is_err(),
+                "{ctx}: the old generation's variant is deleted"
+            );
         }
     }
 }

@@ -118,6 +118,8 @@ impl BlobRefresh {
             Err(Error::NotFound { .. }) => None,
             Err(e) => return Err(e),
         };
+        // Variants of a generation the rows no longer hold: deleted once no row records them.
+        let mut stale_variants: Vec<String> = Vec::new();
         for target in &self.targets {
             for RowValue { pk, raw, value: current } in rows_naming(&self.db, target, &name).await? {
                 let replacement = match &live {
@@ -158,7 +160,16 @@ impl BlobRefresh {
                     }
                 };
                 let is_missing = live.is_none();
+                let dropped: Vec<String> = current
+                    .variants
+                    .values()
+                    .filter(|v| {
+                        replacement.as_ref().is_none_or(|r| !r.variants.values().any(|kept| kept.name == v.name))
+                    })
+                    .map(|v| v.name.clone())
+                    .collect();
                 if compare_and_set(&self.db, target, &pk, &raw, replacement.as_ref()).await? {
+                    stale_variants.extend(dropped);
                     if is_missing {
                         report.missing += 1;
                     } else {
@@ -167,6 +178,19 @@ impl BlobRefresh {
                 } else {
                     report.skipped_newer += 1;
                 }
+            }
+        }
+        stale_variants.sort();
+        stale_variants.dedup();
+        if !stale_variants.is_empty() {
+            let mut still_recorded = std::collections::BTreeSet::new();
+            for target in &self.targets {
+                for row in rows_naming(&self.db, target, &name).await? {
+                    still_recorded.extend(row.value.variants.into_values().map(|v| v.name));
+                }
+            }
+            for variant in stale_variants.iter().filter(|v| !still_recorded.contains(*v)) {
+                crate::promote::steps::delete_quietly(self.store.as_ref(), variant, None).await?;
             }
         }
         tracing::info!(store = self.store.key(), name, kind = ?event.kind, ?report, "blob caches refreshed from a storage event");
