@@ -10,6 +10,7 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, Value};
 
 use super::BlobValue;
 use crate::Result;
+use crate::migrate::sql::quote as q;
 
 /// A blob column: `table.column`, rows addressed by the single-column primary key `primary_key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,13 +26,6 @@ pub(crate) struct RowValue {
     pub(crate) pk: String,
     pub(crate) raw: String,
     pub(crate) value: BlobValue,
-}
-
-fn q(backend: DatabaseBackend, name: &str) -> String {
-    match backend {
-        DatabaseBackend::MySql => format!("`{}`", name.replace('`', "``")),
-        _ => format!("\"{}\"", name.replace('"', "\"\"")),
-    }
 }
 
 /// The rows of `target` whose value names the object `name`. Corrupt values are logged and left out.

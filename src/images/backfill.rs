@@ -13,6 +13,7 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use super::generate::{VariantJob, VariantTarget, make_variants};
 use crate::Result;
 use crate::field::BlobValue;
+use crate::migrate::sql::quote as q;
 
 /// Rows read per page.
 const PAGE: u64 = 200;
@@ -55,13 +56,6 @@ impl fmt::Display for VariantBackfill {
             self.refused,
             self.failed.len()
         )
-    }
-}
-
-fn q(backend: DatabaseBackend, name: &str) -> String {
-    match backend {
-        DatabaseBackend::MySql => format!("`{}`", name.replace('`', "``")),
-        _ => format!("\"{}\"", name.replace('"', "\"\"")),
     }
 }
 
