@@ -235,3 +235,28 @@ async fn backfill_makes_the_variants_of_rows_saved_before_the_variant_was_declar
     let again = run(&["variants", "backfill"]).await;
     assert!(again.contains("made the variants of 0 value(s)"), "a rerun has nothing to do: {again}");
 }
+
+#[tokio::test]
+async fn a_field_with_variants_outside_the_app_handle_is_refused_when_built() {
+    let db = Database::connect("sqlite::memory:").await.unwrap();
+    let media: Arc<dyn Store> = Arc::new(sea_gcp::storage::MemoryStore::default_for("media"));
+    let built = sea_gcp::Blobs::builder(db)
+        .store(media)
+        .entity::<photos::Entity>(|e| {
+            e.field(sea_gcp::BlobFieldSpec::new(photos::Column::File, "media").variant(Variant::limit("thumb", 8, 8)))
+        })
+        .build();
+    let message = built.unwrap_err().to_string();
+    assert!(message.contains("app handle") && message.contains("`tasks` feature"), "{message}");
+
+    let db = Database::connect("sqlite::memory:").await.unwrap();
+    let media: Arc<dyn Store> = Arc::new(sea_gcp::storage::MemoryStore::default_for("media"));
+    let settings = Settings::from_env_vars([("SEA_GCP__UPLOADS__ALLOW_ANONYMOUS".to_string(), "true".to_string())]);
+    let bad = Gcp::builder(settings.unwrap(), db)
+        .blobs(move |b| b.store(media))
+        .blob_field_with(photos::Column::File, "media", |f| f.variant(Variant::limit("Thumb Nail", 8, 8)))
+        .build()
+        .await;
+    let message = bad.unwrap_err().to_string();
+    assert!(message.contains("variant `Thumb Nail`") && message.contains("lowercase"), "{message}");
+}
