@@ -217,7 +217,7 @@ struct Jwk {
 }
 
 impl JwksCache {
-    /// A cache of Google's ID-token keys (`GOOGLE_JWKS_URL`).
+    /// A cache of Google's ID-token keys (`https://www.googleapis.com/oauth2/v3/certs`).
     pub fn google() -> Self {
         Self::new(GOOGLE_JWKS_URL, JwksOptions::default())
     }

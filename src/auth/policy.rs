@@ -84,7 +84,7 @@ impl InvokerPolicy {
         self
     }
 
-    /// Fallback allow-list from `INVOKERS_ENV` (comma-separated), when set.
+    /// Fallback allow-list from `SEA_GCP_INVOKER_EMAILS` (comma-separated), when set.
     pub fn with_env_fallback(self) -> Self {
         match std::env::var(INVOKERS_ENV) {
             Ok(list) => {

@@ -22,7 +22,7 @@ const MAX_TOKEN_LEN: usize = 16 * 1024;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct VerifierOptions {
-    /// Accepted `iss` values (default `GOOGLE_ISSUERS`).
+    /// Accepted `iss` values (default `https://accounts.google.com` and `accounts.google.com`).
     pub issuers: Vec<String>,
     /// Allowed clock skew for `exp`, `iat` and `nbf` (default 60 s).
     pub leeway: Duration,

@@ -186,9 +186,8 @@ impl BlobsBuilder {
         self
     }
 
-    /// How long every entity's saver trusts a bucket's versioning state (default
-    /// `DEFAULT_VERSIONING_TTL`, 5 minutes; zero reads it
-    /// on every save that needs it). See `BlobSaver::versioning_ttl`.
+    /// How long every entity's saver trusts a bucket's versioning state (default 5 minutes; zero reads it
+    /// on every save that needs it).
     pub fn versioning_ttl(mut self, ttl: Duration) -> Self {
         self.versioning_ttl = Some(ttl);
         self
@@ -575,7 +574,7 @@ impl Blobs {
         UsedTicketTable::for_outbox(&self.inner.outbox).create(&self.inner.db).await
     }
 
-    /// Replay the outbox for every registered store: intents older than `DEFAULT_REPAIR_GRACE` are
+    /// Replay the outbox for every registered store: intents older than an hour are
     /// finished or undone (call it at startup; `sea-gcp repair` does the same).
     pub async fn repair(&self) -> Result<ReplayReport> {
         self.repair_older_than(DEFAULT_REPAIR_GRACE).await
@@ -608,7 +607,7 @@ impl Blobs {
     }
 
     /// A short-lived URL that downloads `value` (of the blob field `column`) as an attachment under its
-    /// `download_name`, valid for `lifetime`: signed (a
+    /// download name (the uploaded file's name), valid for `lifetime`: signed (a
     /// local-route URL on the local store) even when the store serves public URLs.
     pub async fn download_url<C: sea_orm::ColumnTrait>(
         &self,

@@ -40,7 +40,7 @@ fn quote(backend: DatabaseBackend, name: &str) -> String {
 }
 
 impl DedupTable {
-    /// The table `DEFAULT_DEDUP_TABLE` in `db`.
+    /// The table `sea_gcp_event_dedup` in `db`.
     pub fn new(db: DatabaseConnection) -> Self {
         Self::with_table(db, DEFAULT_DEDUP_TABLE)
     }

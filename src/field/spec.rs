@@ -338,8 +338,7 @@ impl<E: EntityTrait> BlobFieldSpec<E> {
         self
     }
 
-    /// Refuse images with more pixels than this, before anything is decoded (default 100 megapixels,
-    /// `DEFAULT_MAX_PIXELS`): a few-kilobyte PNG can declare 50,000 x 50,000.
+    /// Refuse images with more pixels than this, before anything is decoded (default 100 megapixels): a few-kilobyte PNG can declare 50,000 x 50,000.
     #[cfg(feature = "images")]
     pub fn max_pixels(mut self, pixels: u64) -> Self {
         self.max_pixels = pixels;

@@ -275,7 +275,7 @@ impl BlobValue {
         store.list_generations(&self.name).await
     }
 
-    /// The versioned JSON shape (version `CURRENT_VERSION`). Legacy values are written in the current
+    /// The versioned JSON shape (version 1). Legacy values are written in the current
     /// shape, with whatever is cached.
     pub fn to_json(&self) -> Json {
         let mut map = Map::new();

@@ -104,7 +104,7 @@ pub struct Variant {
 pub(crate) const DEFAULT_QUALITY: u8 = 80;
 
 impl Variant {
-    /// A variant named `name` reached by `resize`, as JPEG at quality `DEFAULT_QUALITY`.
+    /// A variant named `name` reached by `resize`, as JPEG at quality 80.
     pub fn new(name: impl Into<String>, resize: Resize) -> Self {
         Self { name: name.into(), resize, format: Format::Jpeg, quality: DEFAULT_QUALITY }
     }

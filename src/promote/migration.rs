@@ -72,7 +72,7 @@ impl MigrationTrait for CreateUsedTickets {
     }
 }
 
-/// A migrator holding `CreateOutbox` and `CreateUsedTickets`, for applications that do not use sea-orm-migration
+/// A migrator creating the outbox and used-tickets tables, for applications that do not use sea-orm-migration
 /// themselves.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OutboxMigrator;

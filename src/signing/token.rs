@@ -4,7 +4,7 @@
 //!
 //! Sources, in ADC order ([`application_default`]):
 //! 1. `GOOGLE_APPLICATION_CREDENTIALS` naming a JSON file of any kind Google's tools write
-//!    (`CREDENTIAL_TYPES`: service-account keys, gcloud user credentials, service-account
+//!    (service-account keys, gcloud user credentials, service-account
 //!    impersonation, Workload Identity Federation), read by Google's `google-cloud-auth`
 //!    ([`GoogleCredentials`]);
 //! 2. gcloud's well-known file `application_default_credentials.json` (under `CLOUDSDK_CONFIG`, else
@@ -319,7 +319,7 @@ pub fn application_default() -> Result<Arc<dyn TokenSource>> {
     }
 }
 
-/// A [`TokenSource`] wrapper that reuses a token until `REFRESH_MARGIN` before it expires.
+/// A [`TokenSource`] wrapper that reuses a token until 5 minutes before it expires.
 #[derive(Debug)]
 pub struct CachedTokenSource {
     inner: Arc<dyn TokenSource>,
@@ -334,7 +334,7 @@ impl CachedTokenSource {
         Self { inner, cached: tokio::sync::Mutex::new(None), margin: REFRESH_MARGIN, fetches: AtomicU64::new(0) }
     }
 
-    /// Replace tokens this long before they expire (default `REFRESH_MARGIN`).
+    /// Replace tokens this long before they expire (default 5 minutes).
     pub fn with_margin(mut self, margin: Duration) -> Self {
         self.margin = margin;
         self

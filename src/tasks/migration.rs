@@ -73,7 +73,7 @@ impl MigrationTrait for UpgradeTaskOutbox {
     }
 }
 
-/// A migrator holding only `CreateTaskOutbox` and `UpgradeTaskOutbox`, for applications that do not use sea-orm-migration.
+/// A migrator creating (and upgrading) only the task outbox table, for applications that do not use sea-orm-migration.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TaskOutboxMigrator;
 
