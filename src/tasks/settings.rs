@@ -32,8 +32,9 @@ pub(crate) const DEFAULT_REGION: &str = "europe-west1";
 /// django-gcp's default delimiter.
 pub(crate) const DEFAULT_DELIMITER: &str = "--";
 
-/// The settings of the tasks module. Build with [`TasksSettings::builder`] or read the environment with
-/// [`TasksSettings::from_env`]; both check the combination ([`TasksSettings::validate`]).
+/// The settings of the tasks module. The app handle builds them from `[tasks]`; without it, read
+/// django-gcp's environment with [`TasksSettings::from_env`], or start from `TasksSettings::default()`,
+/// set the fields and check the combination with [`TasksSettings::validate`] (`Tasks::new` checks it too).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TasksSettings {
