@@ -33,6 +33,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("trace_context", trace_context),
     ("upload_ticket", upload_ticket),
     ("upload_sniff", upload_sniff),
+    ("blob_value", blob_value),
 ];
 
 /// Headers and body from the HTTP-like layout.
@@ -268,3 +269,19 @@ fn image_header(bytes: &[u8]) {
 
 #[cfg(not(feature = "images"))]
 fn image_header(_: &[u8]) {}
+
+/// A blob column's text (the versioned JSON shape with its cached variants, or django-gcp's legacy
+/// `{"path": ...}`): whatever parses is written back in the current shape and reads back as the same
+/// value, and nothing panics.
+pub fn blob_value(data: &[u8]) {
+    use crate::field::BlobValue;
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(value) = BlobValue::from_text(text) else { return };
+    let written = value.to_json();
+    let again =
+        BlobValue::from_json(&written).unwrap_or_else(|e| panic!("a written value must read back: {e}: {written}"));
+    assert_eq!(again.to_json(), written, "the written shape is stable");
+    let mut current = value;
+    current.legacy = false;
+    assert_eq!(again, current, "a round trip keeps every field but the legacy flag");
+}
