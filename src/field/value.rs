@@ -302,8 +302,11 @@ impl BlobValue {
             }
         }
         map.insert("metadata".into(), json!(self.metadata));
-        if let Some((w, h)) = self.dimensions() {
+        // Each as read: a value with one of them (edited by hand) keeps it when written back.
+        if let Some(w) = self.width {
             map.insert("width".into(), json!(w));
+        }
+        if let Some(h) = self.height {
             map.insert("height".into(), json!(h));
         }
         if let Some(u) = self.updated {
