@@ -271,7 +271,7 @@ impl GcpBuilder {
             blobs = customize(blobs);
         }
         #[cfg(all(feature = "tasks", feature = "images"))]
-        let variant_queue = super::variants::queue();
+        let variant_queue = Arc::new(super::variants::OutboxQueue::default());
         #[cfg(all(feature = "tasks", feature = "images"))]
         {
             blobs = blobs.variant_queue(variant_queue.clone());

@@ -1,14 +1,14 @@
 //! The handle's variants (features `tasks` and `images`): the built-in task that makes a blob field's
 //! variants, and the queue that puts its jobs into each save's transaction through the task outbox.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use async_trait::async_trait;
 use sea_orm::{DatabaseBackend, Statement};
 
 use crate::blobs::Blobs;
 use crate::images::generate::{VariantJob, VariantQueue, VariantsMade, make_variants};
-use crate::tasks::{Task, TaskContext, TaskOptions, TaskOutbox, Tasks, When};
+use crate::tasks::{Task, TaskContext, TaskOutbox, Tasks, When};
 use crate::{BoxError, Error, Result};
 
 /// The built-in task making one original's variants (`docs/images.md`).
@@ -21,10 +21,6 @@ impl Task for MakeVariants {
     const NAME: &'static str = "sea-gcp-variants";
     type Payload = VariantJob;
     type Output = VariantsMade;
-
-    fn options(&self) -> TaskOptions {
-        TaskOptions::default()
-    }
 
     async fn run(&self, job: VariantJob, _ctx: TaskContext) -> std::result::Result<VariantsMade, BoxError> {
         let Some(target) = self.blobs.variant_target(&job.table, &job.column) else {
@@ -63,9 +59,4 @@ impl VariantQueue for OutboxQueue {
         let id = prepared.id.clone().unwrap_or_default();
         Ok(Some(backend.build(&outbox.insert_statement(&prepared, &id))))
     }
-}
-
-/// Share one queue between the builder and the registry.
-pub(crate) fn queue() -> Arc<OutboxQueue> {
-    Arc::new(OutboxQueue::default())
 }

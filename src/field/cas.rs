@@ -10,7 +10,7 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, Value};
 
 use super::BlobValue;
 use crate::Result;
-use crate::migrate::sql::quote as q;
+use crate::migrate::sql::{as_text, quote as q};
 
 /// A blob column: `table.column`, rows addressed by the single-column primary key `primary_key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,23 +28,28 @@ pub(crate) struct RowValue {
     pub(crate) value: BlobValue,
 }
 
+/// The primary key `key` as text on every backend. SQLite casts it too: keys are compared with, and
+/// ordered as, text.
+pub(crate) fn key_as_text(backend: DatabaseBackend, key: &str) -> String {
+    match backend {
+        DatabaseBackend::Postgres | DatabaseBackend::MySql => as_text(backend, None, key),
+        _ => format!("CAST({} AS TEXT)", q(backend, key)),
+    }
+}
+
 /// The rows of `target` whose value names the object `name`. Corrupt values are logged and left out.
 pub(crate) async fn rows_naming(db: &impl ConnectionTrait, target: &Column, name: &str) -> Result<Vec<RowValue>> {
     let backend = db.get_database_backend();
-    let (t, c, k) = (q(backend, &target.table), q(backend, &target.column), q(backend, &target.primary_key));
-    let sql = match backend {
-        DatabaseBackend::Postgres => {
-            format!("SELECT {k}::text AS pk, {c}::text AS val FROM {t} WHERE COALESCE({c}->>'name', {c}->>'path') = $1")
-        }
+    let (t, c) = (q(backend, &target.table), q(backend, &target.column));
+    let (pk, val) = (key_as_text(backend, &target.primary_key), as_text(backend, None, &target.column));
+    let named = match backend {
+        DatabaseBackend::Postgres => format!("COALESCE({c}->>'name', {c}->>'path') = $1"),
         DatabaseBackend::MySql => format!(
-            "SELECT CAST({k} AS CHAR) AS pk, CAST({c} AS CHAR) AS val FROM {t} \
-             WHERE COALESCE(JSON_UNQUOTE(JSON_EXTRACT({c}, '$.name')), JSON_UNQUOTE(JSON_EXTRACT({c}, '$.path'))) = ?"
+            "COALESCE(JSON_UNQUOTE(JSON_EXTRACT({c}, '$.name')), JSON_UNQUOTE(JSON_EXTRACT({c}, '$.path'))) = ?"
         ),
-        _ => format!(
-            "SELECT CAST({k} AS TEXT) AS pk, {c} AS val FROM {t} \
-             WHERE COALESCE(json_extract({c}, '$.name'), json_extract({c}, '$.path')) = ?"
-        ),
+        _ => format!("COALESCE(json_extract({c}, '$.name'), json_extract({c}, '$.path')) = ?"),
     };
+    let sql = format!("SELECT {pk} AS pk, {val} AS val FROM {t} WHERE {named}");
     let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, [name.into()])).await?;
     let mut out = Vec::new();
     for row in rows {
@@ -70,14 +75,10 @@ pub(crate) async fn compare_and_set(
     value: Option<&BlobValue>,
 ) -> Result<bool> {
     let backend = db.get_database_backend();
-    let (t, c, k) = (q(backend, &target.table), q(backend, &target.column), q(backend, &target.primary_key));
-    let sql = match backend {
-        DatabaseBackend::Postgres => format!("UPDATE {t} SET {c} = $1 WHERE {k}::text = $2 AND {c}::text = $3"),
-        DatabaseBackend::MySql => {
-            format!("UPDATE {t} SET {c} = ? WHERE CAST({k} AS CHAR) = ? AND CAST({c} AS CHAR) = ?")
-        }
-        _ => format!("UPDATE {t} SET {c} = ? WHERE CAST({k} AS TEXT) = ? AND {c} = ?"),
-    };
+    let (t, c) = (q(backend, &target.table), q(backend, &target.column));
+    let (key_text, cell_text) = (key_as_text(backend, &target.primary_key), as_text(backend, None, &target.column));
+    let (p1, p2, p3) = if backend == DatabaseBackend::Postgres { ("$1", "$2", "$3") } else { ("?", "?", "?") };
+    let sql = format!("UPDATE {t} SET {c} = {p1} WHERE {key_text} = {p2} AND {cell_text} = {p3}");
     let new: Value = match value {
         Some(v) => v.clone().into(),
         None => Value::Json(None),

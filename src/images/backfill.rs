@@ -13,7 +13,8 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use super::generate::{VariantJob, VariantTarget, make_variants};
 use crate::Result;
 use crate::field::BlobValue;
-use crate::migrate::sql::quote as q;
+use crate::field::cas::key_as_text;
+use crate::migrate::sql::{as_text, quote as q};
 
 /// Rows read per page.
 const PAGE: u64 = 200;
@@ -79,12 +80,8 @@ pub(crate) async fn backfill_paged(
     mut progress: impl FnMut(&VariantBackfill),
 ) -> Result<VariantBackfill> {
     let backend = db.get_database_backend();
-    let (t, c, k) = (q(backend, &field.table), q(backend, &field.column), q(backend, &field.target.primary_key));
-    let (key, cell) = match backend {
-        DatabaseBackend::Postgres => (format!("{k}::text"), format!("{c}::text")),
-        DatabaseBackend::MySql => (format!("CAST({k} AS CHAR)"), format!("CAST({c} AS CHAR)")),
-        _ => (format!("CAST({k} AS TEXT)"), c.clone()),
-    };
+    let (t, c) = (q(backend, &field.table), q(backend, &field.column));
+    let (key, cell) = (key_as_text(backend, &field.target.primary_key), as_text(backend, None, &field.column));
     let placeholder = if backend == DatabaseBackend::Postgres { "$1" } else { "?" };
     let mut report = VariantBackfill::default();
     let mut after: Option<String> = None;
